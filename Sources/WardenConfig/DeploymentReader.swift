@@ -1,0 +1,199 @@
+/// Maps the YAML tree onto ``Deployment``: the one place that knows every key, its type, range and default.
+struct DeploymentReader {
+    let issues: IssueCollector
+
+    static let portRange = 1...65_535
+    static let httpMethods: Set<String> = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+
+    func read(_ root: MappingReader) -> Deployment? {
+        let vllmSection = root.section("vllm")
+        let vllm = readVLLM(vllmSection)
+        let paths = readPaths(root.section("paths"))
+        let gatewaySection = root.section("gateway")
+        let systemd = readSystemd(root.section("systemd"))
+        root.finish()
+        if vllmSection == nil, !issues.issues.contains(where: { $0.path == "vllm" }) {
+            issues.report("vllm", nil, "missing section; at least `vllm:` with `model:` is required")
+        }
+        guard let vllm else { return nil }
+        let gateway = readGateway(gatewaySection, defaultUpstream: vllm.defaultUpstream)
+        return Deployment(vllm: vllm, paths: paths, gateway: gateway, systemd: systemd)
+    }
+
+    private func readVLLM(_ section: MappingReader?) -> Deployment.VLLM? {
+        guard let section else { return nil }
+        let model = section.string("model")
+        var vllm = Deployment.VLLM(model: model ?? "", servedModelName: section.string("served_model_name"))
+        if let host = section.string("host") {
+            if isValidHost(host) { vllm.host = host } else { section.report("host", "'\(host)' is not an IP address or host name") }
+        }
+        vllm.port = section.int("port", in: Self.portRange) ?? vllm.port
+        vllm.gpuMemoryUtilization = section.double("gpu_memory_utilization", in: 0.05...1.0) ?? vllm.gpuMemoryUtilization
+        vllm.tensorParallelSize = section.int("tensor_parallel_size", in: 1...64) ?? vllm.tensorParallelSize
+        vllm.pipelineParallelSize = section.int("pipeline_parallel_size", in: 1...64) ?? vllm.pipelineParallelSize
+        vllm.maxModelLen = section.int("max_model_len", in: 16...10_000_000)
+        vllm.extraArgs = section.strings("extra_args") ?? vllm.extraArgs
+        vllm.venv = absolutePath(section, "venv") ?? vllm.venv
+        vllm.user = account(section, "user") ?? vllm.user
+        vllm.group = account(section, "group") ?? vllm.group
+        vllm.shutdownTimeout = section.seconds("shutdown_timeout", in: 0...3600) ?? vllm.shutdownTimeout
+        vllm.environment = section.stringMap("environment") ?? vllm.environment
+        vllm.envFile = absolutePath(section, "env_file") ?? vllm.envFile
+        section.finish()
+
+        if let argument = vllm.extraArgs.first(where: { $0 == "--api-key" || $0.hasPrefix("--api-key=") }) {
+            section.report("extra_args", "'\(argument)' puts the key on the command line, where `ps` shows it; put VLLM_API_KEY in \(vllm.envFile) instead")
+        }
+        guard let model, !model.isEmpty else {
+            section.report("model", "required: a local model directory or a Hugging Face model name")
+            return nil
+        }
+        return vllm
+    }
+
+    private func readPaths(_ section: MappingReader?) -> Deployment.Paths {
+        var paths = Deployment.Paths()
+        guard let section else { return paths }
+        paths.models = absolutePath(section, "models") ?? paths.models
+        paths.state = absolutePath(section, "state") ?? paths.state
+        paths.cache = absolutePath(section, "cache") ?? paths.cache
+        section.finish()
+        return paths
+    }
+
+    private func readGateway(_ section: MappingReader?, defaultUpstream: String) -> Deployment.Gateway {
+        var gateway = Deployment.Gateway(upstream: defaultUpstream)
+        guard let section else { return gateway }
+        gateway.listen = listenAddress(section, "listen") ?? gateway.listen
+        if let upstream = section.string("upstream") {
+            if isValidUpstream(upstream) { gateway.upstream = upstream } else {
+                section.report("upstream", "'\(upstream)' is not an http:// or https:// URL with a host (e.g. http://127.0.0.1:8000)")
+            }
+        }
+        gateway.keyStore = absolutePath(section, "key_store") ?? gateway.keyStore
+        if let endpoints = section.strings("allowed_endpoints") {
+            for (index, endpoint) in endpoints.enumerated() where !isValidEndpoint(endpoint) {
+                issues.report("\(section.keyPath("allowed_endpoints"))[\(index)]", nil,
+                              "'\(endpoint)' must be `METHOD /path`, e.g. `POST /v1/chat/completions`")
+            }
+            gateway.allowedEndpoints = endpoints
+        }
+        gateway.limits = readLimits(section.section("limits"))
+        gateway.bans = readBans(section.section("bans"))
+        gateway.drainTimeout = section.seconds("drain_timeout", in: 0...3600) ?? gateway.drainTimeout
+        gateway.adminListen = listenAddress(section, "admin_listen") ?? gateway.adminListen
+        gateway.maxBodyBytes = section.int("max_body_bytes", in: 1024...(256 * 1024 * 1024)) ?? gateway.maxBodyBytes
+        if let tls = section.section("tls") {
+            let certificate = absolutePath(tls, "certificate")
+            let privateKey = absolutePath(tls, "private_key")
+            tls.finish()
+            if let certificate, let privateKey {
+                gateway.tls = .init(certificate: certificate, privateKey: privateKey)
+            } else {
+                issues.report(tls.path, nil, "needs both `certificate` and `private_key`")
+            }
+        }
+        gateway.trustedProxies = networks(section, "trusted_proxies") ?? gateway.trustedProxies
+        section.finish()
+        return gateway
+    }
+
+    private func readLimits(_ section: MappingReader?) -> Deployment.Limits {
+        var limits = Deployment.Limits()
+        guard let section else { return limits }
+        limits.requestsPerMinute = section.int("requests_per_minute", in: 1...10_000_000) ?? limits.requestsPerMinute
+        limits.burst = section.int("burst", in: 1...1_000_000) ?? limits.burst
+        limits.tokensPerMinute = section.int("tokens_per_minute", in: 1...1_000_000_000) ?? limits.tokensPerMinute
+        limits.concurrency = section.int("concurrency", in: 1...100_000) ?? limits.concurrency
+        limits.globalConcurrency = section.int("global_concurrency", in: 1...1_000_000) ?? limits.globalConcurrency
+        limits.defaultMaxTokens = section.int("default_max_tokens", in: 1...10_000_000) ?? limits.defaultMaxTokens
+        section.finish()
+        return limits
+    }
+
+    private func readBans(_ section: MappingReader?) -> Deployment.BanPolicy {
+        var bans = Deployment.BanPolicy()
+        guard let section else { return bans }
+        bans.enabled = section.bool("enabled") ?? bans.enabled
+        bans.maxFailures = section.int("max_failures", in: 1...1000) ?? bans.maxFailures
+        bans.findTime = section.seconds("find_time", in: 1...(30 * 86_400)) ?? bans.findTime
+        bans.banTime = section.seconds("ban_time", in: 1...(365 * 86_400)) ?? bans.banTime
+        bans.incrementFactor = section.double("increment_factor", in: 1...100) ?? bans.incrementFactor
+        bans.maxBanTime = section.seconds("max_ban_time", in: 1...(365 * 86_400)) ?? bans.maxBanTime
+        bans.ignoreNetworks = networks(section, "ignore_networks") ?? bans.ignoreNetworks
+        section.finish()
+        if bans.maxBanTime < bans.banTime {
+            section.report("max_ban_time", "\(bans.maxBanTime) is below ban_time (\(bans.banTime)); it must be at least ban_time")
+        }
+        return bans
+    }
+
+    private func readSystemd(_ section: MappingReader?) -> Deployment.Systemd {
+        var systemd = Deployment.Systemd()
+        guard let section else { return systemd }
+        systemd.memoryDenyWriteExecute = section.bool("memory_deny_write_execute") ?? systemd.memoryDenyWriteExecute
+        systemd.ipAddressAllow = networks(section, "ip_address_allow") ?? systemd.ipAddressAllow
+        section.finish()
+        return systemd
+    }
+
+    // MARK: - Field validators
+
+    private func absolutePath(_ section: MappingReader, _ key: String) -> String? {
+        guard let path = section.string(key) else { return nil }
+        guard path.hasPrefix("/") else {
+            section.report(key, "'\(path)' must be an absolute path (starting with /)")
+            return nil
+        }
+        return path
+    }
+
+    private func account(_ section: MappingReader, _ key: String) -> String? {
+        guard let name = section.string(key) else { return nil }
+        let allowed = Set("abcdefghijklmnopqrstuvwxyz0123456789_-")
+        guard let first = name.first, first.isLetter || first == "_", name.count <= 32, name.allSatisfy(allowed.contains) else {
+            section.report(key, "'\(name)' is not a valid account name (lower-case letters, digits, _ and -, at most 32)")
+            return nil
+        }
+        return name
+    }
+
+    private func listenAddress(_ section: MappingReader, _ key: String) -> String? {
+        guard let text = section.string(key) else { return nil }
+        guard let address = ListenAddress(text) else {
+            section.report(key, "'\(text)' must be host:port with a port from 1 to 65535, e.g. 127.0.0.1:8080 or [::1]:8080")
+            return nil
+        }
+        return address.description
+    }
+
+    private func networks(_ section: MappingReader, _ key: String) -> [String]? {
+        guard let entries = section.strings(key) else { return nil }
+        for (index, entry) in entries.enumerated() where IPNetwork(entry) == nil {
+            issues.report("\(section.keyPath(key))[\(index)]", nil, "'\(entry)' is not an IP address or CIDR network such as 10.0.0.0/8 or fd00::/8")
+        }
+        return entries
+    }
+
+    private func isValidEndpoint(_ text: String) -> Bool {
+        let parts = text.split(separator: " ", omittingEmptySubsequences: true)
+        return parts.count == 2 && Self.httpMethods.contains(String(parts[0])) && parts[1].hasPrefix("/")
+    }
+
+    private func isValidUpstream(_ text: String) -> Bool {
+        for scheme in ["http://", "https://"] where text.hasPrefix(scheme) {
+            let rest = text.dropFirst(scheme.count)
+            let authority = rest.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+            return !authority.isEmpty
+        }
+        return false
+    }
+}
+
+func isValidHost(_ host: String) -> Bool {
+    if IPAddress(host) != nil { return true }
+    let labels = host.split(separator: ".", omittingEmptySubsequences: false)
+    return !host.isEmpty && host.count <= 253 && labels.allSatisfy { label in
+        !label.isEmpty && label.count <= 63 && label.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }
+    }
+}

@@ -1,0 +1,39 @@
+import ArgumentParser
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+enum FileHandleWriter {
+    static func write(_ string: String, to descriptor: Int32) {
+        var bytes = Array(string.utf8)
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes.withUnsafeMutableBytes { Glibc.write(descriptor, $0.baseAddress! + offset, $0.count - offset) }
+            if written <= 0 { return }
+            offset += written
+        }
+    }
+}
+
+/// Runs `warden`, mapping argument-parser's usage failures (64) onto the documented exit code 2.
+@main
+enum WardenMain {
+    static func main() async {
+        do {
+            var command = try Warden.parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            let code = Warden.exitCode(for: error)
+            if code == .validationFailure {
+                printError(Warden.fullMessage(for: error))
+                exit(WardenExit.usage)
+            }
+            Warden.exit(withError: error)
+        }
+    }
+}

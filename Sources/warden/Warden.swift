@@ -1,0 +1,53 @@
+import ArgumentParser
+import WardenConfig
+
+/// `warden`: production hardening for self-hosted vLLM. Each subcommand is a thin shell over a library.
+struct Warden: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "warden",
+        abstract: "Harden, check and guard a self-hosted vLLM server, from one deployment file.",
+        discussion: """
+        Every subcommand reads the deployment file: --config PATH, else $WARDEN_CONFIG, else \(Deployment.defaultPath).
+
+        Exit codes: 0 success; 1 a check failed; 2 usage or configuration error.
+        """,
+        version: WardenVersion.string,
+        subcommands: [ConfigCommand.self]
+    )
+}
+
+/// The `--config` option every subcommand shares.
+struct ConfigOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Deployment file (default: $WARDEN_CONFIG, else \(Deployment.defaultPath)).", valueName: "path"))
+    var config: String?
+
+    var path: String { Deployment.resolvePath(explicit: config) }
+
+    /// Loads the deployment file; a broken one prints every problem and exits 2.
+    func load() throws -> Deployment {
+        do {
+            return try Deployment.load(path: path)
+        } catch {
+            printError(error.description)
+            throw ExitCode(WardenExit.usage)
+        }
+    }
+}
+
+/// The exit codes documented in `warden --help` and the README.
+enum WardenExit {
+    static let success: Int32 = 0
+    static let checkFailed: Int32 = 1
+    static let usage: Int32 = 2
+}
+
+func printError(_ message: String) {
+    var standardError = StandardError()
+    print(message, to: &standardError)
+}
+
+struct StandardError: TextOutputStream {
+    mutating func write(_ string: String) {
+        FileHandleWriter.write(string, to: 2)
+    }
+}

@@ -1,0 +1,162 @@
+import Testing
+@testable import WardenConfig
+
+@Suite("Deployment file validation")
+struct DeploymentValidationTests {
+    private func issues(_ yaml: String) -> [ConfigIssue] {
+        do {
+            _ = try Deployment.parse(yaml: yaml)
+            return []
+        } catch {
+            return error.issues
+        }
+    }
+
+    @Test("a file holding only vllm.model is valid and gets every default")
+    func minimalFile() throws {
+        let deployment = try Deployment.parse(yaml: "vllm:\n  model: /srv/models/Qwen2.5-7B-Instruct\n")
+        #expect(deployment.vllm.servedModelName == "Qwen2.5-7B-Instruct")
+        #expect(deployment.vllm.host == "127.0.0.1")
+        #expect(deployment.vllm.port == 8000)
+        #expect(deployment.vllm.gpuMemoryUtilization == 0.9)
+        #expect(deployment.gateway.upstream == "http://127.0.0.1:8000")
+        #expect(deployment.gateway.allowedEndpoints == Deployment.Gateway.defaultAllowedEndpoints)
+        #expect(deployment.paths.state == "/var/lib/vllm")
+    }
+
+    @Test("the one-line flow form is valid too")
+    func oneLineFile() throws {
+        let deployment = try Deployment.parse(yaml: "vllm: {model: meta-llama/Llama-3.1-8B-Instruct}")
+        #expect(deployment.vllm.servedModelName == "Llama-3.1-8B-Instruct")
+    }
+
+    @Test("the printed example is valid and equals the defaults")
+    func exampleIsValid() throws {
+        let example = try Deployment.parse(yaml: Deployment.exampleYAML)
+        var expected = Deployment(vllm: .init(model: "/srv/models/Qwen2.5-7B-Instruct"))
+        expected.gateway.bans.findTime = 600
+        #expect(example == expected)
+    }
+
+    @Test("the upstream follows vllm.host and vllm.port unless set")
+    func upstreamDefault() throws {
+        let deployment = try Deployment.parse(yaml: "vllm: {model: m, host: '::1', port: 8001}")
+        #expect(deployment.gateway.upstream == "http://[::1]:8001")
+    }
+
+    @Test("a misspelled key is an error with its path, line, column and a suggestion")
+    func misspelledKey() {
+        let found = issues("vllm:\n  model: m\n  gpu_memory_utilisation: 0.8\n")
+        #expect(found.count == 1)
+        let issue = found[0]
+        #expect(issue.path == "vllm.gpu_memory_utilisation")
+        #expect(issue.line == 3)
+        #expect(issue.column == 3)
+        #expect(issue.message.contains("did you mean 'gpu_memory_utilization'"))
+    }
+
+    @Test("an unknown top-level section names the known ones")
+    func unknownSection() {
+        let found = issues("vllm: {model: m}\nmetrics: {}\n")
+        #expect(found.map(\.path) == ["metrics"])
+        #expect(found[0].message.contains("vllm, paths, gateway, systemd"))
+    }
+
+    @Test("a wrong type names the key path and the line")
+    func wrongType() {
+        let found = issues("vllm:\n  model: m\n  port: eight-thousand\n")
+        #expect(found.count == 1)
+        #expect(found[0].path == "vllm.port")
+        #expect(found[0].line == 3)
+        #expect(found[0].message.contains("expected a whole number from 1 to 65535"))
+    }
+
+    @Test("out-of-range values are all reported at once, with the allowed range")
+    func outOfRange() {
+        let yaml = """
+        vllm:
+          model: m
+          gpu_memory_utilization: 1.5
+          port: 70000
+          shutdown_timeout: -5
+        gateway:
+          drain_timeout: -1s
+        """
+        let found = issues(yaml)
+        #expect(found.map(\.path) == ["vllm.gpu_memory_utilization", "vllm.port", "vllm.shutdown_timeout", "gateway.drain_timeout"])
+        #expect(found[0].message == "1.5 is out of range; allowed: 0.05 to 1.0")
+        #expect(found[1].message.contains("allowed: 1 to 65535"))
+        #expect(found[2].line == 5)
+    }
+
+    @Test("broken YAML reports the line and column")
+    func brokenYAML() {
+        let found = issues("vllm:\n  model: m\n  port: [8000\n")
+        #expect(found.count == 1)
+        #expect(found[0].line != nil)
+        #expect(found[0].message.hasPrefix("YAML syntax error"))
+    }
+
+    @Test("a missing model and a missing vllm section are explained")
+    func missingModel() {
+        #expect(issues("vllm:\n  port: 8000\n").map(\.path) == ["vllm.model"])
+        #expect(issues("paths: {}\n").map(\.path) == ["vllm"])
+        #expect(issues("").first?.message.contains("must be a mapping") == true)
+    }
+
+    @Test("addresses, networks, endpoints and paths are checked")
+    func fieldFormats() {
+        let yaml = """
+        vllm: {model: m, venv: relative/venv, user: Root!, extra_args: ["--api-key", "x"]}
+        gateway:
+          listen: "8080"
+          upstream: ftp://x
+          allowed_endpoints: ["FETCH /v1/x", "POST v1/chat"]
+          trusted_proxies: [10.0.0.0/33]
+          bans: {ban_time: 2h, max_ban_time: 1h}
+        """
+        let paths = issues(yaml).map(\.path)
+        #expect(paths.contains("vllm.venv"))
+        #expect(paths.contains("vllm.user"))
+        #expect(paths.contains("vllm.extra_args"))
+        #expect(paths.contains("gateway.listen"))
+        #expect(paths.contains("gateway.upstream"))
+        #expect(paths.contains("gateway.allowed_endpoints[0]"))
+        #expect(paths.contains("gateway.allowed_endpoints[1]"))
+        #expect(paths.contains("gateway.trusted_proxies[0]"))
+        #expect(paths.contains("gateway.bans.max_ban_time"))
+    }
+
+    @Test("durations accept units")
+    func durations() throws {
+        let deployment = try Deployment.parse(yaml: "vllm: {model: m}\ngateway: {drain_timeout: 2m, bans: {find_time: 1h, max_ban_time: 2d}}")
+        #expect(deployment.gateway.drainTimeout == 120)
+        #expect(deployment.gateway.bans.findTime == 3600)
+        #expect(deployment.gateway.bans.maxBanTime == 172_800)
+    }
+
+    @Test("--config wins over WARDEN_CONFIG, which wins over the default path")
+    func pathResolution() {
+        #expect(Deployment.resolvePath(explicit: "/a.yaml", environment: ["WARDEN_CONFIG": "/b.yaml"]) == "/a.yaml")
+        #expect(Deployment.resolvePath(explicit: nil, environment: ["WARDEN_CONFIG": "/b.yaml"]) == "/b.yaml")
+        #expect(Deployment.resolvePath(explicit: nil, environment: [:]) == "/etc/warden/warden.yaml")
+    }
+
+    @Test("a missing file tells how to write one")
+    func missingFile() {
+        #expect(throws: ConfigError.self) { try Deployment.load(path: "/nonexistent/warden.yaml") }
+        do {
+            _ = try Deployment.load(path: "/nonexistent/warden.yaml")
+        } catch {
+            #expect(error.description.contains("warden config example"))
+        }
+    }
+
+    @Test("show renders YAML that parses back to the same deployment, and JSON")
+    func showRoundTrip() throws {
+        let deployment = try Deployment.parse(yaml: "vllm: {model: /m/x, max_model_len: 4096}\ngateway: {tls: {certificate: /c, private_key: /k}}")
+        let yaml = try deployment.rendered(as: .yaml)
+        #expect(try Deployment.parse(yaml: yaml) == deployment)
+        #expect(try deployment.rendered(as: .json).contains("\"gpu_memory_utilization\" : 0.9"))
+    }
+}

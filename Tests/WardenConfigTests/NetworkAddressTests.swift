@@ -1,0 +1,35 @@
+import Testing
+import WardenConfig
+
+@Suite("Addresses and networks")
+struct NetworkAddressTests {
+    @Test("IPv4 and IPv6 networks match the addresses inside them")
+    func networkContains() throws {
+        let v4 = try #require(IPNetwork("10.1.0.0/16"))
+        #expect(v4.contains(try #require(IPAddress("10.1.200.3"))))
+        #expect(!v4.contains(try #require(IPAddress("10.2.0.1"))))
+        let v6 = try #require(IPNetwork("2001:db8:1:2::/64"))
+        #expect(v6.contains(try #require(IPAddress("2001:db8:1:2:ffff::1"))))
+        #expect(!v6.contains(try #require(IPAddress("2001:db8:1:3::1"))))
+        #expect(IPNetwork("::ffff:10.0.0.0/104")?.contains(try #require(IPAddress("10.9.9.9"))) == true)
+        #expect(IPNetwork("1.2.3.4/33") == nil)
+        #expect(IPNetwork("not-an-ip") == nil)
+    }
+
+    @Test("addresses print in their usual text form")
+    func addressDescription() {
+        #expect(IPAddress("192.168.0.1")?.description == "192.168.0.1")
+        #expect(IPAddress("[2001:DB8::1]")?.description == "2001:db8::1")
+        #expect(IPNetwork("10.0.0.0/8")?.description == "10.0.0.0/8")
+    }
+
+    @Test("listen addresses need a host and a port")
+    func listenAddress() {
+        #expect(ListenAddress("127.0.0.1:8080")?.port == 8080)
+        #expect(ListenAddress("[::1]:9091")?.host == "::1")
+        #expect(ListenAddress("localhost:80")?.description == "localhost:80")
+        #expect(ListenAddress("8080") == nil)
+        #expect(ListenAddress("127.0.0.1:0") == nil)
+        #expect(ListenAddress("::1:80") == nil)
+    }
+}
