@@ -28,8 +28,14 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(
+            name: "WardenJSON",
+            swiftSettings: strictSettings
+        ),
+        .target(
             name: "VLLMSim",
             dependencies: [
+                "WardenJSON",
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -62,6 +68,11 @@ let package = Package(
         .testTarget(
             name: "WardenCLITests",
             dependencies: ["warden"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "WardenJSONTests",
+            dependencies: ["WardenJSON"],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -1,0 +1,156 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A deliberately raw HTTP/1.1 client over a blocking socket with timeouts: tests need to see exact bytes,
+/// stop reading mid-stream, and hang up at chosen moments, which high-level clients hide.
+final class TestHTTPConnection {
+    private let socketFD: Int32
+    private var buffer: [UInt8] = []
+    private(set) var closedByPeer = false
+
+    struct TimedOut: Error, CustomStringConvertible {
+        var description: String { "timed out waiting for the server" }
+    }
+
+    init(port: Int, timeout: Double = 10) throws {
+        socketFD = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1e6))
+        setsockopt(socketFD, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(socketFD, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard result == 0 else { throw POSIXError(.ECONNREFUSED) }
+    }
+
+    deinit { close(socketFD) }
+
+    func send(_ text: String) {
+        let bytes = Array(text.utf8)
+        _ = bytes.withUnsafeBytes { Glibc.send(socketFD, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+    }
+
+    /// Sends a request with a JSON body and the given extra headers.
+    func post(_ path: String, json: String, headers: [String: String] = [:]) {
+        var request = "POST \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: \(json.utf8.count)\r\n"
+        for (name, value) in headers { request += "\(name): \(value)\r\n" }
+        send(request + "\r\n" + json)
+    }
+
+    func get(_ path: String, headers: [String: String] = [:]) {
+        var request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        for (name, value) in headers { request += "\(name): \(value)\r\n" }
+        send(request + "\r\n")
+    }
+
+    /// Hangs up at once, as a client that goes away does.
+    func hangUp() { shutdown(socketFD, Int32(SHUT_RDWR)) }
+
+    private func fill() throws {
+        var chunk = [UInt8](repeating: 0, count: 65_536)
+        let count = chunk.withUnsafeMutableBytes { recv(socketFD, $0.baseAddress, $0.count, 0) }
+        if count == 0 { closedByPeer = true; return }
+        if count < 0 { throw errno == EAGAIN || errno == EWOULDBLOCK ? TimedOut() as any Error : POSIXError(.EIO) }
+        buffer.append(contentsOf: chunk[0..<count])
+    }
+
+    /// Reads until `marker` has arrived; returns everything up to and including it.
+    func read(through marker: String) throws -> String {
+        let needle = Array(marker.utf8)
+        while true {
+            if let range = firstRange(of: needle) {
+                let taken = Array(buffer[..<range.upperBound])
+                buffer.removeFirst(range.upperBound)
+                return String(decoding: taken, as: UTF8.self)
+            }
+            if closedByPeer { throw POSIXError(.ECONNRESET) }
+            try fill()
+        }
+    }
+
+    private func firstRange(of needle: [UInt8]) -> Range<Int>? {
+        guard buffer.count >= needle.count else { return nil }
+        for start in 0...(buffer.count - needle.count) where buffer[start] == needle[0] {
+            if Array(buffer[start..<start + needle.count]) == needle { return start..<start + needle.count }
+        }
+        return nil
+    }
+
+    /// Reads until the peer closes; returns what arrived.
+    func readToClose() throws -> String {
+        while !closedByPeer { try fill() }
+        defer { buffer.removeAll() }
+        return String(decoding: buffer, as: UTF8.self)
+    }
+
+    struct Response {
+        var status: Int
+        var headers: [String: String]
+        var body: String
+    }
+
+    /// Reads one response: the head, then a Content-Length body or a chunked body (de-chunked).
+    func readResponse() throws -> Response {
+        let head = try read(through: "\r\n\r\n")
+        let lines = head.components(separatedBy: "\r\n")
+        let status = Int(lines[0].split(separator: " ")[1]) ?? 0
+        var headers: [String: String] = [:]
+        for line in lines.dropFirst() where line.contains(":") {
+            let parts = line.split(separator: ":", maxSplits: 1)
+            headers[parts[0].lowercased()] = parts[1].trimmingCharacters(in: .whitespaces)
+        }
+        if let length = headers["content-length"].flatMap(Int.init) {
+            while buffer.count < length { try fill(); if closedByPeer && buffer.count < length { throw POSIXError(.ECONNRESET) } }
+            let body = String(decoding: buffer[..<length], as: UTF8.self)
+            buffer.removeFirst(length)
+            return Response(status: status, headers: headers, body: body)
+        }
+        var body = ""
+        while true {
+            // "\r\n" is one Character in Swift, so trim it as bytes.
+            let sizeLine = String(decoding: try read(through: "\r\n").utf8.dropLast(2), as: UTF8.self)
+            let size = Int(sizeLine, radix: 16) ?? 0
+            if size == 0 { _ = try read(through: "\r\n"); break }
+            while buffer.count < size + 2 { try fill(); if closedByPeer && buffer.count < size + 2 { throw POSIXError(.ECONNRESET) } }
+            body += String(decoding: buffer[..<size], as: UTF8.self)
+            buffer.removeFirst(size + 2)
+        }
+        return Response(status: status, headers: headers, body: body)
+    }
+}
+
+/// Sends one request on a new connection and reads the response.
+func request(port: Int, _ method: String, _ path: String, json: String? = nil, headers: [String: String] = [:]) throws -> TestHTTPConnection.Response {
+    let connection = try TestHTTPConnection(port: port)
+    if let json { connection.post(path, json: json, headers: headers) } else if method == "GET" { connection.get(path, headers: headers) } else {
+        connection.post(path, json: "", headers: headers)
+    }
+    return try connection.readResponse()
+}
+
+/// SSE `data:` payloads of a stream body, in order.
+func events(_ body: String) -> [String] {
+    body.components(separatedBy: "\n\n").filter { !$0.isEmpty }.map { event in
+        precondition(event.hasPrefix("data: "), "not an SSE data event: \(event)")
+        return String(event.dropFirst(6))
+    }
+}
+
+func jsonObject(_ text: String) throws -> [String: Any] {
+    try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] ?? [:]
+}
+
+/// Polls until `condition` holds or `timeout` passes; used only to wait for counters that move asynchronously.
+func eventually(timeout: Duration = .seconds(5), _ condition: () throws -> Bool) async throws -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try condition() { return true }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+    return try condition()
+}
