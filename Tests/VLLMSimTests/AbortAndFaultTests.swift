@@ -114,7 +114,8 @@ struct AbortAndFaultTests {
         let configuration = SimulatorConfiguration(interTokenLatency: .milliseconds(50), outputTokens: 6, maxNumSeqs: 1)
         try await withSimulator(configuration) { simulator, port throws in
             let first = try TestHTTPConnection(port: port)
-            first.post("/v1/completions", json: #"{"prompt":"a","stream":true}"#)
+            // The first holds the only slot for 3 s, long enough to see the second wait even on a loaded machine.
+            first.post("/v1/completions", json: #"{"prompt":"a","stream":true}"#, headers: ["x-sim-fault": "output-tokens=60"])
             _ = try first.read(through: "data: ")
             let second = try TestHTTPConnection(port: port)
             second.post("/v1/completions", json: #"{"prompt":"b","stream":true}"#)
@@ -134,7 +135,9 @@ struct AbortAndFaultTests {
                                                                                 shutdownTimeout: timeout))
             let port = try await simulator.start(host: "127.0.0.1", port: 0)
             let connection = try TestHTTPConnection(port: port)
-            connection.post("/v1/completions", json: #"{"prompt":"x","stream":true}"#)
+            // 10 tokens finish well inside the 5 s drain; 200 (4 s) cannot finish when nothing may drain.
+            let tokens = expectCompleted ? 10 : 200
+            connection.post("/v1/completions", json: #"{"prompt":"x","stream":true}"#, headers: ["x-sim-fault": "output-tokens=\(tokens)"])
             _ = try connection.read(through: "data: ")
             await simulator.shutdown()
             let rest = try connection.readToClose()
