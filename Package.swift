@@ -27,6 +27,12 @@ let package = Package(
             dependencies: [.product(name: "Yams", package: "Yams")],
             swiftSettings: strictSettings
         ),
+        .target(name: "CWardenShims"),
+        .target(
+            name: "WardenPreflight",
+            dependencies: ["WardenConfig", "WardenJSON", "CWardenShims"],
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "WardenJSON",
             swiftSettings: strictSettings
@@ -48,6 +54,7 @@ let package = Package(
             name: "warden",
             dependencies: [
                 "WardenConfig",
+                "WardenPreflight",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings
@@ -68,6 +75,11 @@ let package = Package(
         .testTarget(
             name: "WardenCLITests",
             dependencies: ["warden"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "WardenPreflightTests",
+            dependencies: ["WardenPreflight"],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -79,9 +79,8 @@ final class SimulatorHTTPHandler: ChannelInboundHandler {
                                keepAlive: false)
             return
         }
-        let bodyText = String(buffer: body)
         if !path.hasPrefix("/sim/") {
-            _ = core.state.record(method: method, path: path, headers: head.headers.map { ($0.name, $0.value) }, body: bodyText)
+            _ = core.state.record(method: method, path: path, headers: head.headers, body: body)
         }
         let configuration = core.configuration
         if !configuration.apiKeys.isEmpty, Route.requiresKey(method: method, path: path),

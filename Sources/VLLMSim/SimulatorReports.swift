@@ -1,3 +1,4 @@
+import NIOCore
 import WardenJSON
 
 /// The text bodies of `/metrics` and `/sim/stats`.
@@ -40,7 +41,7 @@ enum SimulatorReports {
     /// The simulator's own statistics for tests.
     static func stats(_ counters: SimulatorState.Counters) -> String {
         let requests = JSONValue.object(counters.requests.sorted { $0.key < $1.key }.map { ($0.key, .number(String($0.value))) })
-        let headers = JSONValue.object(counters.lastRequestHeaders.map { ($0.0.lowercased(), .string($0.1)) })
+        let headers = JSONValue.object(counters.lastRequestHeaders.map { ($0.name.lowercased(), .string($0.value)) })
         let fields: [(key: String, value: JSONValue)] = [
             ("requests", requests),
             ("in_flight", .number(String(counters.running))),
@@ -52,7 +53,7 @@ enum SimulatorReports {
             ("generated_tokens", .number(String(counters.generatedTokens))),
             ("last_request_path", .string(counters.lastRequestPath)),
             ("last_request_headers", headers),
-            ("last_request_body", .string(counters.lastRequestBody)),
+            ("last_request_body", .string(String(buffer: counters.lastRequestBody))),
         ]
         return JSONValue.object(fields).serialized
     }

@@ -1,3 +1,5 @@
+import NIOCore
+import NIOHTTP1
 import Synchronization
 
 /// Why a generation request ended, as counted in `/sim/stats` and `vllm:request_success_total`.
@@ -18,9 +20,10 @@ final class SimulatorState: Sendable {
         var generatedTokens = 0
         var finishedByReason: [String: Int] = [:]
         var timeToFirstToken = Histogram(bounds: Histogram.vllmTimeToFirstTokenBounds)
-        var lastRequestHeaders: [(String, String)] = []
+        /// Kept as received (copy-on-write values) and turned into text only when `/sim/stats` is read.
+        var lastRequestHeaders = HTTPHeaders()
         var lastRequestPath = ""
-        var lastRequestBody = ""
+        var lastRequestBody = ByteBuffer()
         var waiting: [(id: UInt64, start: @Sendable () -> Void)] = []
         var faults: SimulatorFaults
         var nextID: UInt64 = 1
@@ -43,7 +46,7 @@ final class SimulatorState: Sendable {
     }
 
     /// Counts a request and remembers its headers and body for tests (`/sim/...` requests are not recorded).
-    func record(method: String, path: String, headers: [(String, String)], body: String) -> UInt64 {
+    func record(method: String, path: String, headers: HTTPHeaders, body: ByteBuffer) -> UInt64 {
         counters.withLock { counters in
             counters.requests["\(method) \(path)", default: 0] += 1
             counters.lastRequestHeaders = headers

@@ -36,6 +36,12 @@ extension String {
     /// Appends `value` as a quoted JSON string, escaping what RFC 8259 requires.
     public mutating func appendJSONString(_ value: String) {
         append("\"")
+        // Fast path: most strings (tokens, names) need no escaping and are appended whole.
+        if !value.utf8.contains(where: { $0 == 0x22 || $0 == 0x5C || $0 < 0x20 }) {
+            append(value)
+            append("\"")
+            return
+        }
         for scalar in value.unicodeScalars {
             switch scalar {
             case "\"": append("\\\"")

@@ -1,0 +1,60 @@
+import Foundation
+import Testing
+
+@Suite("warden preflight (the real binary on this GPU-less machine)")
+struct PreflightCommandTests {
+    func config() throws -> (ScratchDirectory, String) {
+        let scratch = try ScratchDirectory()
+        let path = try scratch.write("w.yaml", """
+        vllm: {model: \(scratch.url.path)/model, venv: \(scratch.url.path)/venv, port: 1}
+        paths: {state: \(scratch.url.path)/state, cache: \(scratch.url.path)/cache}
+        """)
+        return (scratch, path)
+    }
+
+    @Test("GPU checks fail with a hint, every other check still runs, exit code 1")
+    func runsWithoutGPU() throws {
+        let (scratch, path) = try config()
+        let result = try BuiltProduct.run("warden", ["preflight", "--config", path])
+        _ = scratch
+        #expect(result.status == 1)
+        #expect(result.stdout.contains("FAIL  gpu.nvml"))
+        #expect(result.stdout.contains("fix: install the NVIDIA driver"))
+        for id in ["net.port", "fs.disk", "sys.memory", "sys.nofile", "secrets.envfile", "model.files"] {
+            #expect(result.stdout.contains(" \(id) "), "\(id) missing from:\n\(result.stdout)")
+        }
+    }
+
+    @Test("--format json prints the documented schema")
+    func json() throws {
+        let (scratch, path) = try config()
+        let result = try BuiltProduct.run("warden", ["preflight", "--config", path, "--format", "json", "--skip", "fs.caches"])
+        _ = scratch
+        let document = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        #expect(document["schema"] as? String == "warden.preflight/v1")
+        #expect(document["ok"] as? Bool == false)
+        let checks = try #require(document["checks"] as? [[String: Any]])
+        #expect(checks.count >= 17)
+        #expect(!checks.contains { $0["id"] as? String == "fs.caches" })
+        for check in checks {
+            #expect(["pass", "warn", "fail", "skip"].contains(check["status"] as? String ?? ""))
+            #expect(check["duration_ms"] is Double || check["duration_ms"] is Int)
+            #expect(check["detail"] is String)
+        }
+        let summary = try #require(document["summary"] as? [String: Any])
+        #expect((summary["fail"] as? Int ?? 0) >= 1)
+    }
+
+    @Test("--only runs just those checks; unknown ids and bad files exit 2")
+    func selection() throws {
+        let (scratch, path) = try config()
+        _ = scratch
+        let only = try BuiltProduct.run("warden", ["preflight", "--config", path, "--only", "sys.nofile,fs.disk"])
+        let checkLines = only.stdout.split(separator: "\n").filter { ["PASS", "WARN", "FAIL", "SKIP"].contains($0.prefix(4)) }
+        #expect(checkLines.map { $0.split(separator: " ", omittingEmptySubsequences: true)[1] } == ["fs.disk", "sys.nofile"])
+        let unknown = try BuiltProduct.run("warden", ["preflight", "--config", path, "--only", "gpu.magic"])
+        #expect(unknown.status == 2)
+        #expect(unknown.stderr.contains("unknown check id(s) gpu.magic"))
+        #expect(try BuiltProduct.run("warden", ["preflight", "--config", "/nonexistent.yaml"]).status == 2)
+    }
+}

@@ -1,0 +1,13 @@
+-- wrk: POST a small chat completion with a Bearer key (BENCH_KEY), optionally streaming (BENCH_STREAM=1).
+wrk.method = "POST"
+local stream = os.getenv("BENCH_STREAM") == "1"
+wrk.body = '{"model":"sim-model","messages":[{"role":"user","content":"Hello, how are you today?"}],"max_tokens":'
+  .. (os.getenv("BENCH_MAX_TOKENS") or "16") .. (stream and ',"stream":true' or '') .. '}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer " .. (os.getenv("BENCH_KEY") or "bench-key")
+
+function done(summary, latency, requests)
+  io.write(string.format("RESULT requests=%d errors=%d rps=%.1f p50_us=%d p99_us=%d\n",
+    summary.requests, summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    summary.requests / (summary.duration / 1e6), latency:percentile(50), latency:percentile(99)))
+end
