@@ -34,6 +34,11 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(
+            name: "WardenSystemd",
+            dependencies: ["WardenConfig", "WardenPreflight"],
+            swiftSettings: strictSettings
+        ),
+        .target(
             name: "WardenJSON",
             swiftSettings: strictSettings
         ),
@@ -55,6 +60,7 @@ let package = Package(
             dependencies: [
                 "WardenConfig",
                 "WardenPreflight",
+                "WardenSystemd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings
@@ -80,6 +86,12 @@ let package = Package(
         .testTarget(
             name: "WardenPreflightTests",
             dependencies: ["WardenPreflight"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "WardenSystemdTests",
+            dependencies: ["WardenSystemd"],
+            resources: [.copy("Golden")],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -1,0 +1,49 @@
+/// A systemd unit as ordered sections of `Key=value` lines, with a comment per line where it helps an operator.
+struct UnitFile {
+    struct Line {
+        var key: String
+        var value: String
+        var comment: String?
+    }
+
+    var header: [String]
+    var sections: [(name: String, lines: [Line])] = []
+
+    mutating func section(_ name: String, _ build: (inout [Line]) -> Void) {
+        var lines: [Line] = []
+        build(&lines)
+        sections.append((name, lines))
+    }
+
+    var text: String {
+        var output = header.map { "# \($0)" }.joined(separator: "\n") + "\n"
+        for (name, lines) in sections {
+            output += "\n[\(name)]\n"
+            for line in lines {
+                if let comment = line.comment { output += "# \(comment)\n" }
+                output += "\(line.key)=\(line.value)\n"
+            }
+        }
+        return output
+    }
+}
+
+extension Array where Element == UnitFile.Line {
+    mutating func add(_ key: String, _ value: String, _ comment: String? = nil) {
+        append(UnitFile.Line(key: key, value: value, comment: comment))
+    }
+}
+
+/// Quotes a value for `Environment=` (systemd's own double-quote syntax).
+func environmentAssignment(_ name: String, _ value: String) -> String {
+    let escaped = value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+    return "\"\(name)=\(escaped)\""
+}
+
+/// Quotes a word for a POSIX shell script.
+func shellQuoted(_ word: String) -> String {
+    let safe = word.allSatisfy { $0.isLetter || $0.isNumber || "-_./:=,@%+".contains($0) }
+    return safe && !word.isEmpty ? word : "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
+}
+
+import Foundation

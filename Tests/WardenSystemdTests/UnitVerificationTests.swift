@@ -1,0 +1,61 @@
+import Foundation
+import Testing
+import WardenConfig
+@testable import WardenSystemd
+
+/// These run Debian's real `systemd-analyze` (scripts/test installs the `systemd` package).
+@Suite("warden unit verify with the real systemd-analyze")
+struct UnitVerificationTests {
+    func renderedDirectory(_ deployment: Deployment) throws -> URL {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("warden-units-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        for (name, contents) in UnitRenderer.render(deployment, systemd: .debian12).files {
+            try contents.write(to: directory.appendingPathComponent(name), atomically: true, encoding: .utf8)
+        }
+        return directory
+    }
+
+    @Test("rendered units parse cleanly on systemd 252 and meet the score targets")
+    func targetsMet() throws {
+        let directory = try renderedDirectory(try goldenDeployment())
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let reports = try UnitVerifier().verify(directory: directory.path)
+        #expect(reports.count == 2)
+        for report in reports {
+            #expect(report.verifyProblems.isEmpty, "\(report.unit): \(report.verifyProblems)")
+            let exposure = try #require(report.exposure, "no score for \(report.unit)")
+            #expect(exposure <= report.target, "\(report.unit) scored \(exposure), target \(report.target)")
+            #expect(report.passed)
+        }
+        #expect(reports.first { $0.unit == "vllm.service" }?.exposure ?? 10 <= 1.5)
+        #expect(reports.first { $0.unit == "warden-gateway.service" }?.exposure ?? 10 <= 1.0)
+    }
+
+    @Test("a directive 252 does not know is reported, and a weak unit misses the target")
+    func problemsAreReported() throws {
+        let directory = try renderedDirectory(try goldenDeployment())
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("vllm.service")
+        var text = try String(contentsOf: path, encoding: .utf8)
+        text = text.replacingOccurrences(of: "PrivateTmp=true", with: "PrivateTmp=disconnected")
+        text = text.replacingOccurrences(of: "SystemCallFilter=@system-service\n", with: "")
+        text = text.replacingOccurrences(of: "SystemCallFilter=~@privileged\n", with: "")
+        try text.write(to: path, atomically: true, encoding: .utf8)
+        let report = try #require(try UnitVerifier().verify(directory: directory.path).first { $0.unit == "vllm.service" })
+        #expect(report.verifyProblems.contains { $0.contains("disconnected") })
+        #expect((report.exposure ?? 0) > 1.5)
+        #expect(!report.passed)
+    }
+
+    @Test("the score line and the worst rows are parsed from systemd-analyze's text")
+    func parsing() {
+        let output = """
+        ✗ PrivateNetwork=     Service has access to the host's network     0.5
+        ✓ UMask=              Files created by service are accessible only  
+        ✗ ProcSubset=         Service has full access to non-process /proc   0.1
+        → Overall exposure level for vllm.service: 1.4 OK 🙂
+        """
+        #expect(UnitVerifier.exposure(in: output) == 1.4)
+        #expect(UnitVerifier.topExposures(in: output) == ["PrivateNetwork= Service has access to the host's network (0.5)"])
+    }
+}
