@@ -61,6 +61,10 @@ struct UnitRenderingTests {
         #expect(!script.contains("--api-key"))
         let lines = script.split(separator: "\n")
         #expect(lines.last?.hasSuffix("\\") == false)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("start-\(UUID().uuidString).sh").path
+        try script.write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        #expect(try ProcessRunner().run("/bin/sh", ["-n", path]).status == 0, "the start script must parse")
     }
 
     @Test("stop timeout exceeds vLLM's drain; KillMode is mixed; caches are writable and models read-only")

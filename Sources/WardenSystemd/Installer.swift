@@ -1,0 +1,273 @@
+import Foundation
+import WardenConfig
+
+/// One thing `warden install` puts in place.
+public struct InstallEntry: Sendable, Equatable {
+    public enum Content: Sendable, Equatable {
+        case directory
+        case file([UInt8])
+        /// A secret file: written only when missing; an existing one keeps its contents.
+        case secret([UInt8])
+    }
+
+    /// Absolute path on the target system (the install root is prefixed when applying).
+    public var path: String
+    public var content: Content
+    public var mode: UInt16
+    public var owner: String
+    public var group: String
+}
+
+/// What applying one entry did (or, with `--dry-run`, would do).
+public struct InstallChange: Sendable, Equatable {
+    public enum Kind: String, Sendable { case created, updated, unchanged, removed }
+    public var path: String
+    public var kind: Kind
+    /// What differs: content lines (secrets masked), mode or owner.
+    public var details: [String]
+}
+
+/// Why an install cannot proceed, with the fix.
+public struct InstallError: Error, CustomStringConvertible, Equatable {
+    public var description: String
+}
+
+/// `warden install` / `warden uninstall`: users, directories, units, script, key file and deployment file,
+/// written atomically and idempotently under a root (`/` or an image being built).
+public struct Installer: Sendable {
+    public var root: String
+    public var layout: InstallLayout
+    let runner: any CommandRunner
+
+    public init(root: String = "/", layout: InstallLayout = InstallLayout(), runner: any CommandRunner = ProcessRunner()) {
+        self.root = root.count > 1 && root.hasSuffix("/") ? String(root.dropLast()) : root
+        self.layout = layout
+        self.runner = runner
+    }
+
+    var isLiveSystem: Bool { root == "/" }
+
+    func onTarget(_ path: String) -> String { isLiveSystem ? path : root + path }
+
+    /// Everything install writes, in order (directories before their files).
+    public func plan(deployment: Deployment, deploymentText: String, systemd: SystemdVersion, binary: [UInt8]?) -> [InstallEntry] {
+        let units = UnitRenderer.render(deployment, systemd: systemd, layout: layout)
+        let vllm = deployment.vllm
+        let gatewayUser = layout.gatewayUser
+        var entries: [InstallEntry] = []
+        func directory(_ path: String, _ mode: UInt16, _ owner: String = "root", _ group: String = "root") {
+            guard !entries.contains(where: { $0.path == path }) else { return }
+            entries.append(InstallEntry(path: path, content: .directory, mode: mode, owner: owner, group: group))
+        }
+        func file(_ path: String, _ text: String, _ mode: UInt16, group: String = "root") {
+            entries.append(InstallEntry(path: path, content: .file(Array(text.utf8)), mode: mode, owner: "root", group: group))
+        }
+        directory(parent(of: layout.deploymentFile), 0o755)
+        file(layout.deploymentFile, deploymentText, 0o644)
+        directory(parent(of: vllm.envFile), 0o755)
+        entries.append(InstallEntry(path: vllm.envFile, content: .secret(Array(Self.environmentFile(group: vllm.group).utf8)),
+                                    mode: 0o640, owner: "root", group: vllm.group))
+        directory(parent(of: layout.startScript), 0o755)
+        file(layout.startScript, units.startScript, 0o755)
+        if let binary {
+            directory(parent(of: layout.wardenBinary), 0o755)
+            entries.append(InstallEntry(path: layout.wardenBinary, content: .file(binary), mode: 0o755, owner: "root", group: "root"))
+        }
+        directory(layout.unitDirectory, 0o755)
+        file(layout.unitDirectory + "/vllm.service", units.vllmService, 0o644)
+        file(layout.unitDirectory + "/warden-gateway.service", units.gatewayService, 0o644)
+        directory(deployment.paths.models, 0o755)
+        directory(deployment.paths.state, 0o700, vllm.user, vllm.group)
+        directory(deployment.paths.cache, 0o700, vllm.user, vllm.group)
+        directory(parent(of: deployment.gateway.keyStore), 0o700, gatewayUser, gatewayUser)
+        return entries
+    }
+
+    /// A fresh key file with a 256-bit key.
+    static func environmentFile(group: String) -> String {
+        var generator = SystemRandomNumberGenerator()
+        let key = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+        return """
+        # Secrets for vllm.service and warden-gateway.service (mode 0640 root:\(group)), written by warden install.
+        # vLLM reads VLLM_API_KEY from here; it never appears on a command line.
+        VLLM_API_KEY=\(key)
+
+        """
+    }
+
+    /// Creates the service accounts (live system only), then applies every entry.
+    public func install(deployment: Deployment, deploymentText: String, systemd: SystemdVersion, binary: [UInt8]?,
+                        dryRun: Bool) throws -> [InstallChange] {
+        var changes: [InstallChange] = []
+        if isLiveSystem {
+            changes += try ensureAccounts(deployment: deployment, dryRun: dryRun)
+        }
+        let owners = try OwnerResolver(root: root)
+        for entry in plan(deployment: deployment, deploymentText: deploymentText, systemd: systemd, binary: binary) {
+            changes.append(try apply(entry, owners: owners, dryRun: dryRun, pendingAccounts: dryRun && isLiveSystem))
+        }
+        let unitsChanged = changes.contains { $0.path.hasSuffix(".service") && $0.kind != .unchanged }
+        if isLiveSystem, unitsChanged, !dryRun {
+            _ = try runner.run("systemctl", ["daemon-reload"])
+        }
+        return changes
+    }
+
+    /// Removes what install created (units, start script, binary), keeping models, keys, state and the deployment file.
+    public func uninstall(dryRun: Bool) throws -> [InstallChange] {
+        let units = ["vllm.service", "warden-gateway.service"]
+        if isLiveSystem, !dryRun {
+            _ = try? runner.run("systemctl", ["disable", "--now"] + units)
+        }
+        var changes: [InstallChange] = []
+        for path in units.map({ layout.unitDirectory + "/" + $0 }) + [layout.startScript, layout.wardenBinary] {
+            guard FileManager.default.fileExists(atPath: onTarget(path)) else { continue }
+            if !dryRun { try FileManager.default.removeItem(atPath: onTarget(path)) }
+            changes.append(InstallChange(path: path, kind: .removed, details: []))
+        }
+        if isLiveSystem, !dryRun, !changes.isEmpty {
+            _ = try runner.run("systemctl", ["daemon-reload"])
+        }
+        return changes
+    }
+
+    private func ensureAccounts(deployment: Deployment, dryRun: Bool) throws -> [InstallChange] {
+        var changes: [InstallChange] = []
+        let accounts = [(deployment.vllm.user, deployment.vllm.group, deployment.paths.state), (layout.gatewayUser, layout.gatewayUser, "/var/lib/warden")]
+        for (user, group, home) in accounts {
+            if getgrnam(group) == nil {
+                if !dryRun { try check(runner.run("groupadd", ["--system", group]), "groupadd \(group)") }
+                changes.append(InstallChange(path: "group \(group)", kind: .created, details: []))
+            }
+            if getpwnam(user) == nil {
+                if !dryRun {
+                    try check(runner.run("useradd", ["--system", "--gid", group, "--home-dir", home, "--no-create-home",
+                                                     "--shell", "/usr/sbin/nologin", user]), "useradd \(user)")
+                }
+                changes.append(InstallChange(path: "user \(user)", kind: .created, details: []))
+            }
+        }
+        return changes
+    }
+
+    private func check(_ output: CommandOutput, _ what: String) throws {
+        guard output.status == 0 else { throw InstallError(description: "\(what) failed: \(output.combined.trimmingCharacters(in: .whitespacesAndNewlines))") }
+    }
+
+    private func apply(_ entry: InstallEntry, owners: OwnerResolver, dryRun: Bool, pendingAccounts: Bool) throws -> InstallChange {
+        let target = onTarget(entry.path)
+        let manager = FileManager.default
+        // In a dry run on a live system the accounts may not exist yet: compare names only where ids resolve.
+        let uid = try owners.uid(entry.owner, optional: pendingAccounts)
+        let gid = try owners.gid(entry.group, optional: pendingAccounts)
+        var details: [String] = []
+        var existed = false
+        var contentChanged = false
+        var isDirectory: ObjCBool = false
+        if manager.fileExists(atPath: target, isDirectory: &isDirectory) {
+            existed = true
+            let attributes = try manager.attributesOfItem(atPath: target)
+            let mode = (attributes[.posixPermissions] as? NSNumber)?.uint16Value ?? 0
+            if mode != entry.mode { details.append("mode \(String(mode, radix: 8)) → \(String(entry.mode, radix: 8))") }
+            let currentUID = (attributes[.ownerAccountID] as? NSNumber)?.uint32Value
+            let currentGID = (attributes[.groupOwnerAccountID] as? NSNumber)?.uint32Value
+            if let uid, currentUID != uid || currentGID != gid { details.append("owner → \(entry.owner):\(entry.group)") }
+            if case .file(let bytes) = entry.content {
+                let current = manager.contents(atPath: target).map { [UInt8]($0) } ?? []
+                if current != bytes {
+                    contentChanged = true
+                    details += Self.describeContentChange(path: entry.path, old: current, new: bytes)
+                }
+            }
+        }
+        let kind: InstallChange.Kind = !existed ? .created : (details.isEmpty ? .unchanged : .updated)
+        if dryRun || kind == .unchanged { return InstallChange(path: entry.path, kind: kind, details: details) }
+
+        switch entry.content {
+        case .directory:
+            try manager.createDirectory(atPath: target, withIntermediateDirectories: true)
+        case .file(let bytes):
+            if !existed || contentChanged { try Self.writeAtomically(bytes, to: target, mode: entry.mode) }
+        case .secret(let bytes):
+            if !existed { try Self.writeAtomically(bytes, to: target, mode: entry.mode) }
+        }
+        try manager.setAttributes([.posixPermissions: NSNumber(value: entry.mode)], ofItemAtPath: target)
+        if let uid, let gid, chown(target, uid, gid) != 0 {
+            throw InstallError(description: "cannot chown \(target) to \(entry.owner):\(entry.group): \(String(cString: strerror(errno)))")
+        }
+        return InstallChange(path: entry.path, kind: kind, details: existed ? details : [])
+    }
+
+    /// Content changes as diff lines; key files and binaries are never printed.
+    static func describeContentChange(path: String, old: [UInt8], new: [UInt8]) -> [String] {
+        guard let oldText = String(validating: old, as: UTF8.self), let newText = String(validating: new, as: UTF8.self),
+              !path.hasSuffix(".env") else {
+            return ["contents differ (\(old.count) → \(new.count) bytes)"]
+        }
+        return LineDiff.render(old: oldText, new: newText)
+    }
+
+    /// Write to a temporary file beside the target, fsync, then rename: readers see the old or the new file, never half.
+    static func writeAtomically(_ bytes: [UInt8], to path: String, mode: UInt16) throws {
+        let temporary = path + ".warden-new"
+        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode_t(mode))
+        guard descriptor >= 0 else { throw InstallError(description: "cannot write \(temporary): \(String(cString: strerror(errno)))") }
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress! + offset, bytes.count - offset) }
+            guard written > 0 else {
+                close(descriptor)
+                unlink(temporary)
+                throw InstallError(description: "cannot write \(temporary): \(String(cString: strerror(errno)))")
+            }
+            offset += written
+        }
+        fsync(descriptor)
+        close(descriptor)
+        guard rename(temporary, path) == 0 else {
+            unlink(temporary)
+            throw InstallError(description: "cannot replace \(path): \(String(cString: strerror(errno)))")
+        }
+    }
+}
+
+func parent(of path: String) -> String {
+    guard let slash = path.lastIndex(of: "/"), slash != path.startIndex else { return "/" }
+    return String(path[..<slash])
+}
+
+/// Account names to ids: from `<root>/etc/passwd` and `<root>/etc/group` when installing into an image, else the host's.
+struct OwnerResolver {
+    private var users: [String: UInt32] = [:]
+    private var groups: [String: UInt32] = [:]
+    let root: String
+
+    init(root: String) throws {
+        self.root = root
+        users["root"] = 0
+        groups["root"] = 0
+        guard root != "/" else { return }
+        for (file, isUser) in [("/etc/passwd", true), ("/etc/group", false)] {
+            guard let text = try? String(contentsOfFile: root + file, encoding: .utf8) else { continue }
+            for line in text.split(separator: "\n") {
+                let fields = line.split(separator: ":", omittingEmptySubsequences: false)
+                guard fields.count >= 3, let id = UInt32(fields[2]) else { continue }
+                if isUser { users[String(fields[0])] = id } else { groups[String(fields[0])] = id }
+            }
+        }
+    }
+
+    func uid(_ name: String, optional: Bool) throws -> UInt32? {
+        if let id = users[name] { return id }
+        if root == "/", let entry = getpwnam(name) { return entry.pointee.pw_uid }
+        if optional { return nil }
+        throw InstallError(description: "user \(name) does not exist in \(root == "/" ? "this system" : root + "/etc/passwd"); create it (or install with --root /, which does)")
+    }
+
+    func gid(_ name: String, optional: Bool) throws -> UInt32? {
+        if let id = groups[name] { return id }
+        if root == "/", let entry = getgrnam(name) { return entry.pointee.gr_gid }
+        if optional { return nil }
+        throw InstallError(description: "group \(name) does not exist in \(root == "/" ? "this system" : root + "/etc/group"); create it (or install with --root /, which does)")
+    }
+}

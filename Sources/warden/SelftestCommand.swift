@@ -1,0 +1,38 @@
+import ArgumentParser
+import Foundation
+import WardenConfig
+import WardenSystemd
+
+/// `warden selftest`: proves on this host, before the first model load, that CUDA works inside vLLM's sandbox.
+struct SelftestCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "selftest",
+        abstract: "Run a CUDA smoke test under vllm.service's exact sandbox (systemd-run); name the setting that breaks it."
+    )
+    @OptionGroup var options: ConfigOptions
+    @Option(help: "Render the sandbox for this systemd version (default: the installed one).") var systemdVersion: Int?
+
+    func run() async throws {
+        let deployment = try options.load()
+        guard FileManager.default.fileExists(atPath: "/run/systemd/system") else {
+            printError("selftest needs a host booted with systemd (no /run/systemd/system here); run it on the GPU host as root")
+            throw ExitCode(WardenExit.checkFailed)
+        }
+        let report = try Selftest(deployment: deployment, systemd: try resolveSystemdVersion(systemdVersion)).run()
+        for attempt in report.attempts {
+            let label = attempt.relaxed.map { "without \($0)" } ?? "full sandbox"
+            print("\(attempt.status == 0 ? "PASS" : "FAIL")  \(label)")
+            for line in attempt.output.split(separator: "\n").suffix(attempt.status == 0 ? 1 : 5) { print("      \(line)") }
+        }
+        if report.passed {
+            print("CUDA works under vllm.service's sandbox on this host.")
+        } else if let culprit = report.culprit {
+            print("The sandbox breaks CUDA here through \(culprit): relax it in a drop-in (`systemctl edit vllm.service`), or for MemoryDenyWriteExecute set systemd.memory_deny_write_execute: false.")
+            throw ExitCode(WardenExit.checkFailed)
+        } else {
+            print(report.failsWithoutSandbox ? "The workload fails even without any sandbox: fix the driver/CUDA/venv first (see `warden preflight`)."
+                                             : "No single setting explains the failure; compare the outputs above.")
+            throw ExitCode(WardenExit.checkFailed)
+        }
+    }
+}
