@@ -13,6 +13,7 @@ let package = Package(
         .executable(name: "vllm-sim", targets: ["vllm-sim"]),
         .library(name: "WardenConfig", targets: ["WardenConfig"]),
         .library(name: "VLLMSim", targets: ["VLLMSim"]),
+        .library(name: "WardenGateway", targets: ["WardenGateway"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -20,6 +21,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         .target(
@@ -28,6 +32,24 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(name: "CWardenShims"),
+        .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
+        .target(
+            name: "WardenGateway",
+            dependencies: [
+                "WardenConfig", "WardenJSON", "CSQLite",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "WardenPreflight",
             dependencies: ["WardenConfig", "WardenJSON", "CWardenShims"],
@@ -61,6 +83,8 @@ let package = Package(
                 "WardenConfig",
                 "WardenPreflight",
                 "WardenSystemd",
+                "WardenGateway",
+                "VLLMSim",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings
@@ -92,6 +116,11 @@ let package = Package(
             name: "WardenSystemdTests",
             dependencies: ["WardenSystemd"],
             resources: [.copy("Golden")],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "WardenGatewayTests",
+            dependencies: ["WardenGateway", "VLLMSim"],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -1,0 +1,86 @@
+import WardenConfig
+
+/// Everything the running gateway needs, derived from the deployment file (tests build one directly).
+public struct GatewayConfiguration: Sendable {
+    public var listen: ListenAddress?
+    public var adminListen: ListenAddress?
+    /// Listen on these instead (tests use port 0).
+    public var listenHost: String
+    public var listenPort: Int
+    public var adminHost: String
+    public var adminPort: Int
+    public var upstreamHost: String
+    public var upstreamPort: Int
+    /// vLLM's own key (`VLLM_API_KEY`), injected upstream in place of the client's.
+    public var upstreamKey: String?
+    public var keyStorePath: String
+    public var allowedEndpoints: [String]
+    public var servedModelName: String
+    public var maxBodyBytes: Int
+    public var maxHeaderBytes = 32 * 1024
+    public var maxHeaderFields = 100
+    /// A request (head and body) must arrive within this long; slow clients are cut off.
+    public var requestReadTimeout: Duration = .seconds(30)
+    /// Idle keep-alive connections are closed after this long.
+    public var idleTimeout: Duration = .seconds(75)
+    /// Longest silence allowed between two chunks from vLLM (covers TTFT under queueing).
+    public var upstreamReadTimeout: Duration = .seconds(600)
+    public var upstreamConnectTimeout: Duration = .seconds(3)
+    public var drainTimeout: Duration
+    public var trustedProxies: [IPNetwork]
+    /// Where the deployment file lives, re-read on SIGHUP.
+    public var deploymentPath: String?
+
+    public init(deployment: Deployment, deploymentPath: String?, upstreamKey: String?) throws {
+        let gateway = deployment.gateway
+        guard let listen = ListenAddress(gateway.listen), let admin = ListenAddress(gateway.adminListen) else {
+            throw GatewaySetupError("gateway.listen and gateway.admin_listen must be host:port")
+        }
+        guard let upstream = UpstreamAddress(gateway.upstream) else {
+            throw GatewaySetupError("gateway.upstream \(gateway.upstream) must be http://host:port (https upstreams are not supported yet)")
+        }
+        self.listenHost = listen.host
+        self.listenPort = listen.port
+        self.adminHost = admin.host
+        self.adminPort = admin.port
+        self.upstreamHost = upstream.host
+        self.upstreamPort = upstream.port
+        self.upstreamKey = upstreamKey.flatMap { $0.isEmpty ? nil : $0 }
+        self.keyStorePath = gateway.keyStore
+        self.allowedEndpoints = gateway.allowedEndpoints
+        self.servedModelName = deployment.vllm.servedModelName
+        self.maxBodyBytes = gateway.maxBodyBytes
+        self.drainTimeout = .seconds(gateway.drainTimeout)
+        self.trustedProxies = gateway.trustedProxies.compactMap(IPNetwork.init)
+        self.deploymentPath = deploymentPath
+    }
+
+    var upstreamAuthority: String { upstreamHost.contains(":") ? "[\(upstreamHost)]:\(upstreamPort)" : "\(upstreamHost):\(upstreamPort)" }
+}
+
+/// `http://host:port` split into parts.
+struct UpstreamAddress {
+    let host: String
+    let port: Int
+
+    init?(_ url: String) {
+        guard url.hasPrefix("http://") else { return nil }
+        var authority = url.dropFirst("http://".count).prefix { $0 != "/" }
+        var host: Substring
+        var port = 80
+        if authority.hasPrefix("[") {
+            guard let close = authority.firstIndex(of: "]") else { return nil }
+            host = authority[authority.index(after: authority.startIndex)..<close]
+            authority = authority[authority.index(after: close)...]
+            if authority.hasPrefix(":") { port = Int(authority.dropFirst()) ?? -1 }
+        } else if let colon = authority.lastIndex(of: ":") {
+            host = authority[..<colon]
+            port = Int(authority[authority.index(after: colon)...]) ?? -1
+        } else {
+            host = authority
+        }
+        guard !host.isEmpty, (1...65_535).contains(port) else { return nil }
+        self.host = String(host)
+        self.port = port
+    }
+}

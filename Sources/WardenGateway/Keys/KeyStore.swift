@@ -1,0 +1,127 @@
+import Crypto
+import Foundation
+
+/// The key store: an SQLite file holding only an HMAC-SHA256 of each secret, keyed by a per-install secret kept
+/// in a 0600 file next to it. Read by the gateway, written by `warden keys`.
+public final class KeyStore {
+    public let path: String
+    private let database: SQLiteDatabase
+    private let hmacKey: SymmetricKey
+
+    /// The per-install HMAC secret lives beside the database.
+    public static func secretPath(for path: String) -> String {
+        (path as NSString).deletingLastPathComponent + "/hmac.secret"
+    }
+
+    /// Opens (and with `create`, initialises) the store.
+    public init(path: String, create: Bool) throws {
+        self.path = path
+        let directory = (path as NSString).deletingLastPathComponent
+        if create {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o700])
+        } else if !FileManager.default.fileExists(atPath: path) {
+            throw GatewaySetupError("no key store at \(path): create a key first with `warden keys create --name NAME`")
+        }
+        hmacKey = SymmetricKey(data: try Self.loadSecret(at: Self.secretPath(for: path), create: create))
+        database = try SQLiteDatabase(path: path)
+        if create {
+            chmod(path, 0o600)
+            try database.execute("""
+                PRAGMA journal_mode=WAL;
+                CREATE TABLE IF NOT EXISTS keys (
+                    public_id TEXT PRIMARY KEY, name TEXT NOT NULL, secret_hash BLOB NOT NULL,
+                    created INTEGER NOT NULL, expires INTEGER, revoked INTEGER, models TEXT NOT NULL DEFAULT '',
+                    rpm INTEGER, tpm INTEGER, concurrency INTEGER);
+                """)
+        }
+    }
+
+    private static func loadSecret(at path: String, create: Bool) throws -> [UInt8] {
+        if let data = FileManager.default.contents(atPath: path) {
+            guard data.count >= 32 else { throw GatewaySetupError("\(path) is too short to be a key-store secret; restore it from backup") }
+            return [UInt8](data)
+        }
+        guard create else { throw GatewaySetupError("\(path) is missing: without it no stored key can be verified") }
+        let secret = (0..<32).map { _ in UInt8.random(in: 0...255) }
+        let descriptor = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard descriptor >= 0 else { throw GatewaySetupError("cannot create \(path): \(String(cString: strerror(errno)))") }
+        _ = secret.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+        fsync(descriptor)
+        close(descriptor)
+        return secret
+    }
+
+    func hash(secret: String) -> [UInt8] {
+        Array(HMAC<SHA256>.authenticationCode(for: Array(secret.utf8), using: hmacKey))
+    }
+
+    /// A key-table snapshot for the gateway: records plus the means to verify secrets.
+    public func loadTable() throws -> KeyTable {
+        KeyTable(records: try list(), hasher: KeyHasher(key: hmacKey))
+    }
+
+    /// Changes whenever another connection (e.g. `warden keys`) commits; the gateway polls it to reload.
+    public func dataVersion() throws -> Int64 {
+        try database.query("PRAGMA data_version").first?.first?.integer ?? 0
+    }
+
+    /// Creates a key and returns its full token, which is never stored and cannot be shown again.
+    public func create(name: String, expires: Int64? = nil, models: [String] = [], requestsPerMinute: Int? = nil,
+                       tokensPerMinute: Int? = nil, concurrency: Int? = nil, now: Int64 = Int64(Date().timeIntervalSince1970)) throws -> (APIKeyToken, KeyRecord) {
+        let token = APIKeyToken.generate()
+        let record = KeyRecord(publicID: token.publicID, name: name, secretHash: hash(secret: token.secret), created: now, expires: expires,
+                               revoked: nil, models: models, requestsPerMinute: requestsPerMinute, tokensPerMinute: tokensPerMinute,
+                               concurrency: concurrency)
+        try database.query("INSERT INTO keys (public_id, name, secret_hash, created, expires, revoked, models, rpm, tpm, concurrency) VALUES (?,?,?,?,?,?,?,?,?,?)", [
+            .text(record.publicID), .text(name), .blob(record.secretHash), .integer(now), expires.map { .integer($0) } ?? .null, .null,
+            .text(models.joined(separator: ",")), optional(requestsPerMinute), optional(tokensPerMinute), optional(concurrency),
+        ])
+        return (token, record)
+    }
+
+    public func list() throws -> [KeyRecord] {
+        try database.query("SELECT public_id, name, secret_hash, created, expires, revoked, models, rpm, tpm, concurrency FROM keys ORDER BY created, public_id").map { row in
+            KeyRecord(publicID: row[0].text ?? "", name: row[1].text ?? "", secretHash: row[2].blob ?? [], created: row[3].integer ?? 0,
+                      expires: row[4].integer, revoked: row[5].integer,
+                      models: (row[6].text ?? "").split(separator: ",").map(String.init),
+                      requestsPerMinute: row[7].integer.map(Int.init), tokensPerMinute: row[8].integer.map(Int.init),
+                      concurrency: row[9].integer.map(Int.init))
+        }
+    }
+
+    public func revoke(publicID: String, now: Int64 = Int64(Date().timeIntervalSince1970)) throws {
+        try requireKey(publicID)
+        try database.query("UPDATE keys SET revoked = ? WHERE public_id = ? AND revoked IS NULL", [.integer(now), .text(publicID)])
+    }
+
+    /// Gives the key a new secret (same id, name and limits); the old secret stops working at once.
+    public func rotate(publicID: String) throws -> APIKeyToken {
+        try requireKey(publicID)
+        let token = APIKeyToken(publicID: publicID, secret: randomHex(bytes: 32))
+        try database.query("UPDATE keys SET secret_hash = ?, revoked = NULL WHERE public_id = ?", [.blob(hash(secret: token.secret)), .text(publicID)])
+        return token
+    }
+
+    private func requireKey(_ publicID: String) throws {
+        guard try !database.query("SELECT 1 FROM keys WHERE public_id = ?", [.text(publicID)]).isEmpty else {
+            throw GatewaySetupError("no key with id \(publicID); `warden keys list` shows the ids")
+        }
+    }
+
+    private func optional(_ value: Int?) -> SQLiteDatabase.Value { value.map { .integer(Int64($0)) } ?? .null }
+}
+
+/// Computes secret HMACs for lookups; shared read-only by every connection.
+public struct KeyHasher: Sendable {
+    let key: SymmetricKey
+    func hash(_ secret: Substring) -> [UInt8] {
+        Array(HMAC<SHA256>.authenticationCode(for: Array(secret.utf8), using: key))
+    }
+}
+
+/// A setup problem an operator must fix (missing store, unreadable secret, unknown id).
+public struct GatewaySetupError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}

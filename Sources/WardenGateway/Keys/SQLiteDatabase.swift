@@ -1,0 +1,82 @@
+import CSQLite
+
+/// A SQLite failure with SQLite's own message.
+public struct SQLiteError: Error, CustomStringConvertible {
+    public var description: String
+}
+
+/// The little of SQLite the key store needs: one connection, prepared statements, typed columns.
+final class SQLiteDatabase {
+    private var handle: OpaquePointer?
+
+    init(path: String, readOnly: Bool = false) throws(SQLiteError) {
+        let flags = readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)
+        guard sqlite3_open_v2(path, &handle, flags | SQLITE_OPEN_FULLMUTEX, nil) == SQLITE_OK else {
+            let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
+            sqlite3_close(handle)
+            throw SQLiteError(description: "cannot open \(path): \(message)")
+        }
+        sqlite3_busy_timeout(handle, 5000)
+    }
+
+    deinit { sqlite3_close(handle) }
+
+    func execute(_ sql: String) throws(SQLiteError) {
+        var error: UnsafeMutablePointer<CChar>?
+        guard sqlite3_exec(handle, sql, nil, nil, &error) == SQLITE_OK else {
+            let message = error.map { String(cString: $0) } ?? "unknown error"
+            sqlite3_free(error)
+            throw SQLiteError(description: message)
+        }
+    }
+
+    enum Value {
+        case null, integer(Int64), text(String), blob([UInt8])
+    }
+
+    /// Runs one statement with bound parameters; returns the rows (each a list of column values).
+    @discardableResult
+    func query(_ sql: String, _ parameters: [Value] = []) throws(SQLiteError) -> [[Value]] {
+        var statement: OpaquePointer?
+        guard sqlite3_prepare_v2(handle, sql, -1, &statement, nil) == SQLITE_OK else { throw lastError() }
+        defer { sqlite3_finalize(statement) }
+        let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+        for (offset, parameter) in parameters.enumerated() {
+            let index = Int32(offset + 1)
+            switch parameter {
+            case .null: sqlite3_bind_null(statement, index)
+            case .integer(let value): sqlite3_bind_int64(statement, index, value)
+            case .text(let value): sqlite3_bind_text(statement, index, value, -1, transient)
+            case .blob(let value): _ = value.withUnsafeBytes { sqlite3_bind_blob(statement, index, $0.baseAddress, Int32($0.count), transient) }
+            }
+        }
+        var rows: [[Value]] = []
+        while true {
+            let status = sqlite3_step(statement)
+            if status == SQLITE_DONE { break }
+            guard status == SQLITE_ROW else { throw lastError() }
+            rows.append((0..<sqlite3_column_count(statement)).map { column in
+                switch sqlite3_column_type(statement, column) {
+                case SQLITE_INTEGER: return .integer(sqlite3_column_int64(statement, column))
+                case SQLITE_TEXT: return .text(String(cString: sqlite3_column_text(statement, column)))
+                case SQLITE_BLOB:
+                    let count = Int(sqlite3_column_bytes(statement, column))
+                    guard count > 0, let bytes = sqlite3_column_blob(statement, column) else { return .blob([]) }
+                    return .blob(Array(UnsafeRawBufferPointer(start: bytes, count: count)))
+                default: return .null
+                }
+            })
+        }
+        return rows
+    }
+
+    private func lastError() -> SQLiteError {
+        SQLiteError(description: String(cString: sqlite3_errmsg(handle)))
+    }
+}
+
+extension SQLiteDatabase.Value {
+    var integer: Int64? { if case .integer(let value) = self { return value }; return nil }
+    var text: String? { if case .text(let value) = self { return value }; return nil }
+    var blob: [UInt8]? { if case .blob(let value) = self { return value }; return nil }
+}

@@ -1,0 +1,60 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// What every connection of one gateway shares.
+final class GatewayCore: Sendable {
+    let configuration: GatewayConfiguration
+    let state: GatewayState
+    let pool: UpstreamPool
+    let metrics: GatewayMetrics
+    let accessLog: any AccessLogSink
+    let logger: Logger
+
+    init(configuration: GatewayConfiguration, state: GatewayState, metrics: GatewayMetrics, accessLog: any AccessLogSink, logger: Logger) {
+        self.configuration = configuration
+        self.state = state
+        self.pool = UpstreamPool(host: configuration.upstreamHost, port: configuration.upstreamPort,
+                                 connectTimeout: configuration.upstreamConnectTimeout, readTimeout: configuration.upstreamReadTimeout)
+        self.metrics = metrics
+        self.accessLog = accessLog
+        self.logger = logger
+    }
+
+    /// Logs and counts one finished request.
+    func record(_ record: AccessRecord, route: String) {
+        accessLog.write(record.json(time: rfc3339Now()))
+        metrics.countRequest(route: route, status: record.status, key: record.key ?? "none")
+        if record.decision.hasPrefix("rejected:") { metrics.countRejection(String(record.decision.dropFirst("rejected:".count))) }
+        if let key = record.key { metrics.countTokens(key: key, prompt: record.promptTokens ?? 0, completion: record.completionTokens ?? 0) }
+    }
+}
+
+/// Writes complete responses the gateway produces itself.
+enum GatewayResponder {
+    static func send(_ context: ChannelHandlerContext, status: HTTPResponseStatus, body: String, contentType: String = "application/json",
+                     requestID: String, keepAlive: Bool, extraHeaders: [(String, String)] = []) {
+        let buffer = context.channel.allocator.buffer(string: body)
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: contentType)
+        headers.add(name: "content-length", value: String(buffer.readableBytes))
+        headers.add(name: "x-request-id", value: requestID)
+        for (name, value) in extraHeaders { headers.add(name: name, value: value) }
+        if !keepAlive { headers.add(name: "connection", value: "close") }
+        context.write(NIOAny(HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+        context.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(buffer))), promise: nil)
+        end(context, keepAlive: keepAlive)
+    }
+
+    static func send(_ context: ChannelHandlerContext, error: GatewayError, requestID: String, keepAlive: Bool) {
+        send(context, status: error.status, body: error.body, requestID: requestID, keepAlive: keepAlive, extraHeaders: error.headers)
+    }
+
+    static func end(_ context: ChannelHandlerContext, keepAlive: Bool) {
+        let done = context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil)))
+        if !keepAlive {
+            let channel = context.channel
+            done.whenComplete { _ in channel.close(promise: nil) }
+        }
+    }
+}

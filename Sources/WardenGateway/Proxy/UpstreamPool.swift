@@ -1,0 +1,156 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// A connection to vLLM, used by one exchange at a time on its event loop.
+final class UpstreamConnection {
+    let channel: any Channel
+    let handler: UpstreamHandler
+    var idleSince = NIODeadline.now()
+    var served = 0
+
+    init(channel: any Channel, handler: UpstreamHandler) {
+        self.channel = channel
+        self.handler = handler
+    }
+}
+
+/// Keep-alive connections to vLLM, one pool per event loop so a proxied request never changes threads.
+/// uvicorn closes idle connections after 5 s, so connections idle for 4 s are not reused.
+final class UpstreamPool: Sendable {
+    private let host: String
+    private let port: Int
+    private let connectTimeout: TimeAmount
+    private let readTimeout: TimeAmount
+    private let pools = NIOLockedValueBox<[ObjectIdentifier: NIOLoopBound<LoopPool>]>([:])
+    static let maxIdleAge = TimeAmount.seconds(4)
+    static let maxIdlePerLoop = 512
+
+    final class LoopPool {
+        var idle: [UpstreamConnection] = []
+    }
+
+    init(host: String, port: Int, connectTimeout: Duration, readTimeout: Duration) {
+        self.host = host
+        self.port = port
+        self.connectTimeout = TimeAmount(connectTimeout)
+        self.readTimeout = TimeAmount(readTimeout)
+    }
+
+    private func pool(for eventLoop: any EventLoop) -> LoopPool {
+        pools.withLockedValue { pools in
+            if let existing = pools[ObjectIdentifier(eventLoop)] { return existing }
+            let made = NIOLoopBound(LoopPool(), eventLoop: eventLoop)
+            pools[ObjectIdentifier(eventLoop)] = made
+            return made
+        }.value
+    }
+
+    /// A live idle connection of this loop, or a new one; `reused` tells the caller a retry is safe on failure.
+    func acquire(on eventLoop: any EventLoop, _ completion: @escaping (Result<(UpstreamConnection, reused: Bool), any Error>) -> Void) {
+        let pool = pool(for: eventLoop)
+        let now = NIODeadline.now()
+        while let connection = pool.idle.popLast() {
+            if connection.channel.isActive, now - connection.idleSince < Self.maxIdleAge {
+                completion(.success((connection, true)))
+                return
+            }
+            connection.channel.close(promise: nil)
+        }
+        connect(on: eventLoop) { completion($0.map { ($0, false) }) }
+    }
+
+    func connect(on eventLoop: any EventLoop, _ completion: @escaping (Result<UpstreamConnection, any Error>) -> Void) {
+        let readTimeout = self.readTimeout
+        let future = ClientBootstrap(group: eventLoop)
+            .connectTimeout(connectTimeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.autoRead, value: false)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: readTimeout))
+                    try channel.pipeline.syncOperations.addHandler(UpstreamHandler())
+                }
+            }
+            .connect(host: host, port: port)
+        future.assumeIsolated().whenComplete { result in
+            switch result {
+            case .success(let channel):
+                do {
+                    let handler = try channel.pipeline.syncOperations.handler(type: UpstreamHandler.self)
+                    completion(.success(UpstreamConnection(channel: channel, handler: handler)))
+                } catch {
+                    channel.close(promise: nil)
+                    completion(.failure(error))
+                }
+            case .failure(let error):
+                completion(.failure(error))
+            }
+        }
+    }
+
+    /// Returns a connection whose response ended cleanly; it keeps a read pending so a close by vLLM is noticed.
+    func release(_ connection: UpstreamConnection, on eventLoop: any EventLoop) {
+        let pool = pool(for: eventLoop)
+        guard connection.channel.isActive, pool.idle.count < Self.maxIdlePerLoop else {
+            connection.channel.close(promise: nil)
+            return
+        }
+        connection.handler.exchange = nil
+        connection.idleSince = .now()
+        connection.served += 1
+        pool.idle.append(connection)
+        connection.channel.read()
+    }
+}
+
+/// The upstream side of a connection: hands response parts to the exchange that holds the connection.
+final class UpstreamHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    var exchange: ProxyExchange?
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard let exchange else {
+            // Bytes on an idle connection mean vLLM and the gateway disagree about the stream: drop it.
+            context.close(promise: nil)
+            return
+        }
+        exchange.upstreamReceived(unwrapInboundIn(data))
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        exchange?.upstreamReadComplete()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        let current = exchange
+        exchange = nil
+        current?.upstreamClosed(reason: "connection closed by the model server")
+        context.fireChannelInactive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            let current = exchange
+            exchange = nil
+            current?.upstreamClosed(reason: "no data from the model server within the read timeout")
+            context.close(promise: nil)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        let current = exchange
+        exchange = nil
+        current?.upstreamClosed(reason: "\(error)")
+        context.close(promise: nil)
+    }
+}
+
+extension TimeAmount {
+    init(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}

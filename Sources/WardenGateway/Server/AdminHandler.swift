@@ -1,0 +1,47 @@
+import NIOCore
+import NIOHTTP1
+
+/// The admin listener (loopback by default): liveness, readiness and Prometheus metrics — never proxied.
+final class AdminHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let core: GatewayCore
+    private var head: HTTPRequestHead?
+
+    init(core: GatewayCore) {
+        self.core = core
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let requestHead): head = requestHead
+        case .body: break
+        case .end:
+            guard let requestHead = head else { return }
+            head = nil
+            respond(context: context, head: requestHead)
+        }
+    }
+
+    private func respond(context: ChannelHandlerContext, head: HTTPRequestHead) {
+        let path = String(head.uri.prefix { $0 != "?" })
+        let requestID = HeaderPolicy.requestID(from: head.headers)
+        let keepAlive = head.isKeepAlive
+        switch (head.method, path) {
+        case (.GET, "/healthz"):
+            GatewayResponder.send(context, status: .ok, body: #"{"status":"alive"}"#, requestID: requestID, keepAlive: keepAlive)
+        case (.GET, "/readyz"):
+            let draining = core.state.draining.load(ordering: .relaxed)
+            let upstream = core.state.upstreamHealthy.load(ordering: .relaxed)
+            let ready = !draining && upstream
+            let body = "{\"ready\":\(ready),\"draining\":\(draining),\"upstream_healthy\":\(upstream)}"
+            GatewayResponder.send(context, status: ready ? .ok : .serviceUnavailable, body: body, requestID: requestID, keepAlive: keepAlive)
+        case (.GET, "/metrics"):
+            GatewayResponder.send(context, status: .ok, body: core.metrics.exposition(), contentType: "text/plain; version=0.0.4; charset=utf-8",
+                                  requestID: requestID, keepAlive: keepAlive)
+        default:
+            GatewayResponder.send(context, error: .notFound(head.method.rawValue, path), requestID: requestID, keepAlive: keepAlive)
+        }
+    }
+}

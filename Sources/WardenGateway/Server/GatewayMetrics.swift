@@ -1,0 +1,68 @@
+import NIOConcurrencyHelpers
+import Prometheus
+
+/// The gateway's Prometheus metrics. Label values are bounded: routes from the allow-list (else `other`),
+/// HTTP status codes, and key public ids (never secrets, prompts or client addresses).
+final class GatewayMetrics: Sendable {
+    let registry = PrometheusCollectorRegistry()
+    private let requestCounters = NIOLockedValueBox<[String: Counter]>([:])
+    private let rejectionCounters = NIOLockedValueBox<[String: Counter]>([:])
+    private let tokenCounters = NIOLockedValueBox<[String: Counter]>([:])
+    let upstreamLatency: DurationHistogram
+    let overhead: DurationHistogram
+    let timeToFirstToken: DurationHistogram
+    let inFlight: Gauge
+
+    init() {
+        let latencyBuckets: [Duration] = [.milliseconds(5), .milliseconds(25), .milliseconds(100), .milliseconds(250), .milliseconds(500),
+                                          .seconds(1), .seconds(2.5), .seconds(5), .seconds(10), .seconds(30), .seconds(60), .seconds(300)]
+        let overheadBuckets: [Duration] = [.microseconds(25), .microseconds(50), .microseconds(100), .microseconds(250), .microseconds(500),
+                                           .milliseconds(1), .milliseconds(2.5), .milliseconds(5), .milliseconds(10), .milliseconds(50)]
+        upstreamLatency = registry.makeDurationHistogram(name: "warden_upstream_latency_seconds", buckets: latencyBuckets,
+                                                         help: "Time from forwarding a request to vLLM's last byte.")
+        overhead = registry.makeDurationHistogram(name: "warden_gateway_overhead_seconds", buckets: overheadBuckets,
+                                                  help: "Time the gateway itself added: total minus time waiting on vLLM.")
+        timeToFirstToken = registry.makeDurationHistogram(name: "warden_time_to_first_token_seconds", buckets: latencyBuckets,
+                                                          help: "Time from request to the first byte of the response body.")
+        inFlight = registry.makeGauge(name: "warden_requests_in_flight", help: "Requests being proxied now.")
+    }
+
+    func countRequest(route: String, status: Int, key: String) {
+        let name = "\(route)|\(status)|\(key)"
+        let counter = requestCounters.withLockedValue { counters in
+            if let existing = counters[name] { return existing }
+            let made = registry.makeCounter(name: "warden_requests_total", labels: [("route", route), ("status", String(status)), ("key", key)],
+                                            help: "Requests answered, by route, status and key id.")
+            counters[name] = made
+            return made
+        }
+        counter.increment()
+    }
+
+    func countRejection(_ reason: String) {
+        let counter = rejectionCounters.withLockedValue { counters in
+            if let existing = counters[reason] { return existing }
+            let made = registry.makeCounter(name: "warden_rejections_total", labels: [("reason", reason)],
+                                            help: "Requests the gateway refused itself, by reason.")
+            counters[reason] = made
+            return made
+        }
+        counter.increment()
+    }
+
+    func countTokens(key: String, prompt: Int, completion: Int) {
+        for (direction, amount) in [("in", prompt), ("out", completion)] where amount > 0 {
+            let name = "\(key)|\(direction)"
+            let counter = tokenCounters.withLockedValue { counters in
+                if let existing = counters[name] { return existing }
+                let made = registry.makeCounter(name: "warden_tokens_total", labels: [("key", key), ("direction", direction)],
+                                                help: "Tokens reported by vLLM, by key id and direction.")
+                counters[name] = made
+                return made
+            }
+            counter.increment(by: Int64(amount))
+        }
+    }
+
+    func exposition() -> String { registry.emitToString() }
+}

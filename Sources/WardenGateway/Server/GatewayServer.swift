@@ -1,0 +1,170 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import ServiceLifecycle
+import UnixSignals
+import WardenConfig
+
+/// `warden gateway`: the public listener, the admin listener, key and health watchers, drain and reload.
+public final class GatewayServer: Service, Sendable {
+    let core: GatewayCore
+    private let group: any EventLoopGroup
+    private let channels = NIOLockedValueBox(Channels())
+    private let keyStoreVersion = NIOLockedValueBox<Int64?>(nil)
+
+    private struct Channels {
+        var server: (any Channel)?
+        var admin: (any Channel)?
+        var connections: [ObjectIdentifier: any Channel] = [:]
+    }
+
+    /// Opens the key store and builds the first policy; fails with an actionable message when either is unusable.
+    public init(configuration: GatewayConfiguration, accessLog: any AccessLogSink = StandardOutputSink(),
+                logger: Logger = Logger(label: "warden-gateway"), group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) throws {
+        let store = try KeyStore(path: configuration.keyStorePath, create: false)
+        let policy = GatewayPolicy(keys: try store.loadTable(), allowList: EndpointAllowList(configuration.allowedEndpoints))
+        core = GatewayCore(configuration: configuration, state: GatewayState(policy: policy), metrics: GatewayMetrics(),
+                           accessLog: accessLog, logger: logger)
+        self.group = group
+    }
+
+    /// Binds both listeners; returns the bound ports (useful with port 0).
+    @discardableResult
+    public func start() async throws -> (port: Int, adminPort: Int) {
+        let configuration = core.configuration
+        let core = self.core
+        let channels = self.channels
+        let server = try await ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 4096)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                let id = ObjectIdentifier(channel)
+                channels.withLockedValue { $0.connections[id] = channel }
+                channel.closeFuture.whenComplete { _ in _ = channels.withLockedValue { $0.connections.removeValue(forKey: id) } }
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: false)
+                    try channel.pipeline.syncOperations.addHandler(GatewayProtocolErrorHandler())
+                    try channel.pipeline.syncOperations.addHandler(GatewayHTTPHandler(core: core))
+                }
+            }
+            .bind(host: configuration.listenHost, port: configuration.listenPort).get()
+        let admin = try await ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(AdminHandler(core: core))
+                }
+            }
+            .bind(host: configuration.adminHost, port: configuration.adminPort).get()
+        channels.withLockedValue {
+            $0.server = server
+            $0.admin = admin
+        }
+        await refreshUpstreamHealth()
+        let ports = (server.localAddress?.port ?? configuration.listenPort, admin.localAddress?.port ?? configuration.adminPort)
+        core.logger.info("gateway listening", metadata: ["listen": "\(configuration.listenHost):\(ports.0)", "admin": "\(configuration.adminHost):\(ports.1)",
+                                                         "upstream": "\(configuration.upstreamAuthority)", "keys": "\(core.state.policy.keys.count)"])
+        return ports
+    }
+
+    /// Runs until graceful shutdown: watches the key store and vLLM's health, reloads on SIGHUP, then drains.
+    public func run() async throws {
+        await withGracefulShutdownHandler {
+            await withTaskGroup(of: Void.self) { tasks in
+                tasks.addTask { await self.watch(every: .seconds(1)) { try? self.reloadKeysIfChanged() } }
+                tasks.addTask { await self.watch(every: .seconds(2)) { await self.refreshUpstreamHealth() } }
+                tasks.addTask {
+                    for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
+                        do {
+                            try self.reload()
+                        } catch {
+                            self.core.logger.error("reload failed; keeping the running configuration", metadata: ["error": "\(error)"])
+                        }
+                    }
+                }
+                await self.waitForShutdown()
+                tasks.cancelAll()
+            }
+        } onGracefulShutdown: {
+            self.beginDrain()
+        }
+        await drain()
+    }
+
+    private func waitForShutdown() async {
+        try? await gracefulShutdown()
+    }
+
+    private func watch(every interval: Duration, _ work: @Sendable () async -> Void) async {
+        while !Task.isCancelled, !Task.isShuttingDownGracefully {
+            try? await Task.sleep(for: interval)
+            await work()
+        }
+    }
+
+    /// Readiness turns 503 and the public listener stops accepting at once.
+    public func beginDrain() {
+        guard !core.state.draining.exchange(true, ordering: .relaxed) else { return }
+        core.logger.info("draining", metadata: ["in_flight": "\(core.state.inFlight.load(ordering: .relaxed))"])
+        channels.withLockedValue { $0.server }?.close(promise: nil)
+    }
+
+    /// Lets in-flight requests finish up to the drain timeout, ends the rest (streams get a terminal error event),
+    /// then closes every connection and the admin listener.
+    public func drain() async {
+        beginDrain()
+        let deadline = ContinuousClock.now + core.configuration.drainTimeout
+        while core.state.inFlight.load(ordering: .relaxed) > 0, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        if core.state.inFlight.load(ordering: .relaxed) > 0 {
+            core.logger.warning("drain timeout reached; ending remaining requests", metadata: ["in_flight": "\(core.state.inFlight.load(ordering: .relaxed))"])
+            core.state.terminateAll()
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+        let open = channels.withLockedValue { Array($0.connections.values) + [$0.admin].compactMap { $0 } }
+        for channel in open { try? await channel.close() }
+    }
+
+    /// SIGHUP: re-reads the deployment file (allow-list) and the key store without touching connections.
+    public func reload() throws {
+        var allowed = core.configuration.allowedEndpoints
+        if let path = core.configuration.deploymentPath {
+            allowed = try Deployment.load(path: path).gateway.allowedEndpoints
+        }
+        let store = try KeyStore(path: core.configuration.keyStorePath, create: false)
+        core.state.replacePolicy(GatewayPolicy(keys: try store.loadTable(), allowList: EndpointAllowList(allowed)))
+        core.logger.info("reloaded", metadata: ["keys": "\(core.state.policy.keys.count)", "endpoints": "\(allowed.count)"])
+    }
+
+    /// Reloads the keys when `warden keys` changed the store (checked every second).
+    func reloadKeysIfChanged() throws {
+        let store = try KeyStore(path: core.configuration.keyStorePath, create: false)
+        let version = try store.list().map { "\($0.publicID)\($0.revoked ?? 0)\($0.secretHash)\($0.expires ?? 0)\($0.models)" }.joined().hashValue
+        let changed = keyStoreVersion.withLockedValue { previous -> Bool in
+            defer { previous = Int64(version) }
+            return previous != nil && previous != Int64(version)
+        }
+        if changed {
+            var policy = core.state.policy
+            policy.keys = try store.loadTable()
+            core.state.replacePolicy(policy)
+            core.logger.info("key store changed; keys reloaded", metadata: ["keys": "\(policy.keys.count)"])
+        }
+    }
+
+    func refreshUpstreamHealth() async {
+        let configuration = core.configuration
+        let healthy = await UpstreamHealth.probe(host: configuration.upstreamHost, port: configuration.upstreamPort,
+                                                 authority: configuration.upstreamAuthority, timeout: .seconds(2), group: group)
+        core.state.upstreamHealthy.store(healthy, ordering: .relaxed)
+    }
+
+    /// The Prometheus exposition, as `/metrics` serves it.
+    public var metricsText: String { core.metrics.exposition() }
+    public var inFlight: Int { core.state.inFlight.load(ordering: .relaxed) }
+}

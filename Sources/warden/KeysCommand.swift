@@ -1,0 +1,147 @@
+import ArgumentParser
+import Foundation
+import WardenConfig
+import WardenGateway
+
+/// `warden keys`: manage the gateway's API keys. The running gateway picks up changes within a second.
+struct KeysCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "keys",
+        abstract: "Create, list, revoke and rotate gateway API keys (secrets are shown once, stored only as HMACs).",
+        subcommands: [Create.self, List.self, Revoke.self, Rotate.self]
+    )
+
+    static func openStore(_ options: ConfigOptions, create: Bool) throws -> KeyStore {
+        let deployment = try options.load()
+        do {
+            let store = try KeyStore(path: deployment.gateway.keyStore, create: create)
+            handOverToGatewayUser(deployment.gateway.keyStore)
+            return store
+        } catch {
+            printError("keys: \(error)")
+            throw ExitCode(WardenExit.usage)
+        }
+    }
+
+    /// Run as root, the store must stay readable by the gateway's account.
+    static func handOverToGatewayUser(_ path: String) {
+        guard getuid() == 0, let account = getpwnam("warden") else { return }
+        let directory = (path as NSString).deletingLastPathComponent
+        for file in [directory, path, path + "-wal", path + "-shm", KeyStore.secretPath(for: path)] where FileManager.default.fileExists(atPath: file) {
+            chown(file, account.pointee.pw_uid, account.pointee.pw_gid)
+        }
+    }
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a key and print its secret (once).")
+        @OptionGroup var options: ConfigOptions
+        @Option(help: "A name for the key (who or what uses it).") var name: String
+        @Option(help: ArgumentHelp("Expiry: a date (2027-01-31), or a duration from now (90d, 12h).", valueName: "when")) var expires: String?
+        @Option(help: ArgumentHelp("Models this key may use (comma-separated; default: all).", valueName: "m,…")) var models: String?
+        @Option(help: "Requests per minute for this key (default: gateway.limits).") var rpm: Int?
+        @Option(help: "Tokens per minute for this key (default: gateway.limits).") var tpm: Int?
+        @Option(help: "Requests in flight for this key (default: gateway.limits).") var concurrency: Int?
+
+        func validate() throws {
+            for (flag, value) in [("--rpm", rpm), ("--tpm", tpm), ("--concurrency", concurrency)] where (value ?? 1) < 1 {
+                throw ValidationError("\(flag) must be at least 1")
+            }
+            if let expires, parseExpiry(expires) == nil {
+                throw ValidationError("--expires '\(expires)' must be a date like 2027-01-31 or a duration like 90d or 12h")
+            }
+        }
+
+        func run() async throws {
+            let store = try KeysCommand.openStore(options, create: true)
+            let modelList = models.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } } ?? []
+            let (token, record) = try store.create(name: name, expires: expires.flatMap { parseExpiry($0) }, models: modelList,
+                                                   requestsPerMinute: rpm, tokensPerMinute: tpm, concurrency: concurrency)
+            print(token.text)
+            printError("created key \(record.publicID) (\(name)); the secret above is shown only once. Use it as `Authorization: Bearer <key>`.")
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List keys (never their secrets).")
+        @OptionGroup var options: ConfigOptions
+        @Flag(help: "Print JSON lines instead of a table.") var json = false
+
+        func run() async throws {
+            let now = Int64(Date().timeIntervalSince1970)
+            let records = try KeysCommand.openStore(options, create: false).list()
+            if json {
+                for record in records {
+                    let object: [String: Any?] = ["id": record.publicID, "name": record.name, "created": record.created, "expires": record.expires,
+                                                  "revoked": record.revoked, "models": record.models, "rpm": record.requestsPerMinute,
+                                                  "tpm": record.tokensPerMinute, "concurrency": record.concurrency, "usable": record.isUsable(at: now)]
+                    let data = try JSONSerialization.data(withJSONObject: object.mapValues { $0 ?? NSNull() }, options: [.sortedKeys])
+                    print(String(decoding: data, as: UTF8.self))
+                }
+                return
+            }
+            print("ID            STATUS   NAME                 CREATED     EXPIRES     MODELS          RPM    TPM       CONC")
+            for record in records {
+                let status = record.revoked != nil ? "revoked" : (record.isUsable(at: now) ? "active" : "expired")
+                print([record.publicID.padded(13), status.padded(8), record.name.padded(20), day(record.created).padded(11),
+                       (record.expires.map(day) ?? "never").padded(11), (record.models.isEmpty ? "all" : record.models.joined(separator: ",")).padded(15),
+                       (record.requestsPerMinute.map(String.init) ?? "-").padded(6), (record.tokensPerMinute.map(String.init) ?? "-").padded(9),
+                       record.concurrency.map(String.init) ?? "-"].joined(separator: " "))
+            }
+        }
+    }
+
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Revoke a key; the running gateway refuses it within a second.")
+        @OptionGroup var options: ConfigOptions
+        @Argument(help: "The key's id (from `warden keys list`).") var id: String
+
+        func run() async throws {
+            do {
+                try KeysCommand.openStore(options, create: false).revoke(publicID: id)
+                print("revoked \(id)")
+            } catch let error as GatewaySetupError {
+                printError("keys: \(error)")
+                throw ExitCode(WardenExit.usage)
+            }
+        }
+    }
+
+    struct Rotate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Give a key a new secret (printed once); the old one stops working.")
+        @OptionGroup var options: ConfigOptions
+        @Argument(help: "The key's id (from `warden keys list`).") var id: String
+
+        func run() async throws {
+            do {
+                print(try KeysCommand.openStore(options, create: false).rotate(publicID: id).text)
+            } catch let error as GatewaySetupError {
+                printError("keys: \(error)")
+                throw ExitCode(WardenExit.usage)
+            }
+        }
+    }
+}
+
+/// `2027-01-31` (midnight UTC) or a duration from now (`90d`, `12h`, `30m`), as seconds since the epoch.
+func parseExpiry(_ text: String, now: Date = Date()) -> Int64? {
+    if let unit = text.last, let amount = Int(text.dropLast()), amount > 0, let seconds = ["d": 86_400, "h": 3600, "m": 60][unit] {
+        return Int64(now.timeIntervalSince1970) + Int64(amount * seconds)
+    }
+    let formatter = DateFormatter()
+    formatter.locale = Locale(identifier: "en_US_POSIX")
+    formatter.timeZone = TimeZone(identifier: "UTC")
+    formatter.dateFormat = "yyyy-MM-dd"
+    return formatter.date(from: text).map { Int64($0.timeIntervalSince1970) }
+}
+
+private func day(_ seconds: Int64) -> String {
+    let formatter = DateFormatter()
+    formatter.locale = Locale(identifier: "en_US_POSIX")
+    formatter.timeZone = TimeZone(identifier: "UTC")
+    formatter.dateFormat = "yyyy-MM-dd"
+    return formatter.string(from: Date(timeIntervalSince1970: TimeInterval(seconds)))
+}
+
+extension String {
+    func padded(_ width: Int) -> String { count >= width ? self : self + String(repeating: " ", count: width - count) }
+}
