@@ -104,7 +104,7 @@ let package = Package(
         ),
         .testTarget(
             name: "WardenCLITests",
-            dependencies: ["warden"],
+            dependencies: ["warden", "VLLMSim", "WardenGateway", "WardenTestSupport"],
             swiftSettings: strictSettings
         ),
         .testTarget(
@@ -120,7 +120,7 @@ let package = Package(
         ),
         .testTarget(
             name: "WardenGatewayTests",
-            dependencies: ["WardenGateway", "VLLMSim"],
+            dependencies: ["WardenGateway", "VLLMSim", "WardenTestSupport"],
             swiftSettings: strictSettings
         ),
         .testTarget(
@@ -128,9 +128,14 @@ let package = Package(
             dependencies: ["WardenJSON"],
             swiftSettings: strictSettings
         ),
+        .target(
+            name: "WardenTestSupport",
+            path: "Tests/WardenTestSupport",
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "VLLMSimTests",
-            dependencies: ["VLLMSim"],
+            dependencies: ["VLLMSim", "WardenTestSupport"],
             swiftSettings: strictSettings
         ),
     ]

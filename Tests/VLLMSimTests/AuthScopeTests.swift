@@ -1,3 +1,4 @@
+import WardenTestSupport
 import Testing
 import VLLMSim
 

@@ -1,3 +1,4 @@
+import WardenTestSupport
 import VLLMSim
 
 /// Runs `body` against a simulator started in-process on a free loopback port, and always stops it.

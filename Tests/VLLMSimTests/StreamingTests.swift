@@ -1,3 +1,4 @@
+import WardenTestSupport
 import Foundation
 import Testing
 import VLLMSim

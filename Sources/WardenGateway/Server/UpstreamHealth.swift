@@ -2,53 +2,72 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 
-/// Asks vLLM's `GET /health` on a fresh connection; `true` only for a 200.
+/// Asks vLLM's `GET /health` on a fresh connection; `true` only for a 200 within the timeout.
 enum UpstreamHealth {
     static func probe(host: String, port: Int, authority: String, timeout: TimeAmount, group: any EventLoopGroup) async -> Bool {
+        let eventLoop = group.next()
+        let status = eventLoop.makePromise(of: Int.self)
         do {
-            let channel = try await ClientBootstrap(group: group)
+            let channel = try await ClientBootstrap(group: eventLoop)
                 .connectTimeout(timeout)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                        try channel.pipeline.syncOperations.addHandler(StatusCatcher())
+                        try channel.pipeline.syncOperations.addHandler(StatusCatcher(status: status, timeout: timeout))
                     }
                 }
                 .connect(host: host, port: port).get()
-            let catcher = try await channel.pipeline.handler(type: StatusCatcher.self).get()
-            let promise = catcher.status!
-            channel.eventLoop.scheduleTask(in: timeout) { promise.fail(ChannelError.connectTimeout(timeout)) }
             var headers = HTTPHeaders()
             headers.add(name: "Host", value: authority)
             headers.add(name: "Connection", value: "close")
             channel.write(HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/health", headers: headers)), promise: nil)
-            try await channel.writeAndFlush(HTTPClientRequestPart.end(nil))
-            let status = try await promise.futureResult.get()
+            channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+            let code = try await status.futureResult.get()
             channel.close(promise: nil)
-            return status == 200
+            return code == 200
         } catch {
+            status.fail(error)  // harmless when already completed by the handler
             return false
         }
     }
 
+    /// Completes the promise exactly once: with the response status, or with a failure on close or timeout.
     final class StatusCatcher: ChannelInboundHandler, RemovableChannelHandler {
         typealias InboundIn = HTTPClientResponsePart
-        var status: EventLoopPromise<Int>?
+        private let status: EventLoopPromise<Int>
+        private let timeout: TimeAmount
         private var done = false
+        private var timer: Scheduled<Void>?
 
-        func handlerAdded(context: ChannelHandlerContext) {
-            status = context.eventLoop.makePromise()
+        init(status: EventLoopPromise<Int>, timeout: TimeAmount) {
+            self.status = status
+            self.timeout = timeout
         }
 
-        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            if case .head(let head) = unwrapInboundIn(data), !done {
-                done = true
-                status?.succeed(Int(head.status.code))
+        func handlerAdded(context: ChannelHandlerContext) {
+            timer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self] in
+                self?.finish(.failure(ChannelError.connectTimeout(self?.timeout ?? .zero)))
+                context.close(promise: nil)
             }
         }
 
+        func handlerRemoved(context: ChannelHandlerContext) {
+            finish(.failure(ChannelError.ioOnClosedChannel))
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            if case .head(let head) = unwrapInboundIn(data) { finish(.success(Int(head.status.code))) }
+        }
+
         func channelInactive(context: ChannelHandlerContext) {
-            if !done { done = true; status?.fail(ChannelError.eof) }
+            finish(.failure(ChannelError.eof))
+        }
+
+        private func finish(_ result: Result<Int, any Error>) {
+            guard !done else { return }
+            done = true
+            timer?.cancel()
+            status.completeWith(result)
         }
     }
 }

@@ -5,16 +5,16 @@ import Glibc
 
 /// A deliberately raw HTTP/1.1 client over a blocking socket with timeouts: tests need to see exact bytes,
 /// stop reading mid-stream, and hang up at chosen moments, which high-level clients hide.
-final class TestHTTPConnection {
+public final class TestHTTPConnection {
     private let socketFD: Int32
     private var buffer: [UInt8] = []
-    private(set) var closedByPeer = false
+    public private(set) var closedByPeer = false
 
-    struct TimedOut: Error, CustomStringConvertible {
-        var description: String { "timed out waiting for the server" }
+    public struct TimedOut: Error, CustomStringConvertible {
+        public var description: String { "timed out waiting for the server" }
     }
 
-    init(port: Int, timeout: Double = 10) throws {
+    public init(port: Int, timeout: Double = 10) throws {
         socketFD = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1e6))
         setsockopt(socketFD, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
@@ -30,26 +30,26 @@ final class TestHTTPConnection {
 
     deinit { close(socketFD) }
 
-    func send(_ text: String) {
+    public func send(_ text: String) {
         let bytes = Array(text.utf8)
         _ = bytes.withUnsafeBytes { Glibc.send(socketFD, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
     }
 
     /// Sends a request with a JSON body and the given extra headers.
-    func post(_ path: String, json: String, headers: [String: String] = [:]) {
+    public func post(_ path: String, json: String, headers: [String: String] = [:]) {
         var request = "POST \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: \(json.utf8.count)\r\n"
         for (name, value) in headers { request += "\(name): \(value)\r\n" }
         send(request + "\r\n" + json)
     }
 
-    func get(_ path: String, headers: [String: String] = [:]) {
+    public func get(_ path: String, headers: [String: String] = [:]) {
         var request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n"
         for (name, value) in headers { request += "\(name): \(value)\r\n" }
         send(request + "\r\n")
     }
 
     /// Hangs up at once, as a client that goes away does.
-    func hangUp() { shutdown(socketFD, Int32(SHUT_RDWR)) }
+    public func hangUp() { shutdown(socketFD, Int32(SHUT_RDWR)) }
 
     private func fill() throws {
         var chunk = [UInt8](repeating: 0, count: 65_536)
@@ -60,7 +60,7 @@ final class TestHTTPConnection {
     }
 
     /// Reads until `marker` has arrived; returns everything up to and including it.
-    func read(through marker: String) throws -> String {
+    public func read(through marker: String) throws -> String {
         let needle = Array(marker.utf8)
         while true {
             if let range = firstRange(of: needle) {
@@ -82,20 +82,20 @@ final class TestHTTPConnection {
     }
 
     /// Reads until the peer closes; returns what arrived.
-    func readToClose() throws -> String {
+    public func readToClose() throws -> String {
         while !closedByPeer { try fill() }
         defer { buffer.removeAll() }
         return String(decoding: buffer, as: UTF8.self)
     }
 
-    struct Response {
-        var status: Int
-        var headers: [String: String]
-        var body: String
+    public struct Response {
+        public var status: Int
+        public var headers: [String: String]
+        public var body: String
     }
 
     /// Reads one response: the head, then a Content-Length body or a chunked body (de-chunked).
-    func readResponse() throws -> Response {
+    public func readResponse() throws -> Response {
         let head = try read(through: "\r\n\r\n")
         let lines = head.components(separatedBy: "\r\n")
         let status = Int(lines[0].split(separator: " ")[1]) ?? 0
@@ -125,7 +125,7 @@ final class TestHTTPConnection {
 }
 
 /// Sends one request on a new connection and reads the response.
-func request(port: Int, _ method: String, _ path: String, json: String? = nil, headers: [String: String] = [:]) throws -> TestHTTPConnection.Response {
+public func request(port: Int, _ method: String, _ path: String, json: String? = nil, headers: [String: String] = [:]) throws -> TestHTTPConnection.Response {
     let connection = try TestHTTPConnection(port: port)
     if let json { connection.post(path, json: json, headers: headers) } else if method == "GET" { connection.get(path, headers: headers) } else {
         connection.post(path, json: "", headers: headers)
@@ -134,19 +134,19 @@ func request(port: Int, _ method: String, _ path: String, json: String? = nil, h
 }
 
 /// SSE `data:` payloads of a stream body, in order.
-func events(_ body: String) -> [String] {
+public func events(_ body: String) -> [String] {
     body.components(separatedBy: "\n\n").filter { !$0.isEmpty }.map { event in
         precondition(event.hasPrefix("data: "), "not an SSE data event: \(event)")
         return String(event.dropFirst(6))
     }
 }
 
-func jsonObject(_ text: String) throws -> [String: Any] {
+public func jsonObject(_ text: String) throws -> [String: Any] {
     try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] ?? [:]
 }
 
 /// Polls until `condition` holds or `timeout` passes; used only to wait for counters that move asynchronously.
-func eventually(timeout: Duration = .seconds(5), _ condition: () throws -> Bool) async throws -> Bool {
+public func eventually(timeout: Duration = .seconds(5), _ condition: () throws -> Bool) async throws -> Bool {
     let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {
         if try condition() { return true }

@@ -1,0 +1,71 @@
+import Foundation
+import Testing
+import VLLMSim
+import WardenGateway
+import WardenTestSupport
+
+/// The real `warden gateway` process: signals as systemd sends them.
+@Suite("warden gateway (the real binary): SIGHUP reloads, SIGTERM drains and exits 0")
+struct GatewayProcessTests {
+    func freePort() throws -> Int {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(descriptor) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) } }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) } }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
+    @Test("SIGHUP applies a changed allow-list without dropping a stream; SIGTERM lets the stream finish and exits 0")
+    func signals() async throws {
+        let simulator = VLLMSimulator(configuration: SimulatorConfiguration(servedModelName: "qwen", apiKeys: ["upstream-key"],
+                                                                          interTokenLatency: .milliseconds(30), outputTokens: 30))
+        let simPort = try await simulator.start(host: "127.0.0.1", port: 0)
+        defer { Task { await simulator.shutdown() } }
+        let scratch = try ScratchDirectory()
+        let store = scratch.url.appendingPathComponent("keys.sqlite").path
+        let (token, _) = try KeyStore(path: store, create: true).create(name: "cli")
+        let (port, adminPort) = (try freePort(), try freePort())
+        func config(_ endpoints: [String]) -> String {
+            """
+            vllm: {model: /models/qwen, served_model_name: qwen}
+            gateway:
+              listen: 127.0.0.1:\(port)
+              admin_listen: 127.0.0.1:\(adminPort)
+              upstream: http://127.0.0.1:\(simPort)
+              key_store: \(store)
+              drain_timeout: 10s
+              allowed_endpoints: [\(endpoints.map { "\"\($0)\"" }.joined(separator: ", "))]
+            """
+        }
+        let path = try scratch.write("warden.yaml", config(["GET /v1/models", "POST /v1/completions"]))
+        let process = Process()
+        process.executableURL = BuiltProduct.directory.appendingPathComponent("warden")
+        process.arguments = ["gateway", "--config", path]
+        process.environment = ["VLLM_API_KEY": "upstream-key", "PATH": "/usr/bin:/bin"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer { if process.isRunning { process.terminate() } }
+        let bearer = ["Authorization": "Bearer \(token.text)"]
+        #expect(try await eventually(timeout: .seconds(10)) { (try? request(port: port, "GET", "/v1/models", headers: bearer).status) == 200 })
+        #expect(try request(port: port, "POST", "/tokenize", json: #"{"prompt":"x"}"#, headers: bearer).status == 404)
+
+        let stream = try TestHTTPConnection(port: port)
+        stream.post("/v1/completions", json: #"{"prompt":"x","stream":true}"#, headers: bearer)
+        _ = try stream.read(through: "data: ")
+        _ = try scratch.write("warden.yaml", config(["GET /v1/models", "POST /v1/completions", "POST /tokenize"]))
+        kill(process.processIdentifier, SIGHUP)
+        #expect(try await eventually { (try? request(port: port, "POST", "/tokenize", json: #"{"prompt":"x"}"#, headers: bearer).status) == 200 })
+
+        kill(process.processIdentifier, SIGTERM)
+        let rest = try stream.readToClose()
+        #expect(rest.contains("data: [DONE]"))
+        #expect(!rest.contains("shutting_down"))
+        #expect(try await eventually(timeout: .seconds(15)) { !process.isRunning })
+        #expect(process.terminationStatus == 0)
+    }
+}

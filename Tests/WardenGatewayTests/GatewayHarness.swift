@@ -1,0 +1,75 @@
+import Foundation
+import VLLMSim
+import WardenConfig
+import WardenTestSupport
+@testable import WardenGateway
+
+/// vllm-sim and the gateway in-process on free loopback ports, with a fresh key store and key; always stopped.
+struct GatewayHarness {
+    let simulator: VLLMSimulator
+    let gateway: GatewayServer
+    let port: Int
+    let adminPort: Int
+    let key: String
+    let store: KeyStore
+    let scratch: URL
+    let accessLog: MemorySink
+    let upstreamKey: String
+    let simulatorPort: Int
+
+    var bearer: [String: String] { ["Authorization": "Bearer \(key)"] }
+
+    /// Requests the simulator has seen on any route, except the gateway's own readiness probes of `/health`.
+    func upstreamRequests() throws -> Int {
+        (try jsonObject(simulator.statsJSON)["requests"] as? [String: Int] ?? [:]).filter { $0.key != "GET /health" }.values.reduce(0, +)
+    }
+
+    func simStat(_ name: String) throws -> Int { try jsonObject(simulator.statsJSON)[name] as? Int ?? -1 }
+    func simStats() throws -> [String: Any] { try jsonObject(simulator.statsJSON) }
+}
+
+func withGateway(simulator simConfiguration: SimulatorConfiguration = SimulatorConfiguration(servedModelName: "qwen"),
+                 configure: (inout GatewayConfiguration) -> Void = { _ in },
+                 _ body: (GatewayHarness) async throws -> Void) async throws {
+    let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("warden-gw-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: scratch) }
+    let upstreamKey = "upstream-\(UUID().uuidString)"
+    var simulation = simConfiguration
+    simulation.apiKeys = [upstreamKey]
+    let simulator = VLLMSimulator(configuration: simulation)
+    let simPort = try await simulator.start(host: "127.0.0.1", port: 0)
+
+    let storePath = scratch.appendingPathComponent("keys.sqlite").path
+    let store = try KeyStore(path: storePath, create: true)
+    let (token, _) = try store.create(name: "test")
+    var deployment = Deployment(vllm: .init(model: "/models/\(simulation.servedModelName)", servedModelName: simulation.servedModelName))
+    deployment.gateway.upstream = "http://127.0.0.1:\(simPort)"
+    deployment.gateway.keyStore = storePath
+    deployment.gateway.drainTimeout = 2
+    var configuration = try GatewayConfiguration(deployment: deployment, deploymentPath: nil, upstreamKey: upstreamKey)
+    configuration.listenPort = 0
+    configuration.adminPort = 0
+    configure(&configuration)
+    let accessLog = MemorySink()
+    let gateway = try GatewayServer(configuration: configuration, accessLog: accessLog)
+    let (port, adminPort) = try await gateway.start()
+    let harness = GatewayHarness(simulator: simulator, gateway: gateway, port: port, adminPort: adminPort, key: token.text, store: store,
+                                 scratch: scratch, accessLog: accessLog, upstreamKey: upstreamKey,
+                                 simulatorPort: simPort)
+    do {
+        try await body(harness)
+    } catch {
+        await gateway.drain()
+        await simulator.shutdown()
+        throw error
+    }
+    await gateway.drain()
+    await simulator.shutdown()
+}
+
+/// Checks the OpenAI error envelope: `{"error":{"message","type","param","code"}}` with a string code.
+func isOpenAIError(_ body: String) -> Bool {
+    guard let error = (try? jsonObject(body))?["error"] as? [String: Any] else { return false }
+    return error["message"] is String && error["type"] is String && error["code"] is String && error.keys.contains("param")
+}

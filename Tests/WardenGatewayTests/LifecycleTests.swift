@@ -1,0 +1,97 @@
+import Foundation
+import Testing
+import VLLMSim
+import WardenTestSupport
+@testable import WardenGateway
+
+@Suite("gateway: drain and reload")
+struct LifecycleTests {
+    @Test("drain: readiness turns 503 at once, short streams finish, long ones end with an error event, new connections are refused")
+    func drainWithLiveStreams() async throws {
+        let simulation = SimulatorConfiguration(servedModelName: "qwen", interTokenLatency: .milliseconds(20), outputTokens: 10)
+        try await withGateway(simulator: simulation, configure: { $0.drainTimeout = .milliseconds(1500) }) { harness in
+            let short = try TestHTTPConnection(port: harness.port)
+            short.post("/v1/completions", json: #"{"prompt":"a","stream":true}"#, headers: harness.bearer)
+            var longHeaders = harness.bearer
+            longHeaders["x-sim-fault"] = "output-tokens=1000"
+            let long = try TestHTTPConnection(port: harness.port)
+            long.post("/v1/completions", json: #"{"prompt":"b","stream":true}"#, headers: longHeaders)
+            _ = try short.read(through: "data: ")
+            _ = try long.read(through: "data: ")
+
+            let started = ContinuousClock.now
+            let gateway = harness.gateway
+            let drained = Task { await gateway.drain() }
+            #expect(try await eventually(timeout: .seconds(1)) { (try? request(port: harness.adminPort, "GET", "/readyz").status) == 503 })
+            #expect((try? TestHTTPConnection(port: harness.port)) == nil, "the listener is closed")
+
+            let shortRest = try short.readToClose()
+            #expect(shortRest.contains("data: [DONE]"))
+            #expect(!shortRest.contains("\"error\""))
+            let longRest = try long.readToClose()
+            #expect(longRest.contains(#""code":"shutting_down""#))
+            #expect(longRest.contains("data: [DONE]"))
+            await drained.value
+            let elapsed = ContinuousClock.now - started
+            #expect(elapsed >= .milliseconds(1400) && elapsed < .seconds(5))
+            #expect(try await eventually { try harness.simStat("aborted") == 1 })
+            #expect(harness.gateway.inFlight == 0)
+        }
+    }
+
+    @Test("a request on a kept-alive connection during drain gets 503 with Retry-After")
+    func requestDuringDrain() async throws {
+        try await withGateway(simulator: SimulatorConfiguration(servedModelName: "qwen", interTokenLatency: .milliseconds(50), outputTokens: 20)) { harness in
+            let connection = try TestHTTPConnection(port: harness.port)
+            connection.get("/v1/models", headers: harness.bearer)
+            #expect(try connection.readResponse().status == 200)
+            let busy = try TestHTTPConnection(port: harness.port)
+            busy.post("/v1/completions", json: #"{"prompt":"x","stream":true}"#, headers: harness.bearer)
+            _ = try busy.read(through: "data: ")
+            harness.gateway.beginDrain()
+            connection.get("/v1/models", headers: harness.bearer)
+            let refused = try connection.readResponse()
+            #expect(refused.status == 503)
+            #expect(refused.headers["retry-after"] != nil)
+            #expect(isOpenAIError(refused.body))
+        }
+    }
+
+    @Test("reload under traffic: a revoked key is refused at once, a running stream is not cut")
+    func reloadUnderTraffic() async throws {
+        let simulation = SimulatorConfiguration(servedModelName: "qwen", interTokenLatency: .milliseconds(20), outputTokens: 25)
+        try await withGateway(simulator: simulation) { harness in
+            let (second, record) = try harness.store.create(name: "second")
+            try harness.gateway.reload()
+            let secondBearer = ["Authorization": "Bearer \(second.text)"]
+            #expect(try request(port: harness.port, "GET", "/v1/models", headers: secondBearer).status == 200)
+            let stream = try TestHTTPConnection(port: harness.port)
+            stream.post("/v1/completions", json: #"{"prompt":"x","stream":true}"#, headers: secondBearer)
+            _ = try stream.read(through: "data: ")
+            try harness.store.revoke(publicID: record.publicID)
+            try harness.gateway.reload()
+            let refused = try request(port: harness.port, "GET", "/v1/models", headers: secondBearer)
+            #expect(refused.status == 401)
+            #expect(refused.body.contains("revoked"))
+            #expect(try stream.readResponseRest().contains("data: [DONE]"))
+            #expect(try request(port: harness.port, "GET", "/v1/models", headers: harness.bearer).status == 200)
+        }
+    }
+
+    @Test("keys created with warden keys take effect without a reload")
+    func keyStoreWatch() async throws {
+        try await withGateway { harness in
+            try harness.gateway.reloadKeysIfChanged()
+            let (fresh, _) = try harness.store.create(name: "fresh")
+            try harness.gateway.reloadKeysIfChanged()
+            #expect(try request(port: harness.port, "GET", "/v1/models", headers: ["Authorization": "Bearer \(fresh.text)"]).status == 200)
+        }
+    }
+}
+
+extension TestHTTPConnection {
+    /// Everything up to the end of a chunked response whose head was already read.
+    func readResponseRest() throws -> String {
+        try read(through: "0\r\n\r\n")
+    }
+}
