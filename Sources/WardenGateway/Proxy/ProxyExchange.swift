@@ -190,18 +190,21 @@ final class ProxyExchange {
     /// The client closed its connection: close vLLM's side at once so it aborts the generation.
     func clientWentAway() {
         guard phase != .finished else { return }
+        dropUpstream()
+        finish(status: 499, decision: "client_closed")
+    }
+
+    /// Closes vLLM's connection without reusing it; vLLM aborts whatever it was generating for us.
+    private func dropUpstream() {
         connection?.handler.exchange = nil
         connection?.channel.close(promise: nil)
         connection = nil
-        finish(status: 499, decision: "client_closed")
     }
 
     /// Drain time is up: end a stream with a terminal error event, anything else by closing.
     func terminate() {
         guard phase != .finished else { return }
-        connection?.handler.exchange = nil
-        connection?.channel.close(promise: nil)
-        connection = nil
+        dropUpstream()
         if !responseHeadSent {
             fail(before: .draining, keepAlive: false)
         } else if isEventStream {
