@@ -114,6 +114,8 @@ extension Deployment {
 
     /// Default per-key limits; a key may carry its own.
     public struct Limits: Sendable, Equatable, Codable {
+        /// Off turns every limit off (keys, allow-list and bans still apply); for benchmarks and trusted setups.
+        public var enabled: Bool = true
         public var requestsPerMinute: Int = 60
         /// Requests a key may send at once above its steady rate.
         public var burst: Int = 10
@@ -122,15 +124,21 @@ extension Deployment {
         public var concurrency: Int = 8
         /// Requests all keys together may have in flight.
         public var globalConcurrency: Int = 256
+        /// Requests one model may have in flight (all keys together); unset means only the global limit applies.
+        public var modelConcurrency: Int?
+        /// Seconds after which a request's concurrency lease is reclaimed even if its end was never seen.
+        public var leaseTimeout: Int = 3600
         /// Completion tokens reserved when a request names no `max_tokens`.
         public var defaultMaxTokens: Int = 1024
         public init() {}
 
         enum CodingKeys: String, CodingKey {
-            case burst, concurrency
+            case enabled, burst, concurrency
             case requestsPerMinute = "requests_per_minute"
             case tokensPerMinute = "tokens_per_minute"
             case globalConcurrency = "global_concurrency"
+            case modelConcurrency = "model_concurrency"
+            case leaseTimeout = "lease_timeout"
             case defaultMaxTokens = "default_max_tokens"
         }
     }

@@ -54,11 +54,18 @@ extension Deployment {
         - GET /v1/models
       # Defaults for keys that carry no limits of their own.
       limits:
+        # false turns request, token and concurrency limits off (keys, allow-list and bans still apply).
+        enabled: true
+        # Requests per minute (GCRA: a burst, then a steady rate) and tokens per minute (reserved, then settled).
         requests_per_minute: 60
         burst: 10
         tokens_per_minute: 100000
         concurrency: 8
         global_concurrency: 256
+        # In-flight requests per model, all keys together (unset: only the global limit).
+        # model_concurrency: 64
+        # A lease still held after this long is reclaimed (a last resort; every normal path releases it).
+        lease_timeout: 1h
         # Completion tokens reserved for a request that sets no max_tokens.
         default_max_tokens: 1024
       # fail2ban-style bans for addresses that keep presenting bad keys.

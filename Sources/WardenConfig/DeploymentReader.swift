@@ -101,11 +101,14 @@ struct DeploymentReader {
     private func readLimits(_ section: MappingReader?) -> Deployment.Limits {
         var limits = Deployment.Limits()
         guard let section else { return limits }
+        limits.enabled = section.bool("enabled") ?? limits.enabled
         limits.requestsPerMinute = section.int("requests_per_minute", in: 1...10_000_000) ?? limits.requestsPerMinute
         limits.burst = section.int("burst", in: 1...1_000_000) ?? limits.burst
         limits.tokensPerMinute = section.int("tokens_per_minute", in: 1...1_000_000_000) ?? limits.tokensPerMinute
         limits.concurrency = section.int("concurrency", in: 1...100_000) ?? limits.concurrency
         limits.globalConcurrency = section.int("global_concurrency", in: 1...1_000_000) ?? limits.globalConcurrency
+        limits.modelConcurrency = section.int("model_concurrency", in: 1...1_000_000)
+        limits.leaseTimeout = section.seconds("lease_timeout", in: 10...(7 * 86_400)) ?? limits.leaseTimeout
         limits.defaultMaxTokens = section.int("default_max_tokens", in: 1...10_000_000) ?? limits.defaultMaxTokens
         section.finish()
         return limits

@@ -10,6 +10,12 @@ public struct IPAddress: Sendable, Hashable, CustomStringConvertible {
     public let bytes: [UInt8]
     public let isIPv4: Bool
 
+    /// An IPv4 address from its 32-bit value (host order).
+    public init(ipv4 value: UInt32) {
+        bytes = Array(repeating: 0, count: 10) + [0xFF, 0xFF, UInt8(value >> 24), UInt8(value >> 16 & 0xFF), UInt8(value >> 8 & 0xFF), UInt8(value & 0xFF)]
+        isIPv4 = true
+    }
+
     /// Parses dotted IPv4 or textual IPv6 (with or without brackets); `nil` otherwise.
     public init?(_ text: String) {
         var trimmed = Substring(text)

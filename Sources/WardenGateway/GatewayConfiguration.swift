@@ -30,6 +30,8 @@ public struct GatewayConfiguration: Sendable {
     public var trustedProxies: [IPNetwork]
     /// Where the deployment file lives, re-read on SIGHUP.
     public var deploymentPath: String?
+    /// Request, token and concurrency limits and the ban policy.
+    var limits: GatewayLimits.Defaults
 
     public init(deployment: Deployment, deploymentPath: String?, upstreamKey: String?) throws {
         let gateway = deployment.gateway
@@ -53,6 +55,7 @@ public struct GatewayConfiguration: Sendable {
         self.drainTimeout = .seconds(gateway.drainTimeout)
         self.trustedProxies = gateway.trustedProxies.compactMap(IPNetwork.init)
         self.deploymentPath = deploymentPath
+        self.limits = GatewayLimits.Defaults(gateway)
     }
 
     var upstreamAuthority: String { upstreamHost.contains(":") ? "[\(upstreamHost)]:\(upstreamPort)" : "\(upstreamHost):\(upstreamPort)" }

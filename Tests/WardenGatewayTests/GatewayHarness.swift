@@ -50,6 +50,11 @@ func withGateway(simulator simConfiguration: SimulatorConfiguration = SimulatorC
     var configuration = try GatewayConfiguration(deployment: deployment, deploymentPath: nil, upstreamKey: upstreamKey)
     configuration.listenPort = 0
     configuration.adminPort = 0
+    // Generous limits unless a test sets its own, so unrelated tests never meet a 429.
+    configuration.limits.requestsPerMinute = 60_000
+    configuration.limits.burst = 1000
+    configuration.limits.tokensPerMinute = 100_000_000
+    configuration.limits.concurrency = 1000
     configure(&configuration)
     let accessLog = MemorySink()
     let gateway = try GatewayServer(configuration: configuration, accessLog: accessLog)

@@ -23,7 +23,7 @@ struct LifecycleTests {
             let gateway = harness.gateway
             let drained = Task { await gateway.drain() }
             #expect(try await eventually(timeout: .seconds(1)) { (try? request(port: harness.adminPort, "GET", "/readyz").status) == 503 })
-            #expect((try? TestHTTPConnection(port: harness.port)) == nil, "the listener is closed")
+            #expect(try await eventually { (try? TestHTTPConnection(port: harness.port)) == nil }, "the listener is closed")
 
             let shortRest = try short.readToClose()
             #expect(shortRest.contains("data: [DONE]"))

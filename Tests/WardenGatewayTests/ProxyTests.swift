@@ -170,7 +170,13 @@ struct ProxyTests {
         try await withGateway { harness in
             _ = try request(port: harness.port, "POST", "/v1/completions", json: #"{"prompt":"x","max_tokens":1}"#, headers: harness.bearer)
             #expect(try request(port: harness.adminPort, "GET", "/healthz").status == 200)
-            #expect(try request(port: harness.adminPort, "GET", "/readyz").status == 200)
+            var ready = false
+            for _ in 0..<50 where !ready {
+                await harness.gateway.refreshUpstreamHealth()
+                ready = (try? request(port: harness.adminPort, "GET", "/readyz").status) == 200
+                if !ready { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            #expect(ready)
             let metrics = try request(port: harness.adminPort, "GET", "/metrics").body
             let keyID = String(harness.key.dropFirst(10).prefix(12))
             #expect(metrics.contains(#"warden_requests_total{route="/v1/completions",status="200",key="\#(keyID)"} 1"#))

@@ -127,9 +127,10 @@ public final class TestHTTPConnection {
 /// Sends one request on a new connection and reads the response.
 public func request(port: Int, _ method: String, _ path: String, json: String? = nil, headers: [String: String] = [:]) throws -> TestHTTPConnection.Response {
     let connection = try TestHTTPConnection(port: port)
-    if let json { connection.post(path, json: json, headers: headers) } else if method == "GET" { connection.get(path, headers: headers) } else {
-        connection.post(path, json: "", headers: headers)
-    }
+    var text = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    if let json { text += "Content-Type: application/json\r\nContent-Length: \(json.utf8.count)\r\n" } else if method != "GET" { text += "Content-Length: 0\r\n" }
+    for (name, value) in headers { text += "\(name): \(value)\r\n" }
+    connection.send(text + "\r\n" + (json ?? ""))
     return try connection.readResponse()
 }
 

@@ -10,6 +10,7 @@ final class GatewayCore: Sendable {
     let metrics: GatewayMetrics
     let accessLog: any AccessLogSink
     let logger: Logger
+    let limits: GatewayLimits
 
     init(configuration: GatewayConfiguration, state: GatewayState, metrics: GatewayMetrics, accessLog: any AccessLogSink, logger: Logger) {
         self.configuration = configuration
@@ -19,6 +20,7 @@ final class GatewayCore: Sendable {
         self.metrics = metrics
         self.accessLog = accessLog
         self.logger = logger
+        self.limits = GatewayLimits(configuration.limits)
     }
 
     /// Logs and counts one finished request.

@@ -16,6 +16,8 @@ final class ProxyExchange {
         var requestID: String
         var clientAddress: String
         var received: NIODeadline
+        var admission: GatewayLimits.Admission
+        var usageFilter: SSEUsageFilter?
     }
 
     private enum Phase { case connecting, waitingForHead, relaying, finished }
@@ -38,6 +40,7 @@ final class ProxyExchange {
     private var rewriteBuffer = ByteBuffer()
     private var readPaused = false
     private var usage: (prompt: Int, completion: Int)?
+    private var usageFilter: SSEUsageFilter?
     private var sentAt: NIODeadline?
     private var firstByteAt: NIODeadline?
     private var upstreamDoneAt: NIODeadline?
@@ -47,6 +50,7 @@ final class ProxyExchange {
         self.context = context
         self.core = core
         self.onFinished = onFinished
+        self.usageFilter = request.usageFilter
     }
 
     private var keepAliveClient: Bool { request.head.isKeepAlive }
@@ -112,6 +116,14 @@ final class ProxyExchange {
                 rewriteBuffer.writeBuffer(&buffer)
                 return
             }
+            if isEventStream, usageFilter != nil {
+                let filtered = usageFilter!.process(buffer)
+                usage = usageFilter!.usage ?? usage
+                if !filtered.isEmpty {
+                    context.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(context.channel.allocator.buffer(bytes: filtered)))), promise: nil)
+                }
+                return
+            }
             if isEventStream || request.inference != nil, let found = UsageScanner.lastUsage(in: buffer) { usage = found }
             context.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(buffer))), promise: nil)
         case .end:
@@ -137,6 +149,7 @@ final class ProxyExchange {
         var headers = head.headers
         HeaderPolicy.stripHopByHop(&headers)
         headers.replaceOrAdd(name: "x-request-id", value: request.requestID)
+        for (name, value) in request.admission.headers { headers.replaceOrAdd(name: name, value: value) }
         if !keepAliveClient { headers.replaceOrAdd(name: "connection", value: "close") }
         context.write(NIOAny(HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: head.status, headers: headers))), promise: nil)
         responseHeadSent = true
@@ -234,6 +247,9 @@ final class ProxyExchange {
             finish(status: 200, decision: "allowed")
             GatewayResponder.send(context, status: .ok, body: body, requestID: request.requestID, keepAlive: keepAliveClient)
         case nil:
+            if let rest = usageFilter?.flush(), !rest.isEmpty {
+                context.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(context.channel.allocator.buffer(bytes: rest)))), promise: nil)
+            }
             finish(status: upstreamStatus ?? 200, decision: "allowed")
             GatewayResponder.end(context, keepAlive: keepAliveClient)
         }
@@ -258,6 +274,7 @@ final class ProxyExchange {
         let now = NIODeadline.now()
         core.state.unregister(ObjectIdentifier(self))
         core.metrics.inFlight.decrement()
+        core.limits.finish(request.admission, used: tokensUsed(status: status))
         let total = now - request.received
         if let sentAt {
             let upstreamWait = (upstreamDoneAt ?? now) - sentAt
@@ -273,6 +290,14 @@ final class ProxyExchange {
             durationMilliseconds: Double(total.nanoseconds) / 1e6, upstreamStatus: upstreamStatus, decision: decision),
             route: request.target.path)
         onFinished(self)
+    }
+
+    /// Tokens to charge: vLLM's usage when it reported any (for an aborted stream, the cumulative usage so far);
+    /// nothing when vLLM refused or never saw the request; the reservation when usage is unknown.
+    private func tokensUsed(status: Int) -> Int {
+        if let usage { return usage.prompt + usage.completion }
+        guard sentAt != nil, let upstreamStatus, upstreamStatus < 400 else { return 0 }
+        return request.admission.reservedTokens
     }
 
     /// `/v1/models` as this key may see it: only its allowed models.

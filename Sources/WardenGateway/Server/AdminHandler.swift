@@ -1,5 +1,7 @@
 import NIOCore
 import NIOHTTP1
+import WardenConfig
+import WardenJSON
 
 /// The admin listener (loopback by default): liveness, readiness and Prometheus metrics — never proxied.
 final class AdminHandler: ChannelInboundHandler {
@@ -37,6 +39,20 @@ final class AdminHandler: ChannelInboundHandler {
             let ready = !draining && upstream
             let body = "{\"ready\":\(ready),\"draining\":\(draining),\"upstream_healthy\":\(upstream)}"
             GatewayResponder.send(context, status: ready ? .ok : .serviceUnavailable, body: body, requestID: requestID, keepAlive: keepAlive)
+        case (.GET, "/bans"):
+            let bans = core.limits.activeBans().map { ban in
+                JSONValue.object([("address", .string(ban.group)), ("remaining_seconds", .number(String(retryAfterSeconds(ban.remaining)))),
+                                  ("bans", .number(String(ban.bans)))])
+            }
+            GatewayResponder.send(context, status: .ok, body: JSONValue.object([("bans", .array(bans))]).serialized, requestID: requestID, keepAlive: keepAlive)
+        case (.DELETE, _) where path.hasPrefix("/bans/"):
+            guard let address = IPAddress(String(path.dropFirst("/bans/".count))) else {
+                return GatewayResponder.send(context, error: .badRequest("Not an IP address: \(path.dropFirst(6))", code: "invalid_address"),
+                                             requestID: requestID, keepAlive: keepAlive)
+            }
+            let lifted = core.limits.unban(address)
+            core.logger.info("unban requested", metadata: ["address": "\(address)", "was_banned": "\(lifted)"])
+            GatewayResponder.send(context, status: lifted ? .ok : .notFound, body: "{\"unbanned\":\(lifted)}", requestID: requestID, keepAlive: keepAlive)
         case (.GET, "/metrics"):
             GatewayResponder.send(context, status: .ok, body: core.metrics.exposition(), contentType: "text/plain; version=0.0.4; charset=utf-8",
                                   requestID: requestID, keepAlive: keepAlive)

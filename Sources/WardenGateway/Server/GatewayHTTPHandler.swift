@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import WardenConfig
+import WardenJSON
 
 /// The client side of one connection: reads a request within its limits and deadline, applies the gateway's
 /// checks in order (target, drain, key, allow-list, body, model), and hands what passes to a ``ProxyExchange``.
@@ -110,11 +111,22 @@ final class GatewayHTTPHandler: ChannelInboundHandler {
             keepAlive = false
             return reject(.draining, target.path)
         }
+        // Bans are checked before the key: a banned address costs one hash lookup.
+        let limits = core.limits
+        if let peerAddress = IPAddress(client), let remaining = limits.banRemaining(peerAddress) {
+            return reject(.banned(retryAfter: remaining), target.path)
+        }
         let policy = core.state.policy
         let key: KeyRecord
         switch policy.keys.authenticate(authorization: head.headers.first(name: "authorization"), now: Int64(epochSeconds())) {
         case .success(let record): key = record
-        case .failure(let failure): return reject(.unauthorized(failure), target.path)
+        case .failure(let failure):
+            if failure != .missing, let address = IPAddress(client), let length = limits.recordAuthFailure(address) {
+                core.logger.warning("address banned after repeated authentication failures",
+                                    metadata: ["client": "\(client)", "seconds": "\(retryAfterSeconds(length))"])
+                core.metrics.countRejection("ban_started")
+            }
+            return reject(.unauthorized(failure), target.path)
         }
         keyID = key.publicID
         guard policy.allowList.allows(method: head.method.rawValue, path: target.path) else {
@@ -130,8 +142,26 @@ final class GatewayHTTPHandler: ChannelInboundHandler {
                 return reject(error, target.path)
             }
         }
-        let request = ProxyExchange.Request(head: head, target: target, body: body, key: key, inference: inference,
-                                            requestID: requestID, clientAddress: client, received: received)
+        let admission: GatewayLimits.Admission
+        switch limits.admit(key: key, model: inference?.model ?? configuration.servedModelName, estimate: limits.estimate(inference)) {
+        case .success(let admitted): admission = admitted
+        case .failure(let error): return reject(error, target.path)
+        }
+        var forwardedBody = body
+        var usageFilter: SSEUsageFilter?
+        if let streaming = inference, streaming.stream, limits.defaults.enabled {
+            // Ask vLLM for usage on the stream (continuous, so an aborted stream is charged what it generated);
+            // the filter removes what the client did not ask for.
+            let options = streaming.body["stream_options"]
+            let clientContinuous = streaming.clientIncludesUsage && (options?["continuous_usage_stats"]?.boolValue ?? false)
+            let injected = (options?.objectValue.map { JSONValue.object($0) } ?? .object([]))
+                .setting("include_usage", to: .bool(true)).setting("continuous_usage_stats", to: .bool(true))
+            forwardedBody = context.channel.allocator.buffer(string: streaming.body.setting("stream_options", to: injected).serialized)
+            usageFilter = SSEUsageFilter(clientAskedForUsage: streaming.clientIncludesUsage, clientAskedForContinuousUsage: clientContinuous)
+        }
+        let request = ProxyExchange.Request(head: head, target: target, body: forwardedBody, key: key, inference: inference,
+                                            requestID: requestID, clientAddress: client, received: received,
+                                            admission: admission, usageFilter: usageFilter)
         let proxied = ProxyExchange(request: request, context: context, core: core) { [weak self] finished in
             guard let self, self.exchange === finished else { return }
             self.exchange = nil

@@ -78,6 +78,12 @@ public final class GatewayServer: Service, Sendable {
                 tasks.addTask { await self.watch(every: .seconds(1)) { try? self.reloadKeysIfChanged() } }
                 tasks.addTask { await self.watch(every: .seconds(2)) { await self.refreshUpstreamHealth() } }
                 tasks.addTask {
+                    await self.watch(every: .seconds(10)) {
+                        let reclaimed = self.core.limits.expireLeases()
+                        if reclaimed > 0 { self.core.logger.warning("reclaimed expired concurrency leases", metadata: ["count": "\(reclaimed)"]) }
+                    }
+                }
+                tasks.addTask {
                     for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
                         do {
                             try self.reload()
@@ -134,7 +140,9 @@ public final class GatewayServer: Service, Sendable {
     public func reload() throws {
         var allowed = core.configuration.allowedEndpoints
         if let path = core.configuration.deploymentPath {
-            allowed = try Deployment.load(path: path).gateway.allowedEndpoints
+            let gateway = try Deployment.load(path: path).gateway
+            allowed = gateway.allowedEndpoints
+            core.limits.update(GatewayLimits.Defaults(gateway))
         }
         let store = try KeyStore(path: core.configuration.keyStorePath, create: false)
         core.state.replacePolicy(GatewayPolicy(keys: try store.loadTable(), allowList: EndpointAllowList(allowed)))
@@ -167,4 +175,6 @@ public final class GatewayServer: Service, Sendable {
     /// The Prometheus exposition, as `/metrics` serves it.
     public var metricsText: String { core.metrics.exposition() }
     public var inFlight: Int { core.state.inFlight.load(ordering: .relaxed) }
+    /// Concurrency leases held now (0 when idle: none may leak).
+    public var leasesHeld: Int { core.limits.leasesHeld }
 }

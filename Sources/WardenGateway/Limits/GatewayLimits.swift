@@ -1,0 +1,197 @@
+import Synchronization
+import WardenConfig
+
+/// The limit policies wired together for the gateway: per-key request GCRA and token ledger, concurrency leases,
+/// and the ban table, behind one lock. Each admission decides on copies of the value types and commits only when
+/// every limit admits, so a request refused by one limit never consumes another.
+final class GatewayLimits: Sendable {
+    struct Defaults: Sendable {
+        var enabled: Bool
+        var requestsPerMinute: Int
+        var burst: Int
+        var tokensPerMinute: Int
+        var concurrency: Int
+        var globalConcurrency: Int
+        var modelConcurrency: Int?
+        var leaseTimeout: Duration
+        var defaultMaxTokens: Int
+        var bansEnabled: Bool
+        var banPolicy: BanTable.Policy
+
+        init(_ gateway: Deployment.Gateway) {
+            let limits = gateway.limits, bans = gateway.bans
+            enabled = limits.enabled
+            requestsPerMinute = limits.requestsPerMinute
+            burst = limits.burst
+            tokensPerMinute = limits.tokensPerMinute
+            concurrency = limits.concurrency
+            globalConcurrency = limits.globalConcurrency
+            modelConcurrency = limits.modelConcurrency
+            leaseTimeout = .seconds(limits.leaseTimeout)
+            defaultMaxTokens = limits.defaultMaxTokens
+            bansEnabled = bans.enabled
+            banPolicy = BanTable.Policy(maxFailures: bans.maxFailures, findTime: .seconds(bans.findTime), banTime: .seconds(bans.banTime),
+                                        factor: bans.incrementFactor, maxBanTime: .seconds(bans.maxBanTime),
+                                        ignore: bans.ignoreNetworks.compactMap(IPNetwork.init))
+        }
+    }
+
+    private struct State {
+        var defaults: Defaults
+        var requests: [String: GCRA] = [:]
+        var tokens: [String: TokenLedger] = [:]
+        var leases = LeaseTable()
+        var bans: BanTable
+    }
+
+    /// What an admitted request holds until it ends.
+    struct Admission: Sendable {
+        var key: String
+        var leaseID: UInt64?
+        var reservedTokens: Int
+        var headers: [(String, String)]
+    }
+
+    private let state: Mutex<State>
+    private let origin = ContinuousClock.now
+
+    init(_ defaults: Defaults) {
+        state = Mutex(State(defaults: defaults, bans: BanTable(policy: defaults.banPolicy)))
+    }
+
+    /// Monotonic time since the gateway started: the clock every policy runs on.
+    var now: Duration { ContinuousClock.now - origin }
+
+    var defaults: Defaults { state.withLock { $0.defaults } }
+
+    /// New defaults on reload; per-key state whose limits changed starts afresh on its next request.
+    func update(_ defaults: Defaults) {
+        state.withLock { state in
+            state.defaults = defaults
+            state.bans.policy = defaults.banPolicy
+        }
+    }
+
+    // MARK: - Bans
+
+    func banRemaining(_ address: IPAddress) -> Duration? {
+        let now = self.now
+        return state.withLock { $0.defaults.bansEnabled ? $0.bans.banRemaining(address, now: now) : nil }
+    }
+
+    /// Counts a failed authentication; returns the ban length when it starts a ban.
+    func recordAuthFailure(_ address: IPAddress) -> Duration? {
+        let now = self.now
+        return state.withLock { $0.defaults.bansEnabled ? $0.bans.recordFailure(address, now: now) : nil }
+    }
+
+    func activeBans() -> [BanTable.Ban] {
+        let now = self.now
+        return state.withLock { $0.bans.activeBans(now: now) }
+    }
+
+    func unban(_ address: IPAddress) -> Bool {
+        let now = self.now
+        return state.withLock { $0.bans.unban(address, now: now) }
+    }
+
+    // MARK: - Admission
+
+    /// Tokens reserved for a request: prompt estimate plus completion budget, for every choice.
+    func estimate(_ request: InferenceRequest?) -> Int {
+        guard let request else { return 1 }
+        return request.promptTokenEstimate + (request.maxTokens ?? defaults.defaultMaxTokens) * request.n
+    }
+
+    func admit(key: KeyRecord, model: String, estimate: Int) -> Result<Admission, GatewayError> {
+        let now = self.now
+        return state.withLock { state -> Result<Admission, GatewayError> in
+            let defaults = state.defaults
+            guard defaults.enabled else { return .success(Admission(key: key.publicID, leaseID: nil, reservedTokens: 0, headers: [])) }
+            let rpm = key.requestsPerMinute ?? defaults.requestsPerMinute
+            let tpm = key.tokensPerMinute ?? defaults.tokensPerMinute
+            var requests = state.requests[key.publicID].flatMap { $0.perMinute == rpm ? $0 : nil }
+                ?? GCRA(perMinute: rpm, burst: max(defaults.burst, 1), now: now)
+            var tokens = state.tokens[key.publicID].flatMap { $0.perMinute == tpm ? $0 : nil } ?? TokenLedger(perMinute: tpm, now: now)
+            var leases = state.leases
+
+            let requestDecision = requests.admit(now: now)
+            let tokenDecision = tokens.reserve(estimate, now: now)
+            var headers: [(String, String)] = []
+            let requestPeek = requests.peek(now: now), tokenPeek = tokens.peek(now: now)
+            headers += Self.headers("requests", limit: rpm, remaining: requestPeek.remaining, reset: requestPeek.resetAfter)
+            headers += Self.headers("tokens", limit: tpm, remaining: tokenPeek.remaining, reset: tokenPeek.resetAfter)
+
+            if case .rejected(let wait) = requestDecision {
+                return .failure(.rateLimited("requests", limit: "\(rpm) per minute", retryAfter: wait, headers: headers))
+            }
+            if case .rejected(let wait) = tokenDecision {
+                return .failure(.rateLimited("tokens", limit: "\(tpm) per minute (this request reserves \(estimate))", retryAfter: wait, headers: headers))
+            }
+            let lease = leases.acquire(key: key.publicID, model: model, keyLimit: key.concurrency ?? defaults.concurrency,
+                                       modelLimit: defaults.modelConcurrency, globalLimit: defaults.globalConcurrency, now: now)
+            switch lease {
+            case .failure(let refusal):
+                return .failure(.concurrencyLimited(refusal, headers: headers))
+            case .success(let id):
+                state.requests[key.publicID] = requests
+                state.tokens[key.publicID] = tokens
+                state.leases = leases
+                return .success(Admission(key: key.publicID, leaseID: id, reservedTokens: estimate, headers: headers))
+            }
+        }
+    }
+
+    /// Ends an admission: releases its lease and settles its tokens with what vLLM reported (`used`).
+    func finish(_ admission: Admission, used: Int) {
+        let now = self.now
+        state.withLock { state in
+            if let id = admission.leaseID { state.leases.release(id) }
+            if admission.reservedTokens > 0 {
+                state.tokens[admission.key]?.settle(reserved: admission.reservedTokens, used: used, now: now)
+            }
+        }
+    }
+
+    /// Reclaims leases held longer than the lease timeout; returns how many.
+    @discardableResult
+    func expireLeases() -> Int {
+        let now = self.now
+        return state.withLock { $0.leases.expire(timeout: $0.defaults.leaseTimeout, now: now).count }
+    }
+
+    var leasesHeld: Int { state.withLock { $0.leases.total } }
+
+    /// OpenAI's header names; reset as a duration (`1.5s`).
+    static func headers(_ kind: String, limit: Int, remaining: Int, reset: Duration) -> [(String, String)] {
+        [("x-ratelimit-limit-\(kind)", String(limit)), ("x-ratelimit-remaining-\(kind)", String(remaining)),
+         ("x-ratelimit-reset-\(kind)", durationText(reset))]
+    }
+
+    static func durationText(_ duration: Duration) -> String {
+        let milliseconds = Int((duration / .milliseconds(1)).rounded(.up))
+        return milliseconds % 1000 == 0 ? "\(milliseconds / 1000)s" : "\(Double(milliseconds) / 1000)s"
+    }
+}
+
+extension GatewayError {
+    static func rateLimited(_ kind: String, limit: String, retryAfter: Duration, headers: [(String, String)]) -> GatewayError {
+        let seconds = retryAfterSeconds(retryAfter)
+        return GatewayError(status: .tooManyRequests, type: "rate_limit_error", code: "rate_limit_exceeded",
+                            message: "Rate limit reached for \(kind): \(limit). Retry after \(seconds) s.",
+                            headers: headers + [("Retry-After", String(seconds))], decision: "rejected:rate_\(kind)")
+    }
+
+    static func concurrencyLimited(_ refusal: LeaseRefusal, headers: [(String, String)]) -> GatewayError {
+        GatewayError(status: .tooManyRequests, type: "rate_limit_error", code: "concurrency_limit_exceeded",
+                     message: "Too many requests in flight (\(refusal.scope.rawValue) limit \(refusal.limit)). Retry when one finishes.",
+                     headers: headers + [("Retry-After", "1")], decision: "rejected:concurrency_\(refusal.scope.rawValue)")
+    }
+
+    static func banned(retryAfter: Duration) -> GatewayError {
+        let seconds = retryAfterSeconds(retryAfter)
+        return GatewayError(status: .forbidden, type: "permission_error", code: "address_banned",
+                            message: "Too many failed authentication attempts from this address. Retry after \(seconds) s.",
+                            headers: [("Retry-After", String(seconds))], decision: "rejected:banned")
+    }
+}
