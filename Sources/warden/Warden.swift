@@ -12,7 +12,7 @@ struct Warden: AsyncParsableCommand {
         Exit codes: 0 success; 1 a check failed; 2 usage or configuration error.
         """,
         version: WardenVersion.string,
-        subcommands: [ConfigCommand.self, PreflightCommand.self, UnitCommand.self, InstallCommand.self, UninstallCommand.self, SelftestCommand.self, GatewayCommand.self, KeysCommand.self, DemoCommand.self]
+        subcommands: [ConfigCommand.self, PreflightCommand.self, UnitCommand.self, InstallCommand.self, UninstallCommand.self, SelftestCommand.self, GatewayCommand.self, KeysCommand.self, BansCommand.self, DemoCommand.self]
     )
 }
 

@@ -38,6 +38,7 @@ struct GatewayProcessTests {
               upstream: http://127.0.0.1:\(simPort)
               key_store: \(store)
               drain_timeout: 10s
+              bans: {max_failures: 2, ban_time: 1h, ignore_networks: []}
               allowed_endpoints: [\(endpoints.map { "\"\($0)\"" }.joined(separator: ", "))]
             """
         }
@@ -53,6 +54,17 @@ struct GatewayProcessTests {
         let bearer = ["Authorization": "Bearer \(token.text)"]
         #expect(try await eventually(timeout: .seconds(10)) { (try? request(port: port, "GET", "/v1/models", headers: bearer).status) == 200 })
         #expect(try request(port: port, "POST", "/tokenize", json: #"{"prompt":"x"}"#, headers: bearer).status == 404)
+
+        // Two bad keys ban this address; `warden bans` lists and lifts the ban through the admin listener.
+        let bad = ["Authorization": "Bearer sk-warden-000000000000-\(String(repeating: "a", count: 64))"]
+        for _ in 0..<2 { _ = try request(port: port, "GET", "/v1/models", headers: bad) }
+        #expect(try request(port: port, "GET", "/v1/models", headers: bearer).status == 403)
+        let listed = try BuiltProduct.run("warden", ["bans", "list", "--config", path])
+        #expect(listed.status == 0)
+        #expect(listed.stdout.contains("127.0.0.1"))
+        let lifted = try BuiltProduct.run("warden", ["bans", "unban", "127.0.0.1", "--config", path])
+        #expect(lifted.stdout.contains("unbanned 127.0.0.1"))
+        #expect(try request(port: port, "GET", "/v1/models", headers: bearer).status == 200)
 
         let stream = try TestHTTPConnection(port: port)
         stream.post("/v1/completions", json: #"{"prompt":"x","stream":true}"#, headers: bearer)
