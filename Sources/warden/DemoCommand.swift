@@ -56,6 +56,7 @@ struct DemoCommand: AsyncParsableCommand {
 
         curl -si http://127.0.0.1:\(gatewayPort)/tokenize -H 'Authorization: Bearer \(token.text)' -d '{"prompt":"hi"}'   # 404: not on the allow-list
 
+        # With the openai package (pip install openai, or .venv/bin/python after scripts/test):
         python3 -c 'from openai import OpenAI; c = OpenAI(base_url="http://127.0.0.1:\(gatewayPort)/v1", api_key="\(token.text)"); print(c.chat.completions.create(model="\(model)", messages=[{"role": "user", "content": "Hello"}]).choices[0].message.content)'
 
         Metrics: curl -s http://127.0.0.1:\(boundAdminPort)/metrics    Readiness: curl -s http://127.0.0.1:\(boundAdminPort)/readyz
