@@ -243,7 +243,7 @@ def write_config(label, sim_port, store, governed, port=None, admin=None, concur
     path = os.path.join(WORK, f"warden-{label}.yaml")
     port = port or free_port()
     admin = admin or free_port()
-    limits = (f"{{enabled: true, requests_per_minute: 100000000, burst: 100000, tokens_per_minute: 1000000000, "
+    limits = (f"{{enabled: true, requests_per_minute: 10000000, burst: 100000, tokens_per_minute: 1000000000, "
               f"concurrency: {concurrency}, global_concurrency: {concurrency}}}") if governed else "{enabled: false}"
     with open(path, "w") as handle:
         handle.write(f"""vllm: {{model: /models/sim-model, served_model_name: sim-model}}
@@ -271,6 +271,7 @@ events {{ worker_connections 20000; }}
 http {{
     access_log off;
     keepalive_requests 1000000;
+    map_hash_bucket_size 256;
     map $http_authorization $api_key_ok {{ default 0; "Bearer {key}" 1; }}
     limit_req_zone $http_authorization zone=perkey:10m rate=100000r/s;
     upstream vllm {{ server 127.0.0.1:{sim_port}; keepalive 512; }}

@@ -58,7 +58,8 @@ public struct GatewayConfiguration: Sendable {
         self.limits = GatewayLimits.Defaults(gateway)
     }
 
-    var upstreamAuthority: String { upstreamHost.contains(":") ? "[\(upstreamHost)]:\(upstreamPort)" : "\(upstreamHost):\(upstreamPort)" }
+    /// `host:port` for the upstream `Host` header (brackets around IPv6).
+    var upstreamAuthority: String { upstreamHost.utf8.contains(UInt8(ascii: ":")) ? "[\(upstreamHost)]:\(upstreamPort)" : "\(upstreamHost):\(upstreamPort)" }
 }
 
 /// `http://host:port` split into parts.

@@ -33,7 +33,7 @@ struct LifecycleTests {
             #expect(longRest.contains("data: [DONE]"))
             await drained.value
             let elapsed = ContinuousClock.now - started
-            #expect(elapsed >= .milliseconds(1400) && elapsed < .seconds(5))
+            #expect(elapsed >= .milliseconds(1400) && elapsed < .seconds(15), "drain waits for its timeout, then ends what is left")
             #expect(try await eventually { try harness.simStat("aborted") == 1 })
             #expect(harness.gateway.inFlight == 0)
         }

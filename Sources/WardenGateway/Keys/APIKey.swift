@@ -20,7 +20,8 @@ public struct APIKeyToken: Sendable, Equatable {
         let rest = text.dropFirst(Self.prefix.count)
         guard let dash = rest.firstIndex(of: "-") else { return nil }
         let publicID = rest[..<dash], secret = rest[rest.index(after: dash)...]
-        guard publicID.count == 12, secret.count == 64, publicID.allSatisfy(\.isHexDigit), secret.allSatisfy(\.isHexDigit) else { return nil }
+        let isHex = { (byte: UInt8) in (byte >= 0x30 && byte <= 0x39) || (byte >= 0x61 && byte <= 0x66) || (byte >= 0x41 && byte <= 0x46) }
+        guard publicID.utf8.count == 12, secret.utf8.count == 64, publicID.utf8.allSatisfy(isHex), secret.utf8.allSatisfy(isHex) else { return nil }
         self.publicID = String(publicID)
         self.secret = String(secret)
     }
@@ -30,14 +31,18 @@ public struct APIKeyToken: Sendable, Equatable {
     }
 }
 
+/// Hex text of `count` random bytes from the system generator (one call per 8 bytes).
 func randomHex(bytes count: Int) -> String {
     var generator = SystemRandomNumberGenerator()
-    let digits = Array("0123456789abcdef")
-    var text = ""
-    for _ in 0..<count {
-        let byte = UInt8.random(in: 0...255, using: &generator)
+    let digits = Array("0123456789abcdef".utf8)
+    var text: [UInt8] = []
+    text.reserveCapacity(count * 2)
+    var word: UInt64 = 0
+    for index in 0..<count {
+        if index % 8 == 0 { word = generator.next() }
+        let byte = UInt8(truncatingIfNeeded: word >> (8 * UInt64(index % 8)))
         text.append(digits[Int(byte >> 4)])
         text.append(digits[Int(byte & 0x0F)])
     }
-    return text
+    return String(decoding: text, as: UTF8.self)
 }

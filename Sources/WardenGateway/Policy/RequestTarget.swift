@@ -21,22 +21,49 @@ public struct RequestTarget: Sendable, Equatable {
     }
 
     public init(_ uri: String) throws(Rejection) {
-        let bytes = Array(uri.utf8)
+        let bytes = uri.utf8
         guard bytes.first == UInt8(ascii: "/") else { throw .notOriginForm }
-        guard bytes.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { throw .nonASCII }
-        guard !bytes.contains(UInt8(ascii: "#")) else { throw .fragment }
-        let split = uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
-        let path = split[0]
-        guard !path.contains("%") else { throw .encoded }
-        guard !path.contains("\\") else { throw .backslash }
-        guard !path.contains(";") else { throw .parameter }
-        let segments = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
-        for (index, segment) in segments.enumerated() {
-            if segment == "." || segment == ".." { throw .dotSegment }
-            if segment.isEmpty && index < segments.count - 1 { throw .emptySegment }
+        var pathEnd = bytes.endIndex
+        var segmentStart = 0
+        var position = 0
+        var previous: UInt8 = 0
+        for index in bytes.indices {
+            let byte = bytes[index]
+            guard byte > 0x20, byte < 0x7F else { throw .nonASCII }
+            if byte == UInt8(ascii: "#") { throw .fragment }
+            if pathEnd == bytes.endIndex {
+                switch byte {
+                case UInt8(ascii: "?"):
+                    try Self.checkSegment(bytes, from: segmentStart, to: position, last: true)
+                    pathEnd = index
+                case UInt8(ascii: "%"): throw .encoded
+                case UInt8(ascii: "\\"): throw .backslash
+                case UInt8(ascii: ";"): throw .parameter
+                case UInt8(ascii: "/"):
+                    if position > 0 {
+                        if previous == UInt8(ascii: "/") { throw .emptySegment }
+                        try Self.checkSegment(bytes, from: segmentStart, to: position, last: false)
+                    }
+                    segmentStart = position + 1
+                default: break
+                }
+            }
+            previous = byte
+            position += 1
         }
-        self.path = String(path)
-        self.query = split.count == 2 ? String(split[1]) : nil
+        if pathEnd == bytes.endIndex { try Self.checkSegment(bytes, from: segmentStart, to: position, last: true) }
+        path = String(uri[..<pathEnd])
+        query = pathEnd == bytes.endIndex ? nil : String(uri[uri.utf8.index(after: pathEnd)...])
+    }
+
+    /// A segment of `.` or `..` is a dot segment; an empty one is only allowed last (a trailing slash).
+    private static func checkSegment(_ bytes: String.UTF8View, from start: Int, to end: Int, last: Bool) throws(Rejection) {
+        let length = end - start
+        if length == 0 { return }
+        let first = bytes[bytes.index(bytes.startIndex, offsetBy: start)]
+        if first == UInt8(ascii: "."), length <= 2 {
+            if length == 1 || bytes[bytes.index(bytes.startIndex, offsetBy: start + 1)] == UInt8(ascii: ".") { throw .dotSegment }
+        }
     }
 }
 

@@ -98,7 +98,6 @@ final class ProxyExchange {
         channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
         phase = .waitingForHead
         sentAt = .now()
-        channel.read()
     }
 
     // MARK: - Upstream events
@@ -155,14 +154,13 @@ final class ProxyExchange {
         responseHeadSent = true
     }
 
-    /// After each batch from vLLM: flush to the client, then read on only while the client keeps up.
+    /// After each batch from vLLM: flush to the client; stop reading vLLM while the client cannot keep up.
     func upstreamReadComplete() {
         guard phase != .finished else { return }
         if responseHeadSent { context.flush() }
-        if context.channel.isWritable {
-            connection?.channel.read()
-        } else {
+        if !context.channel.isWritable, !readPaused, let channel = connection?.channel {
             readPaused = true
+            channel.setOption(.autoRead, value: false).whenFailure { _ in channel.close(promise: nil) }
         }
     }
 
@@ -170,7 +168,7 @@ final class ProxyExchange {
     func clientWritable() {
         guard readPaused, phase != .finished else { return }
         readPaused = false
-        connection?.channel.read()
+        connection?.channel.setOption(.autoRead, value: true).whenFailure { _ in }
     }
 
     func upstreamClosed(reason: String) {

@@ -66,7 +66,6 @@ final class UpstreamPool: Sendable {
         let future = ClientBootstrap(group: eventLoop)
             .connectTimeout(connectTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .channelOption(.autoRead, value: false)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
@@ -91,7 +90,7 @@ final class UpstreamPool: Sendable {
         }
     }
 
-    /// Returns a connection whose response ended cleanly; it keeps a read pending so a close by vLLM is noticed.
+    /// Returns a connection whose response ended cleanly; it keeps reading, so a close by vLLM is noticed while idle.
     func release(_ connection: UpstreamConnection, on eventLoop: any EventLoop) {
         let pool = pool(for: eventLoop)
         guard connection.channel.isActive, pool.idle.count < Self.maxIdlePerLoop else {
@@ -102,7 +101,6 @@ final class UpstreamPool: Sendable {
         connection.idleSince = .now()
         connection.served += 1
         pool.idle.append(connection)
-        connection.channel.read()
     }
 }
 

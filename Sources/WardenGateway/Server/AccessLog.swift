@@ -1,3 +1,5 @@
+import Dispatch
+import Foundation
 import NIOConcurrencyHelpers
 import WardenJSON
 #if canImport(Glibc)
@@ -65,6 +67,39 @@ public struct StandardOutputSink: AccessLogSink {
                 offset += written
             }
         }
+    }
+}
+
+/// Collects lines and writes them in batches from a background thread (every 50 ms, or sooner past 64 KiB),
+/// so a busy gateway makes one `write(2)` per batch instead of one per request. `flush()` writes what is pending.
+public final class BufferedStandardOutputSink: AccessLogSink, @unchecked Sendable {
+    private let pending = NIOLockedValueBox<[UInt8]>([])
+    private let wake = DispatchSemaphore(value: 0)
+    private let target = StandardOutputSink()
+
+    public init() {
+        Thread.detachNewThread { [self] in
+            while true {
+                _ = wake.wait(timeout: .now() + .milliseconds(50))
+                flush()
+            }
+        }
+    }
+
+    public func write(_ line: String) {
+        let size = pending.withLockedValue { buffer -> Int in
+            buffer.append(contentsOf: line.utf8)
+            return buffer.count
+        }
+        if size > 65_536 { wake.signal() }
+    }
+
+    public func flush() {
+        let batch = pending.withLockedValue { buffer -> [UInt8] in
+            defer { buffer.removeAll(keepingCapacity: true) }
+            return buffer
+        }
+        if !batch.isEmpty { target.write(String(decoding: batch, as: UTF8.self)) }
     }
 }
 

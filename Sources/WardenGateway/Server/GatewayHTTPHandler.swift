@@ -74,7 +74,8 @@ final class GatewayHTTPHandler: ChannelInboundHandler {
         if !lengths.isEmpty && !headers["transfer-encoding"].isEmpty {
             return .badRequest("Content-Length and Transfer-Encoding together are ambiguous.", code: "ambiguous_length")
         }
-        if Set(lengths.flatMap { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }).count > 1 {
+        if lengths.count > 1 || lengths.first?.utf8.contains(UInt8(ascii: ",")) == true,
+           Set(lengths.flatMap { $0.split(separator: ",").map { String($0.filter { $0 != " " && $0 != "\t" }) } }).count > 1 {
             return .badRequest("Conflicting Content-Length values.", code: "ambiguous_length")
         }
         if headers["host"].count > 1 { return .badRequest("More than one Host header.", code: "ambiguous_host") }

@@ -21,7 +21,7 @@ public final class GatewayServer: Service, Sendable {
     }
 
     /// Opens the key store and builds the first policy; fails with an actionable message when either is unusable.
-    public init(configuration: GatewayConfiguration, accessLog: any AccessLogSink = StandardOutputSink(),
+    public init(configuration: GatewayConfiguration, accessLog: any AccessLogSink = BufferedStandardOutputSink(),
                 logger: Logger = Logger(label: "warden-gateway"), group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) throws {
         let store = try KeyStore(path: configuration.keyStorePath, create: false)
         let policy = GatewayPolicy(keys: try store.loadTable(), allowList: EndpointAllowList(configuration.allowedEndpoints))
@@ -134,6 +134,7 @@ public final class GatewayServer: Service, Sendable {
         }
         let open = channels.withLockedValue { Array($0.connections.values) + [$0.admin].compactMap { $0 } }
         for channel in open { try? await channel.close() }
+        (core.accessLog as? BufferedStandardOutputSink)?.flush()
     }
 
     /// SIGHUP: re-reads the deployment file (allow-list) and the key store without touching connections.
