@@ -86,7 +86,8 @@ extension Deployment {
       admin_listen: 127.0.0.1:9091
       # Largest request body accepted (bytes); larger ones get 413.
       max_body_bytes: 4194304
-      # Serve TLS directly (otherwise terminate TLS in Caddy/nginx in front):
+      # Serving TLS directly is not implemented yet (the gateway refuses to start with it): terminate TLS in
+      # Caddy/nginx in front and list it in trusted_proxies.
       # tls:
       #   certificate: /etc/warden/tls/cert.pem
       #   private_key: /etc/warden/tls/key.pem

@@ -35,6 +35,9 @@ public struct GatewayConfiguration: Sendable {
 
     public init(deployment: Deployment, deploymentPath: String?, upstreamKey: String?) throws {
         let gateway = deployment.gateway
+        guard gateway.tls == nil else {
+            throw GatewaySetupError("gateway.tls is set, but this version does not terminate TLS itself; remove it and terminate TLS in Caddy or nginx in front (listed in gateway.trusted_proxies)")
+        }
         guard let listen = ListenAddress(gateway.listen), let admin = ListenAddress(gateway.adminListen) else {
             throw GatewaySetupError("gateway.listen and gateway.admin_listen must be host:port")
         }

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import VLLMSim
+import WardenConfig
 import WardenTestSupport
 @testable import WardenGateway
 
@@ -130,6 +131,13 @@ struct ProxyTests {
             #expect(response.status == 502)
             #expect(response.body.contains("VLLM_API_KEY"))
         }
+    }
+
+    @Test("a deployment asking for TLS is refused at start rather than served in clear text")
+    func tlsNotSilentlyIgnored() throws {
+        var deployment = Deployment(vllm: .init(model: "/models/qwen"))
+        deployment.gateway.tls = .init(certificate: "/etc/warden/cert.pem", privateKey: "/etc/warden/key.pem")
+        #expect(throws: GatewaySetupError.self) { try GatewayConfiguration(deployment: deployment, deploymentPath: nil, upstreamKey: nil) }
     }
 
     @Test("keep-alive connections carry several requests, streaming and not")
