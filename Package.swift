@@ -32,11 +32,19 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(name: "CWardenShims"),
+        .target(
+            name: "WardenNIOSupport",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
         .target(
             name: "WardenGateway",
             dependencies: [
-                "WardenConfig", "WardenJSON", "CSQLite",
+                "WardenConfig", "WardenJSON", "WardenNIOSupport", "CSQLite",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -68,6 +76,7 @@ let package = Package(
             name: "VLLMSim",
             dependencies: [
                 "WardenJSON",
+                "WardenNIOSupport",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

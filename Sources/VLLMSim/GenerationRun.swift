@@ -1,4 +1,5 @@
 import NIOCore
+import WardenNIOSupport
 import NIOHTTP1
 
 /// Drives one chat or completion request on its connection's event loop: waits for a sequence slot, paces

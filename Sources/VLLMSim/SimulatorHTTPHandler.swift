@@ -1,4 +1,5 @@
 import NIOCore
+import WardenNIOSupport
 import NIOHTTP1
 import Synchronization
 import WardenJSON
@@ -163,7 +164,7 @@ final class SimulatorHTTPHandler: ChannelInboundHandler {
         }
         let id = core.state.nextRequestID()
         let plan = GenerationPlan(request: request, naturalLength: max(1, overrides.outputTokens ?? configuration.outputTokens))
-        let encoder = ResponseEncoder(kind: kind, model: request.model, created: currentEpochSeconds(), idNumber: id)
+        let encoder = ResponseEncoder(kind: kind, model: request.model, created: epochSeconds(), idNumber: id)
         let timing = GenerationRun.Timing(
             headDelay: .init(overrides.headDelay ?? faults.headDelay),
             timeToFirstToken: .init(overrides.timeToFirstToken ?? configuration.timeToFirstToken),
@@ -179,20 +180,3 @@ final class SimulatorHTTPHandler: ChannelInboundHandler {
     }
 }
 
-extension TimeAmount {
-    init(_ duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
-    }
-}
-
-/// Seconds since the epoch, for `created` fields.
-func currentEpochSeconds() -> Int {
-    var spec = timespec()
-    clock_gettime(CLOCK_REALTIME, &spec)
-    return spec.tv_sec
-}
-
-#if canImport(Glibc)
-import Glibc
-#endif

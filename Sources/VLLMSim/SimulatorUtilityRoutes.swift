@@ -1,4 +1,5 @@
 import NIOCore
+import WardenNIOSupport
 import NIOHTTP1
 import WardenJSON
 
@@ -114,7 +115,7 @@ enum SimulatorUtilityRoutes {
         let data = texts.enumerated().map { index, text in
             "{\"index\":\(index),\"object\":\"embedding\",\"embedding\":[\(vector(for: text).map { String($0) }.joined(separator: ","))]}"
         }
-        let created = currentEpochSeconds()
+        let created = epochSeconds()
         return "{\"id\":\"embd-sim\(created)\",\"object\":\"list\",\"created\":\(created),\"model\":\(quotedModel),\"data\":[\(data.joined(separator: ","))],\"usage\":{\"prompt_tokens\":\(tokenCount),\"total_tokens\":\(tokenCount),\"completion_tokens\":0,\"prompt_tokens_details\":null}}"
     }
 

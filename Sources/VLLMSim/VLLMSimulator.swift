@@ -1,6 +1,7 @@
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
+import WardenNIOSupport
 import NIOHTTP1
 import NIOPosix
 import ServiceLifecycle
@@ -16,18 +17,14 @@ public final class VLLMSimulator: Service, Sendable {
     public let configuration: SimulatorConfiguration
     let core: SimulatorCore
     private let group: any EventLoopGroup
-    private let channels = NIOLockedValueBox(Channels())
+    private let server = NIOLockedValueBox<(any Channel)?>(nil)
+    private let connections = ConnectionRegistry()
     private let logger: Logger
-
-    private struct Channels {
-        var server: (any Channel)?
-        var connections: [ObjectIdentifier: any Channel] = [:]
-    }
 
     public init(configuration: SimulatorConfiguration, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
                 logger: Logger = Logger(label: "vllm-sim")) {
         self.configuration = configuration
-        self.core = SimulatorCore(configuration: configuration, startedAt: currentEpochSeconds())
+        self.core = SimulatorCore(configuration: configuration, startedAt: epochSeconds())
         self.group = group
         self.logger = logger
     }
@@ -36,23 +33,21 @@ public final class VLLMSimulator: Service, Sendable {
     @discardableResult
     public func start(host: String, port: Int) async throws -> Int {
         let core = self.core
-        let channels = self.channels
+        let connections = self.connections
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
-                let id = ObjectIdentifier(channel)
-                channels.withLockedValue { $0.connections[id] = channel }
-                channel.closeFuture.whenComplete { _ in _ = channels.withLockedValue { $0.connections.removeValue(forKey: id) } }
+                connections.track(channel)
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(SimulatorHTTPHandler(core: core))
                 }
             }
-        let server = try await bootstrap.bind(host: host, port: port).get()
-        channels.withLockedValue { $0.server = server }
-        let boundPort = server.localAddress?.port ?? port
+        let listener = try await bootstrap.bind(host: host, port: port).get()
+        server.withLockedValue { $0 = listener }
+        let boundPort = listener.localAddress?.port ?? port
         logger.info("vllm-sim serving", metadata: ["address": "\(host):\(boundPort)", "model": "\(configuration.servedModelName)"])
         return boundPort
     }
@@ -67,14 +62,12 @@ public final class VLLMSimulator: Service, Sendable {
     /// then closes every connection (counted as aborts), as vLLM ≥ 0.18 does on SIGTERM.
     public func shutdown() async {
         core.draining.store(true, ordering: .relaxed)
-        let server = channels.withLockedValue { $0.server }
-        try? await server?.close()
+        try? await server.withLockedValue { $0 }?.close()
         let deadline = ContinuousClock.now + configuration.shutdownTimeout
         while core.state.inFlight > 0, ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(10))
         }
-        let open = channels.withLockedValue { Array($0.connections.values) }
-        for channel in open { try? await channel.close() }
+        await connections.closeAll()
     }
 
     /// Runs until graceful shutdown (SIGTERM/SIGINT in a `ServiceGroup`), then shuts down as ``shutdown()`` does.

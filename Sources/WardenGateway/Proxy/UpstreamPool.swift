@@ -2,6 +2,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import WardenNIOSupport
 
 /// A connection to vLLM, used by one exchange at a time on its event loop.
 final class UpstreamConnection {
@@ -146,9 +147,3 @@ final class UpstreamHandler: ChannelInboundHandler {
     }
 }
 
-extension TimeAmount {
-    init(_ duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
-    }
-}

@@ -2,6 +2,7 @@ import NIOCore
 import NIOHTTP1
 import WardenConfig
 import WardenJSON
+import WardenNIOSupport
 
 /// The client side of one connection: reads a request within its limits and deadline, applies the gateway's
 /// checks in order (target, drain, key, allow-list, body, model), and hands what passes to a ``ProxyExchange``.
@@ -195,12 +196,3 @@ final class GatewayProtocolErrorHandler: ChannelDuplexHandler {
     }
 }
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
-func epochSeconds() -> Int {
-    var spec = timespec()
-    clock_gettime(CLOCK_REALTIME, &spec)
-    return spec.tv_sec
-}

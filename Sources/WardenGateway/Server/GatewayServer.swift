@@ -6,19 +6,15 @@ import NIOPosix
 import ServiceLifecycle
 import UnixSignals
 import WardenConfig
+import WardenNIOSupport
 
 /// `warden gateway`: the public listener, the admin listener, key and health watchers, drain and reload.
 public final class GatewayServer: Service, Sendable {
     let core: GatewayCore
     private let group: any EventLoopGroup
-    private let channels = NIOLockedValueBox(Channels())
+    private let listeners = NIOLockedValueBox<(server: (any Channel)?, admin: (any Channel)?)>((nil, nil))
+    private let connections = ConnectionRegistry()
     private let keyStoreVersion = NIOLockedValueBox<Int64?>(nil)
-
-    private struct Channels {
-        var server: (any Channel)?
-        var admin: (any Channel)?
-        var connections: [ObjectIdentifier: any Channel] = [:]
-    }
 
     /// Opens the key store and builds the first policy; fails with an actionable message when either is unusable.
     public init(configuration: GatewayConfiguration, accessLog: any AccessLogSink = BufferedStandardOutputSink(),
@@ -35,15 +31,13 @@ public final class GatewayServer: Service, Sendable {
     public func start() async throws -> (port: Int, adminPort: Int) {
         let configuration = core.configuration
         let core = self.core
-        let channels = self.channels
+        let connections = self.connections
         let server = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
-                let id = ObjectIdentifier(channel)
-                channels.withLockedValue { $0.connections[id] = channel }
-                channel.closeFuture.whenComplete { _ in _ = channels.withLockedValue { $0.connections.removeValue(forKey: id) } }
+                connections.track(channel)
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: false)
                     try channel.pipeline.syncOperations.addHandler(GatewayProtocolErrorHandler())
@@ -60,10 +54,7 @@ public final class GatewayServer: Service, Sendable {
                 }
             }
             .bind(host: configuration.adminHost, port: configuration.adminPort).get()
-        channels.withLockedValue {
-            $0.server = server
-            $0.admin = admin
-        }
+        listeners.withLockedValue { $0 = (server, admin) }
         await refreshUpstreamHealth()
         let ports = (server.localAddress?.port ?? configuration.listenPort, admin.localAddress?.port ?? configuration.adminPort)
         core.logger.info("gateway listening", metadata: ["listen": "\(configuration.listenHost):\(ports.0)", "admin": "\(configuration.adminHost):\(ports.1)",
@@ -116,7 +107,7 @@ public final class GatewayServer: Service, Sendable {
     public func beginDrain() {
         guard !core.state.draining.exchange(true, ordering: .relaxed) else { return }
         core.logger.info("draining", metadata: ["in_flight": "\(core.state.inFlight.load(ordering: .relaxed))"])
-        channels.withLockedValue { $0.server }?.close(promise: nil)
+        listeners.withLockedValue { $0.server }?.close(promise: nil)
     }
 
     /// Lets in-flight requests finish up to the drain timeout, ends the rest (streams get a terminal error event),
@@ -132,8 +123,8 @@ public final class GatewayServer: Service, Sendable {
             core.state.terminateAll()
             try? await Task.sleep(for: .milliseconds(100))
         }
-        let open = channels.withLockedValue { Array($0.connections.values) + [$0.admin].compactMap { $0 } }
-        for channel in open { try? await channel.close() }
+        await connections.closeAll()
+        try? await listeners.withLockedValue { $0.admin }?.close()
         (core.accessLog as? BufferedStandardOutputSink)?.flush()
     }
 
