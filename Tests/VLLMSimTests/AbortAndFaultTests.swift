@@ -115,16 +115,17 @@ struct AbortAndFaultTests {
         let configuration = SimulatorConfiguration(interTokenLatency: .milliseconds(50), outputTokens: 6, maxNumSeqs: 1)
         try await withSimulator(configuration) { simulator, port throws in
             let first = try TestHTTPConnection(port: port)
-            // The first holds the only slot for 3 s, long enough to see the second wait even on a loaded machine.
-            first.post("/v1/completions", json: #"{"prompt":"a","stream":true}"#, headers: ["x-sim-fault": "output-tokens=60"])
+            // The first holds the only slot for 30 s, so the second waits however loaded the machine is.
+            first.post("/v1/completions", json: #"{"prompt":"a","stream":true}"#, headers: ["x-sim-fault": "output-tokens=600"])
             _ = try first.read(through: "data: ")
             let second = try TestHTTPConnection(port: port)
             second.post("/v1/completions", json: #"{"prompt":"b","stream":true}"#)
-            #expect(try await eventually { try simulator.stat("waiting") == 1 })
+            #expect(try await eventually(timeout: .seconds(20)) { try simulator.stat("waiting") == 1 })
             #expect(try request(port: port, "GET", "/metrics").body.contains("vllm:num_requests_waiting{engine=\"0\",model_name=\"sim-model\"} 1.0"))
-            _ = try first.read(through: "data: [DONE]")
-            #expect(try second.readResponse().body.hasSuffix("data: [DONE]\n\n"))
-            #expect(try simulator.stat("completed") == 2)
+            first.hangUp()
+            #expect(try second.readResponse().body.hasSuffix("data: [DONE]\n\n"), "the freed slot goes to the waiting request")
+            #expect(try simulator.stat("completed") == 1)
+            #expect(try simulator.stat("aborted") == 1)
             #expect(try simulator.stat("waiting") == 0)
         }
     }

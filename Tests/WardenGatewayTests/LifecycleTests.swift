@@ -22,7 +22,7 @@ struct LifecycleTests {
             let started = ContinuousClock.now
             let gateway = harness.gateway
             let drained = Task { await gateway.drain() }
-            #expect(try await eventually(timeout: .seconds(1)) { (try? request(port: harness.adminPort, "GET", "/readyz").status) == 503 })
+            #expect(try await eventually(timeout: .seconds(5)) { (try? request(port: harness.adminPort, "GET", "/readyz").status) == 503 })
             #expect(try await eventually { (try? TestHTTPConnection(port: harness.port)) == nil }, "the listener is closed")
 
             let shortRest = try short.readToClose()

@@ -61,7 +61,7 @@ struct ProxyTests {
             connection.post("/v1/chat/completions", json: #"{"messages":[{"role":"user","content":"x"}],"stream":true}"#, headers: harness.bearer)
             _ = try connection.read(through: #""content":" "#)
             connection.hangUp()
-            #expect(try await eventually(timeout: .seconds(2)) { try harness.simStat("aborted") == 1 })
+            #expect(try await eventually(timeout: .seconds(10)) { try harness.simStat("aborted") == 1 })
             #expect(try harness.simStat("generated_tokens") < 500)
             #expect(try await eventually { harness.gateway.inFlight == 0 })
         }
@@ -74,7 +74,7 @@ struct ProxyTests {
             connection.post("/v1/chat/completions", json: #"{"messages":[{"role":"user","content":"x"}],"stream":true}"#, headers: harness.bearer)
             _ = try connection.read(through: "\r\n\r\n")
             connection.hangUp()
-            #expect(try await eventually(timeout: .seconds(2)) { try harness.simStat("aborted") == 1 })
+            #expect(try await eventually(timeout: .seconds(10)) { try harness.simStat("aborted") == 1 })
             #expect(try harness.simStat("generated_tokens") == 0)
         }
     }
@@ -86,7 +86,7 @@ struct ProxyTests {
             connection.post("/v1/chat/completions", json: #"{"messages":[{"role":"user","content":"x"}]}"#, headers: harness.bearer)
             #expect(try await eventually { try harness.simStat("in_flight") == 1 })
             connection.hangUp()
-            #expect(try await eventually(timeout: .seconds(2)) { try harness.simStat("aborted") == 1 })
+            #expect(try await eventually(timeout: .seconds(10)) { try harness.simStat("aborted") == 1 })
             let line = try #require(harness.accessLog.contents.last)
             #expect(line.contains(#""decision":"client_closed""#))
         }

@@ -147,7 +147,7 @@ public func jsonObject(_ text: String) throws -> [String: Any] {
 }
 
 /// Polls until `condition` holds or `timeout` passes; used only to wait for counters that move asynchronously.
-public func eventually(timeout: Duration = .seconds(5), _ condition: () throws -> Bool) async throws -> Bool {
+public func eventually(timeout: Duration = .seconds(10), _ condition: () throws -> Bool) async throws -> Bool {
     let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {
         if try condition() { return true }
