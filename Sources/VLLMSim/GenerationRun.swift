@@ -142,7 +142,7 @@ final class GenerationRun {
             let texts = (0..<plan.choiceCount).map { plan.text(choice: $0, tokens: step) }
             let body = encoder.completeResponse(texts: texts, finishReason: plan.finishReason, usage: usage)
             finish(.init(rawValue: plan.finishReason) ?? .stop)
-            HTTPWriter.respond(context, status: .ok, contentType: "application/json", body: body, keepAlive: keepAlive)
+            HTTPResponseWriter.respond(context, status: .ok, contentType: "application/json", body: body, keepAlive: keepAlive)
         }
     }
 
@@ -155,7 +155,7 @@ final class GenerationRun {
             endResponse(.error)
         } else {
             finish(.error)
-            HTTPWriter.respond(context, status: .internalServerError, contentType: "application/json",
+            HTTPResponseWriter.respond(context, status: .internalServerError, contentType: "application/json",
                                body: error.json(legacy: core.configuration.legacyErrorShape), keepAlive: keepAlive)
         }
     }
@@ -176,7 +176,7 @@ final class GenerationRun {
     /// Accounts first, then ends the response, so a pipelined next request never sees this run as current.
     private func endResponse(_ reason: FinishReason) {
         finish(reason)
-        HTTPWriter.end(context, keepAlive: keepAlive)
+        HTTPResponseWriter.end(context, keepAlive: keepAlive)
     }
 
     private func finish(_ reason: FinishReason) {

@@ -72,10 +72,10 @@ final class SimulatorHTTPHandler: ChannelInboundHandler {
         let path = String(head.uri.prefix { $0 != "?" })
         let method = head.method.rawValue
         let json = { (status: HTTPResponseStatus, body: String) in
-            HTTPWriter.respond(context, status: status, contentType: "application/json", body: body, keepAlive: keepAlive)
+            HTTPResponseWriter.respond(context, status: status, contentType: "application/json", body: body, keepAlive: keepAlive)
         }
         if bodyTooLarge {
-            HTTPWriter.respond(context, status: .payloadTooLarge, contentType: "application/json",
+            HTTPResponseWriter.respond(context, status: .payloadTooLarge, contentType: "application/json",
                                body: SimulatorError(status: 413, type: "Request Entity Too Large", message: "Request body too large").json(legacy: false),
                                keepAlive: false)
             return
@@ -101,13 +101,13 @@ final class SimulatorHTTPHandler: ChannelInboundHandler {
             generate(context: context, head: head, kind: kind, keepAlive: keepAlive)
         case .health:
             let status: HTTPResponseStatus = core.state.faults.unhealthy ? .serviceUnavailable : .ok
-            HTTPWriter.respond(context, status: status, contentType: nil, body: "", keepAlive: keepAlive)
+            HTTPResponseWriter.respond(context, status: status, contentType: nil, body: "", keepAlive: keepAlive)
         case .notFound:
             json(.notFound, "{\"detail\":\"Not Found\"}")
         case .methodNotAllowed:
             json(.methodNotAllowed, "{\"detail\":\"Method Not Allowed\"}")
         case .metrics:
-            HTTPWriter.respond(context, status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8",
+            HTTPResponseWriter.respond(context, status: .ok, contentType: "text/plain; version=0.0.4; charset=utf-8",
                                body: SimulatorReports.metrics(core.state.snapshot(), model: configuration.servedModelName,
                                                               maxNumSeqs: configuration.maxNumSeqs),
                                keepAlive: keepAlive)
@@ -134,7 +134,7 @@ final class SimulatorHTTPHandler: ChannelInboundHandler {
         let configuration = core.configuration
         let fail = { (error: SimulatorError) in
             self.core.state.countFailure()
-            HTTPWriter.respond(context, status: HTTPResponseStatus(statusCode: error.status), contentType: "application/json",
+            HTTPResponseWriter.respond(context, status: HTTPResponseStatus(statusCode: error.status), contentType: "application/json",
                                body: error.json(legacy: configuration.legacyErrorShape), keepAlive: keepAlive)
         }
         if core.draining.load(ordering: .relaxed) {

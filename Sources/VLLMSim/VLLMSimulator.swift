@@ -33,18 +33,10 @@ public final class VLLMSimulator: Service, Sendable {
     @discardableResult
     public func start(host: String, port: Int) async throws -> Int {
         let core = self.core
-        let connections = self.connections
-        let bootstrap = ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 4096)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelInitializer { channel in
-                connections.track(channel)
-                return channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(SimulatorHTTPHandler(core: core))
-                }
-            }
+        let bootstrap = connections.httpServerBootstrap(group: group) { pipeline in
+            try pipeline.configureHTTPServerPipeline(withErrorHandling: true)
+            try pipeline.addHandler(SimulatorHTTPHandler(core: core))
+        }
         let listener = try await bootstrap.bind(host: host, port: port).get()
         server.withLockedValue { $0 = listener }
         let boundPort = listener.localAddress?.port ?? port

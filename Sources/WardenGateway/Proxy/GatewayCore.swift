@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOHTTP1
+import WardenNIOSupport
 
 /// What every connection of one gateway shares.
 final class GatewayCore: Sendable {
@@ -32,31 +33,15 @@ final class GatewayCore: Sendable {
     }
 }
 
-/// Writes complete responses the gateway produces itself.
+/// Writes complete responses the gateway produces itself: every one carries the request id.
 enum GatewayResponder {
     static func send(_ context: ChannelHandlerContext, status: HTTPResponseStatus, body: String, contentType: String = "application/json",
                      requestID: String, keepAlive: Bool, extraHeaders: [(String, String)] = []) {
-        let buffer = context.channel.allocator.buffer(string: body)
-        var headers = HTTPHeaders()
-        headers.add(name: "content-type", value: contentType)
-        headers.add(name: "content-length", value: String(buffer.readableBytes))
-        headers.add(name: "x-request-id", value: requestID)
-        for (name, value) in extraHeaders { headers.add(name: name, value: value) }
-        if !keepAlive { headers.add(name: "connection", value: "close") }
-        context.write(NIOAny(HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
-        context.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(buffer))), promise: nil)
-        end(context, keepAlive: keepAlive)
+        HTTPResponseWriter.respond(context, status: status, contentType: contentType, body: body, keepAlive: keepAlive,
+                                   extraHeaders: [("x-request-id", requestID)] + extraHeaders)
     }
 
     static func send(_ context: ChannelHandlerContext, error: GatewayError, requestID: String, keepAlive: Bool) {
         send(context, status: error.status, body: error.body, requestID: requestID, keepAlive: keepAlive, extraHeaders: error.headers)
-    }
-
-    static func end(_ context: ChannelHandlerContext, keepAlive: Bool) {
-        let done = context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil)))
-        if !keepAlive {
-            let channel = context.channel
-            done.whenComplete { _ in channel.close(promise: nil) }
-        }
     }
 }

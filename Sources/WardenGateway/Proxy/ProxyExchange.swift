@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import WardenNIOSupport
 import WardenJSON
 
 /// One proxied request on its client's event loop: takes an upstream connection, relays the response with
@@ -189,7 +190,7 @@ final class ProxyExchange {
         if isEventStream {
             writeStreamError(message: "The model server stopped mid-stream (\(reason)); request id \(request.requestID).", code: "upstream_error")
             finish(status: upstreamStatus ?? 200, decision: "upstream_failed_midstream")
-            GatewayResponder.end(context, keepAlive: keepAliveClient)
+            HTTPResponseWriter.end(context, keepAlive: keepAliveClient)
         } else {
             finish(status: upstreamStatus ?? 502, decision: "upstream_failed_midstream")
             context.close(promise: nil)
@@ -221,7 +222,7 @@ final class ProxyExchange {
         } else if isEventStream {
             writeStreamError(message: "The gateway is shutting down; the stream was ended before completion.", code: "shutting_down")
             finish(status: upstreamStatus ?? 200, decision: "drained")
-            GatewayResponder.end(context, keepAlive: false)
+            HTTPResponseWriter.end(context, keepAlive: false)
         } else {
             finish(status: upstreamStatus ?? 503, decision: "drained")
             context.close(promise: nil)
@@ -249,7 +250,7 @@ final class ProxyExchange {
                 context.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(context.channel.allocator.buffer(bytes: rest)))), promise: nil)
             }
             finish(status: upstreamStatus ?? 200, decision: "allowed")
-            GatewayResponder.end(context, keepAlive: keepAliveClient)
+            HTTPResponseWriter.end(context, keepAlive: keepAliveClient)
         }
     }
 

@@ -31,20 +31,12 @@ public final class GatewayServer: Service, Sendable {
     public func start() async throws -> (port: Int, adminPort: Int) {
         let configuration = core.configuration
         let core = self.core
-        let connections = self.connections
-        let server = try await ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 4096)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelInitializer { channel in
-                connections.track(channel)
-                return channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: false)
-                    try channel.pipeline.syncOperations.addHandler(GatewayProtocolErrorHandler())
-                    try channel.pipeline.syncOperations.addHandler(GatewayHTTPHandler(core: core))
-                }
-            }
-            .bind(host: configuration.listenHost, port: configuration.listenPort).get()
+        let server = try await connections.httpServerBootstrap(group: group) { pipeline in
+            try pipeline.configureHTTPServerPipeline(withErrorHandling: false)
+            try pipeline.addHandler(GatewayProtocolErrorHandler())
+            try pipeline.addHandler(GatewayHTTPHandler(core: core))
+        }
+        .bind(host: configuration.listenHost, port: configuration.listenPort).get()
         let admin = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in

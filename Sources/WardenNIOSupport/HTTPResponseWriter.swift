@@ -1,0 +1,46 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// Writes whole HTTP/1.1 responses on a server handler's context (both NIO servers answer this way).
+public enum HTTPResponseWriter {
+    /// Head with `content-length` (and `connection: close` when the connection ends), body, end.
+    public static func respond(_ context: ChannelHandlerContext, status: HTTPResponseStatus, contentType: String?, body: String,
+                        keepAlive: Bool, extraHeaders: [(String, String)] = []) {
+        let buffer = context.channel.allocator.buffer(string: body)
+        var headers = HTTPHeaders()
+        if let contentType { headers.add(name: "content-type", value: contentType) }
+        headers.add(name: "content-length", value: String(buffer.readableBytes))
+        for (name, value) in extraHeaders { headers.add(name: name, value: value) }
+        if !keepAlive { headers.add(name: "connection", value: "close") }
+        context.write(NIOAny(HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
+        if buffer.readableBytes > 0 {
+            context.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(buffer))), promise: nil)
+        }
+        end(context, keepAlive: keepAlive)
+    }
+
+    /// Ends the response and flushes; closes the connection afterwards unless it is kept alive.
+    public static func end(_ context: ChannelHandlerContext, keepAlive: Bool) {
+        let written = context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil)))
+        if !keepAlive {
+            let channel = context.channel
+            written.whenComplete { _ in channel.close(promise: nil) }
+        }
+    }
+}
+
+extension ConnectionRegistry {
+    /// A server bootstrap for an HTTP listener whose accepted connections this registry tracks.
+    public func httpServerBootstrap(group: any EventLoopGroup,
+                                    configure: @escaping @Sendable (ChannelPipeline.SynchronousOperations) throws -> Void) -> ServerBootstrap {
+        ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 4096)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { [self] channel in
+                track(channel)
+                return channel.eventLoop.makeCompletedFuture { try configure(channel.pipeline.syncOperations) }
+            }
+    }
+}
