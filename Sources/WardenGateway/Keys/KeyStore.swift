@@ -2,8 +2,9 @@ import Crypto
 import Foundation
 
 /// The key store: an SQLite file holding only an HMAC-SHA256 of each secret, keyed by a per-install secret kept
-/// in a 0600 file next to it. Read by the gateway, written by `warden keys`.
-public final class KeyStore {
+/// in a 0600 file next to it. Read by the gateway, written by `warden keys`. Sendable because the connection is
+/// opened with `SQLITE_OPEN_FULLMUTEX` (SQLite serialises every call) and nothing else in it changes.
+public final class KeyStore: @unchecked Sendable {
     public let path: String
     private let database: SQLiteDatabase
     private let hmacKey: SymmetricKey

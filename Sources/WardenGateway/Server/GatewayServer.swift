@@ -14,12 +14,14 @@ public final class GatewayServer: Service, Sendable {
     private let group: any EventLoopGroup
     private let listeners = NIOLockedValueBox<(server: (any Channel)?, admin: (any Channel)?)>((nil, nil))
     private let connections = ConnectionRegistry()
-    private let keyStoreVersion = NIOLockedValueBox<Int64?>(nil)
+    /// The open key store and the `PRAGMA data_version` last seen on it (it changes when another process commits).
+    private let keyStore: NIOLockedValueBox<(store: KeyStore, version: Int64)>
 
     /// Opens the key store and builds the first policy; fails with an actionable message when either is unusable.
     public init(configuration: GatewayConfiguration, accessLog: any AccessLogSink = BufferedStandardOutputSink(),
                 logger: Logger = Logger(label: "warden-gateway"), group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) throws {
         let store = try KeyStore(path: configuration.keyStorePath, create: false)
+        keyStore = NIOLockedValueBox((store, try store.dataVersion()))
         let policy = GatewayPolicy(keys: try store.loadTable(), allowList: EndpointAllowList(configuration.allowedEndpoints))
         core = GatewayCore(configuration: configuration, state: GatewayState(policy: policy), metrics: GatewayMetrics(),
                            accessLog: accessLog, logger: logger)
@@ -128,25 +130,27 @@ public final class GatewayServer: Service, Sendable {
             allowed = gateway.allowedEndpoints
             core.limits.update(GatewayLimits.Defaults(gateway))
         }
+        // Reopened, so a key store restored from a backup (a new file) is picked up too.
         let store = try KeyStore(path: core.configuration.keyStorePath, create: false)
+        let version = try store.dataVersion()
         core.state.replacePolicy(GatewayPolicy(keys: try store.loadTable(), allowList: EndpointAllowList(allowed)))
+        keyStore.withLockedValue { $0 = (store, version) }
         core.logger.info("reloaded", metadata: ["keys": "\(core.state.policy.keys.count)", "endpoints": "\(allowed.count)"])
     }
 
     /// Reloads the keys when `warden keys` changed the store (checked every second).
     func reloadKeysIfChanged() throws {
-        let store = try KeyStore(path: core.configuration.keyStorePath, create: false)
-        let version = try store.list().map { "\($0.publicID)\($0.revoked ?? 0)\($0.secretHash)\($0.expires ?? 0)\($0.models)" }.joined().hashValue
-        let changed = keyStoreVersion.withLockedValue { previous -> Bool in
-            defer { previous = Int64(version) }
-            return previous != nil && previous != Int64(version)
+        let table = try keyStore.withLockedValue { current -> KeyTable? in
+            let version = try current.store.dataVersion()
+            guard version != current.version else { return nil }
+            current.version = version
+            return try current.store.loadTable()
         }
-        if changed {
-            var policy = core.state.policy
-            policy.keys = try store.loadTable()
-            core.state.replacePolicy(policy)
-            core.logger.info("key store changed; keys reloaded", metadata: ["keys": "\(policy.keys.count)"])
-        }
+        guard let table else { return }
+        var policy = core.state.policy
+        policy.keys = table
+        core.state.replacePolicy(policy)
+        core.logger.info("key store changed; keys reloaded", metadata: ["keys": "\(table.count)"])
     }
 
     func refreshUpstreamHealth() async {
