@@ -81,7 +81,7 @@ final class SimulatorHTTPHandler: ChannelInboundHandler {
             return
         }
         if !path.hasPrefix("/sim/") {
-            _ = core.state.record(method: method, path: path, headers: head.headers, body: body)
+            core.state.record(method: method, path: path, headers: head.headers, body: body)
         }
         let configuration = core.configuration
         if !configuration.apiKeys.isEmpty, Route.requiresKey(method: method, path: path),

@@ -46,14 +46,12 @@ final class SimulatorState: Sendable {
     }
 
     /// Counts a request and remembers its headers and body for tests (`/sim/...` requests are not recorded).
-    func record(method: String, path: String, headers: HTTPHeaders, body: ByteBuffer) -> UInt64 {
+    func record(method: String, path: String, headers: HTTPHeaders, body: ByteBuffer) {
         counters.withLock { counters in
             counters.requests["\(method) \(path)", default: 0] += 1
             counters.lastRequestHeaders = headers
             counters.lastRequestPath = path
             counters.lastRequestBody = body
-            defer { counters.nextID += 1 }
-            return counters.nextID
         }
     }
 
