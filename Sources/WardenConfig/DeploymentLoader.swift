@@ -6,10 +6,18 @@ extension Deployment {
     public static let defaultPath = "/etc/warden/warden.yaml"
 
     /// Which file to read: an explicit `--config` wins, then `WARDEN_CONFIG`, then ``defaultPath``.
+    /// The path is made absolute: it is written into units, which systemd runs from `/`.
     public static func resolvePath(explicit: String?, environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
-        if let explicit, !explicit.isEmpty { return explicit }
-        if let fromEnvironment = environment["WARDEN_CONFIG"], !fromEnvironment.isEmpty { return fromEnvironment }
-        return defaultPath
+        let chosen: String
+        if let explicit, !explicit.isEmpty {
+            chosen = explicit
+        } else if let fromEnvironment = environment["WARDEN_CONFIG"], !fromEnvironment.isEmpty {
+            chosen = fromEnvironment
+        } else {
+            chosen = defaultPath
+        }
+        guard !chosen.hasPrefix("/") else { return chosen }
+        return URL(fileURLWithPath: chosen).standardizedFileURL.path
     }
 
     /// Reads and validates a deployment file.

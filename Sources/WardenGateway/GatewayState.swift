@@ -13,7 +13,8 @@ struct GatewayPolicy: Sendable {
 final class GatewayState: Sendable {
     private let policyBox: NIOLockedValueBox<GatewayPolicy>
     let draining = Atomic<Bool>(false)
-    let upstreamHealthy = Atomic<Bool>(false)
+    /// Why vLLM cannot be used, from the last readiness probe; `nil` once it answered 200.
+    private let upstreamProblemBox = NIOLockedValueBox<String?>("not probed yet")
     let inFlight = Atomic<Int>(0)
     private let exchanges = NIOLockedValueBox<[ObjectIdentifier: @Sendable () -> Void]>([:])
 
@@ -22,6 +23,16 @@ final class GatewayState: Sendable {
     }
 
     var policy: GatewayPolicy { policyBox.withLockedValue { $0 } }
+
+    var upstreamProblem: String? { upstreamProblemBox.withLockedValue { $0 } }
+
+    /// Records the probe's verdict and returns the previous one, so the caller can log changes only.
+    func exchangeUpstreamProblem(_ problem: String?) -> String? {
+        upstreamProblemBox.withLockedValue { current in
+            defer { current = problem }
+            return current
+        }
+    }
 
     func replacePolicy(_ policy: GatewayPolicy) {
         policyBox.withLockedValue { $0 = policy }

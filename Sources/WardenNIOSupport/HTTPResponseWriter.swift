@@ -37,7 +37,7 @@ extension ConnectionRegistry {
         ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { [self] channel in
                 track(channel)
                 return channel.eventLoop.makeCompletedFuture { try configure(channel.pipeline.syncOperations) }

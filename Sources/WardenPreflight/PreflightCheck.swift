@@ -11,10 +11,15 @@ public struct CheckOutcome: Sendable, Equatable {
     public var status: CheckStatus
     public var detail: String
     public var hint: String?
+    /// A failure that may clear by itself (memory or a port still held by a process that is exiting), so
+    /// systemd's restart should try again; every other failure needs the operator and must not loop.
+    public var transient = false
 
     public static func pass(_ detail: String) -> CheckOutcome { .init(status: .pass, detail: detail, hint: nil) }
     public static func warn(_ detail: String, hint: String) -> CheckOutcome { .init(status: .warn, detail: detail, hint: hint) }
-    public static func fail(_ detail: String, hint: String) -> CheckOutcome { .init(status: .fail, detail: detail, hint: hint) }
+    public static func fail(_ detail: String, hint: String, transient: Bool = false) -> CheckOutcome {
+        .init(status: .fail, detail: detail, hint: hint, transient: transient)
+    }
     public static func skip(_ detail: String) -> CheckOutcome { .init(status: .skip, detail: detail, hint: nil) }
 
     /// The worst of several outcomes, details joined; used by checks that look at several things.
@@ -23,7 +28,9 @@ public struct CheckOutcome: Sendable, Equatable {
         guard !problems.isEmpty else { return .pass(passing) }
         let status: CheckStatus = problems.contains { $0.status == .fail } ? .fail : .warn
         let hints = problems.compactMap(\.hint).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
-        return CheckOutcome(status: status, detail: problems.map(\.detail).joined(separator: "; "), hint: hints.joined(separator: "; "))
+        let transient = status == .fail && problems.allSatisfy { $0.status != .fail || $0.transient }
+        return CheckOutcome(status: status, detail: problems.map(\.detail).joined(separator: "; "), hint: hints.joined(separator: "; "),
+                            transient: transient)
     }
 }
 
@@ -47,11 +54,14 @@ public struct PreflightCheck: Sendable {
 public final class PreflightContext: Sendable {
     public let deployment: Deployment
     public let host: any PreflightHost
+    /// `gpu.nvml` is among the checks run, so it alone reports an unusable NVML.
+    let runsNVMLCheck: Bool
     private let cachedNVML = Mutex<NVMLReport?>(nil)
 
-    public init(deployment: Deployment, host: any PreflightHost) {
+    public init(deployment: Deployment, host: any PreflightHost, runsNVMLCheck: Bool = true) {
         self.deployment = deployment
         self.host = host
+        self.runsNVMLCheck = runsNVMLCheck
     }
 
     /// One NVML pass for all GPU checks, run on first use.
@@ -85,10 +95,20 @@ public final class PreflightContext: Sendable {
 }
 
 extension NVMLReport {
-    /// The outcome GPU checks give when NVML itself is unusable.
+    /// `gpu.nvml`'s failure when NVML itself is unusable.
     var unavailableOutcome: CheckOutcome? {
         guard let failure else { return nil }
         let (detail, hint) = failure.explanation
         return .fail("no GPU facts: \(detail)", hint: hint)
+    }
+
+}
+
+extension PreflightContext {
+    /// What a check that needs NVML gives when it is unusable: `gpu.nvml` fails once and says why, the checks
+    /// that depend on it skip; a run without `gpu.nvml` (`--only gpu.memory`) fails them instead of passing.
+    var nvmlUnavailableOutcome: CheckOutcome? {
+        guard let unavailable = nvml.unavailableOutcome else { return nil }
+        return runsNVMLCheck ? .skip("needs NVML: see gpu.nvml") : unavailable
     }
 }

@@ -12,7 +12,9 @@ extension PreflightReport {
                 lines.append(String(repeating: " ", count: 8 + width) + "fix: \(hint)")
             }
         }
-        let verdict = passed ? "vLLM may start" : "vLLM would fail: fix the FAIL lines above"
+        let verdict = passed ? "vLLM may start"
+            : failedPermanently ? "vLLM would fail: fix the FAIL lines above, then start it again (systemd does not retry this)"
+            : "vLLM would fail for now: what failed may clear by itself (systemd retries the start)"
         lines.append("\(count(.pass)) passed, \(count(.fail)) failed, \(count(.warn)) warnings, \(count(.skip)) skipped in \(durationMilliseconds) ms — \(verdict)")
         return lines.joined(separator: "\n") + "\n"
     }
@@ -25,6 +27,7 @@ extension PreflightReport {
                 ("status", .string(result.status.rawValue)),
                 ("detail", .string(result.detail)),
                 ("hint", result.hint.map(JSONValue.string) ?? .null),
+                ("transient", .bool(result.transient)),
                 ("duration_ms", .number(String(result.durationMilliseconds))),
             ])
         }
@@ -33,6 +36,7 @@ extension PreflightReport {
         return JSONValue.object([
             ("schema", .string("warden.preflight/v1")),
             ("ok", .bool(passed)),
+            ("permanent_failure", .bool(failedPermanently)),
             ("summary", summary),
             ("checks", .array(checks)),
         ]).serialized + "\n"

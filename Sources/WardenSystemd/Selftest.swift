@@ -1,8 +1,8 @@
 import Foundation
 import WardenConfig
 
-/// `warden selftest`: runs the CUDA smoke workload in a transient unit with exactly vllm.service's sandbox;
-/// when it fails, reruns with one group of settings relaxed at a time and names the one that broke it.
+/// `warden selftest`: runs a smoke workload (CUDA by default) in a transient unit with exactly vllm.service's
+/// sandbox; when it fails, reruns with one group of settings relaxed at a time and names the one that broke it.
 public struct Selftest: Sendable {
     public struct Attempt: Sendable, Equatable {
         /// The sandbox group left out, or `nil` for the full sandbox; `"(no sandbox)"` for the bare run.
@@ -29,11 +29,13 @@ public struct Selftest: Sendable {
 
     let deployment: Deployment
     let systemd: SystemdVersion
+    let workload: SelftestWorkload
     let runner: any CommandRunner
 
-    public init(deployment: Deployment, systemd: SystemdVersion, runner: any CommandRunner = ProcessRunner()) {
+    public init(deployment: Deployment, systemd: SystemdVersion, workload: SelftestWorkload = .cuda, runner: any CommandRunner = ProcessRunner()) {
         self.deployment = deployment
         self.systemd = systemd
+        self.workload = workload
         self.runner = runner
     }
 
@@ -47,7 +49,8 @@ public struct Selftest: Sendable {
         for property in VLLMSandbox.writablePaths(for: deployment) + properties {
             arguments += ["-p", "\(property.key)=\(property.value)"]
         }
-        return arguments + ["--", vllm.venv + "/bin/python", "-c", SelftestWorkload.python]
+        // The source travels on the command line: a file of the operator's could sit where the sandbox hides it.
+        return arguments + ["--", vllm.venv + "/bin/python", "-c", workload.source]
     }
 
     public func run() throws -> Report {

@@ -1,4 +1,5 @@
 import WardenConfig
+import WardenPreflight
 
 /// Where the installed pieces live; the defaults are what `warden install` writes.
 public struct InstallLayout: Sendable, Equatable {
@@ -31,7 +32,7 @@ public enum UnitRenderer {
     public static func render(_ deployment: Deployment, systemd: SystemdVersion, layout: InstallLayout = InstallLayout()) -> RenderedUnits {
         RenderedUnits(vllmService: vllmService(deployment, systemd: systemd, layout: layout),
                       gatewayService: gatewayService(deployment, systemd: systemd, layout: layout),
-                      startScript: startScript(deployment),
+                      startScript: startScript(deployment, layout: layout),
                       environmentTemplate: environmentTemplate(deployment))
     }
 
@@ -61,9 +62,10 @@ public enum UnitRenderer {
             for property in VLLMSandbox.writablePaths(for: deployment) { lines.add(property.key, property.value) }
             let readOnly = [deployment.paths.models] + (deployment.vllm.isLocalModel && !deployment.vllm.model.hasPrefix(deployment.paths.models + "/") ? [deployment.vllm.model] : [])
             lines.add("ReadOnlyPaths", readOnly.joined(separator: " "), "models and weights are read-only to vLLM")
-            lines.add("ExecStartPre", "\(layout.wardenBinary) preflight --config \(layout.deploymentFile)", "native checks in the same sandbox; exit 1 stops the start with a clear message")
-            lines.add("ExecStart", layout.startScript)
+            lines.add("ExecStart", layout.startScript, "runs `warden preflight` in this sandbox first, then execs vLLM")
             lines.add("Restart", "on-failure")
+            lines.add("RestartPreventExitStatus", "\(usageExitStatus) \(Preflight.permanentFailureExitStatus)",
+                      "a failure the operator must fix (preflight exit 3, a bad deployment file or vLLM flag: 2) is not retried")
             lines.add("RestartSec", "30s")
             if systemd >= GatedDirective.restartBackoff {
                 lines.add("RestartSteps", "5")
@@ -148,8 +150,14 @@ public enum UnitRenderer {
         return unit.text
     }
 
-    /// Ends in `exec vllm serve …`, so vLLM itself is the main PID and receives systemd's SIGTERM.
-    static func startScript(_ deployment: Deployment) -> String {
+    /// Exit status of `warden` for a bad deployment file, and of vLLM's argument parser for a bad flag.
+    static let usageExitStatus = 2
+
+    /// Runs `warden preflight`, then ends in `exec vllm serve …`, so vLLM itself is the main PID and receives
+    /// systemd's SIGTERM. Preflight runs here rather than in `ExecStartPre=` because systemd applies
+    /// `RestartPreventExitStatus=` to the main process only (systemd#11868): from `ExecStartPre=`, a permanent
+    /// failure would be retried until the start limit locks the unit.
+    static func startScript(_ deployment: Deployment, layout: InstallLayout) -> String {
         let vllm = deployment.vllm
         var groups: [[String]] = [[vllm.model], ["--served-model-name", vllm.servedModelName], ["--host", vllm.host],
                                   ["--port", String(vllm.port)], ["--gpu-memory-utilization", String(vllm.gpuMemoryUtilization)],
@@ -167,6 +175,8 @@ public enum UnitRenderer {
             "# Rendered by `warden unit render` from the deployment file. The API key reaches vLLM through",
             "# VLLM_API_KEY (EnvironmentFile=), never through this command line, where `ps` would show it.",
             "set -eu",
+            "# Exit 3 (a failure to fix first) is in RestartPreventExitStatus=; exit 1 (may clear by itself) is retried.",
+            "\(shellQuoted(layout.wardenBinary)) preflight --config \(shellQuoted(layout.deploymentFile)) || exit $?",
             "exec \(shellQuoted(vllm.venv + "/bin/vllm")) serve \\",
         ]
         for (index, group) in groups.enumerated() {

@@ -1,40 +1,55 @@
 import ArgumentParser
+import Foundation
 import WardenConfig
 import WardenPreflight
 
-/// `warden preflight`: native checks of the GPU host before vLLM starts (the unit's `ExecStartPre=`).
+/// `warden preflight`: native checks of the GPU host before vLLM starts (the first step of the unit's start script).
 struct PreflightCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "preflight",
-        abstract: "Check the GPU host before vLLM starts (exit 0 ready, 1 a check failed).",
-        discussion: "Checks: \(Preflight.checkIDs.joined(separator: ", ")). Warnings do not fail the run."
+        abstract: "Check the GPU host before vLLM starts (exit 0 ready, 1 a failure that may clear, 3 a failure to fix first).",
+        discussion: """
+        Checks: \(Preflight.checkIDs.joined(separator: ", ")). Warnings do not fail the run.
+        --only and --skip take ids or groups (\(Preflight.groups.joined(separator: ", "))); $\(skipVariable) adds to --skip,
+        so a drop-in (`systemctl edit vllm.service`) can skip a check for the service.
+        Exit 3 means a failure that will not clear by itself: the unit lists it in RestartPreventExitStatus=, so
+        systemd does not retry; fix it, then `systemctl start vllm.service`.
+        """
     )
+
+    static let skipVariable = "WARDEN_PREFLIGHT_SKIP"
 
     enum Format: String, ExpressibleByArgument, CaseIterable { case text, json }
 
     @OptionGroup var options: ConfigOptions
     @Option(help: "Output format: text or json.") var format: Format = .text
-    @Option(help: ArgumentHelp("Run only these checks (comma-separated ids).", valueName: "ids")) var only: String?
-    @Option(help: ArgumentHelp("Skip these checks (comma-separated ids).", valueName: "ids")) var skip: String?
+    @Option(help: ArgumentHelp("Run only these checks (comma-separated ids or groups).", valueName: "ids")) var only: String?
+    @Option(help: ArgumentHelp("Skip these checks (comma-separated ids or groups).", valueName: "ids")) var skip: String?
 
     func run() async throws {
-        let onlyIDs = try parseIDs(only, option: "--only")
-        let skipIDs = try parseIDs(skip, option: "--skip") ?? []
+        let onlyIDs = try only.map { try Self.checkIDs(in: $0, source: "--only") }
+        var skipIDs = try skip.map { try Self.checkIDs(in: $0, source: "--skip") } ?? []
+        if let fromEnvironment = ProcessInfo.processInfo.environment[Self.skipVariable], !fromEnvironment.isEmpty {
+            skipIDs.formUnion(try Self.checkIDs(in: fromEnvironment, source: "$\(Self.skipVariable)"))
+        }
         let deployment = try options.load()
         let report = Preflight.run(deployment: deployment, only: onlyIDs, skip: skipIDs)
         print(format == .json ? report.json : report.text, terminator: "")
+        if report.failedPermanently { throw ExitCode(WardenExit.permanentFailure) }
         if !report.passed { throw ExitCode(WardenExit.checkFailed) }
     }
 
-    private func parseIDs(_ text: String?, option: String) throws -> Set<String>? {
-        guard let text else { return nil }
-        let ids = Set(text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
-        let unknown = ids.subtracting(Preflight.checkIDs)
-        guard unknown.isEmpty else {
-            throw ValidationError("\(option): unknown check id(s) \(unknown.sorted().joined(separator: ", ")); known: \(Preflight.checkIDs.joined(separator: ", "))")
+    /// Check ids named by a comma-separated list of ids and groups; an unknown name is an error with a suggestion.
+    static func checkIDs(in list: String, source: String) throws -> Set<String> {
+        var ids: Set<String> = []
+        for selector in list.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !selector.isEmpty {
+            let matched = Preflight.ids(matching: selector)
+            guard !matched.isEmpty else {
+                let suggestion = closestMatch(to: selector, in: Preflight.checkIDs + Preflight.groups).map { "did you mean '\($0)'? " } ?? ""
+                throw ValidationError("\(source): no check or group '\(selector)'; \(suggestion)groups: \(Preflight.groups.joined(separator: ", ")); ids: \(Preflight.checkIDs.joined(separator: ", "))")
+            }
+            ids.formUnion(matched)
         }
         return ids
     }
 }
-
-import Foundation

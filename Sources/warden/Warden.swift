@@ -1,5 +1,6 @@
 import ArgumentParser
 import WardenConfig
+import WardenPreflight
 
 /// `warden`: production hardening for self-hosted vLLM. Each subcommand is a thin shell over a library.
 struct Warden: AsyncParsableCommand {
@@ -9,7 +10,8 @@ struct Warden: AsyncParsableCommand {
         discussion: """
         Every subcommand reads the deployment file: --config PATH, else $WARDEN_CONFIG, else \(Deployment.defaultPath).
 
-        Exit codes: 0 success; 1 a check failed; 2 usage or configuration error.
+        Exit codes: 0 success; 1 a check failed; 2 usage or configuration error; 3 (preflight) a failure that
+        will not clear by itself, so systemd must not retry.
         """,
         version: WardenVersion.string,
         subcommands: [ConfigCommand.self, PreflightCommand.self, UnitCommand.self, InstallCommand.self, UninstallCommand.self, SelftestCommand.self, GatewayCommand.self, KeysCommand.self, BansCommand.self, DemoCommand.self]
@@ -39,6 +41,8 @@ enum WardenExit {
     static let success: Int32 = 0
     static let checkFailed: Int32 = 1
     static let usage: Int32 = 2
+    /// Preflight found a failure that needs the operator; the vLLM unit's `RestartPreventExitStatus=` lists it.
+    static let permanentFailure = Preflight.permanentFailureExitStatus
 }
 
 func printError(_ message: String) {

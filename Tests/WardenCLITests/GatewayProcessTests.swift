@@ -7,18 +7,6 @@ import WardenTestSupport
 /// The real `warden gateway` process: signals as systemd sends them.
 @Suite("warden gateway (the real binary): SIGHUP reloads, SIGTERM drains and exits 0")
 struct GatewayProcessTests {
-    func freePort() throws -> Int {
-        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(descriptor) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) } }
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) } }
-        return Int(UInt16(bigEndian: address.sin_port))
-    }
-
     @Test("SIGHUP applies a changed allow-list without dropping a stream; SIGTERM lets the stream finish and exits 0")
     func signals() async throws {
         let simulator = VLLMSimulator(configuration: SimulatorConfiguration(servedModelName: "qwen", apiKeys: ["upstream-key"],

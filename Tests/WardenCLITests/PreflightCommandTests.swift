@@ -12,13 +12,15 @@ struct PreflightCommandTests {
         return (scratch, path)
     }
 
-    @Test("GPU checks fail with a hint, every other check still runs, exit code 1")
+    @Test("no NVML is a permanent failure (exit 3, not retried by systemd); every other check still runs")
     func runsWithoutGPU() throws {
         let (scratch, path) = try config()
         let result = try BuiltProduct.run("warden", ["preflight", "--config", path])
         _ = scratch
-        #expect(result.status == 1)
+        #expect(result.status == 3)
         #expect(result.stdout.contains("FAIL  gpu.nvml"))
+        #expect(result.stdout.contains("SKIP  gpu.memory"))
+        #expect(result.stdout.contains("systemd does not retry this"))
         #expect(result.stdout.contains("fix: install the NVIDIA driver"))
         for id in ["net.port", "fs.disk", "sys.memory", "sys.nofile", "secrets.envfile", "model.files"] {
             #expect(result.stdout.contains(" \(id) "), "\(id) missing from:\n\(result.stdout)")
@@ -54,7 +56,28 @@ struct PreflightCommandTests {
         #expect(checkLines.map { $0.split(separator: " ", omittingEmptySubsequences: true)[1] } == ["fs.disk", "sys.nofile"])
         let unknown = try BuiltProduct.run("warden", ["preflight", "--config", path, "--only", "gpu.magic"])
         #expect(unknown.status == 2)
-        #expect(unknown.stderr.contains("unknown check id(s) gpu.magic"))
+        #expect(unknown.stderr.contains("no check or group 'gpu.magic'"))
+        let typo = try BuiltProduct.run("warden", ["preflight", "--config", path, "--only", "model.fles"])
+        #expect(typo.stderr.contains("did you mean 'model.files'?"))
         #expect(try BuiltProduct.run("warden", ["preflight", "--config", "/nonexistent.yaml"]).status == 2)
+    }
+
+    @Test("groups select their checks; $WARDEN_PREFLIGHT_SKIP (a unit drop-in's way) adds to --skip")
+    func groupsAndEnvironment() throws {
+        let (scratch, path) = try config()
+        _ = scratch
+        func ids(_ result: CommandResult) -> [Substring] {
+            result.stdout.split(separator: "\n").filter { ["PASS", "WARN", "FAIL", "SKIP"].contains($0.prefix(4)) }
+                .map { $0.split(separator: " ", omittingEmptySubsequences: true)[1] }
+        }
+        let gpu = try BuiltProduct.run("warden", ["preflight", "--config", path, "--only", "gpu"])
+        #expect(ids(gpu) == ["gpu.nvml", "gpu.count", "gpu.memory", "gpu.health", "gpu.persistence", "gpu.devices"])
+        let skipped = try BuiltProduct.run("warden", ["preflight", "--config", path, "--only", "gpu,sys.nofile", "--skip", "gpu.devices"],
+                                           environment: ["WARDEN_PREFLIGHT_SKIP": "gpu.nvml,gpu.count, gpu.memory,gpu.health,gpu.persistence"])
+        #expect(ids(skipped) == ["sys.nofile"])
+        #expect(skipped.status == 0, "\(skipped.stdout)")
+        let bad = try BuiltProduct.run("warden", ["preflight", "--config", path], environment: ["WARDEN_PREFLIGHT_SKIP": "gpux"])
+        #expect(bad.status == 2)
+        #expect(bad.stderr.contains("$WARDEN_PREFLIGHT_SKIP: no check or group 'gpux'; did you mean 'gpu'?"))
     }
 }

@@ -40,6 +40,43 @@ struct GPUCheckTests {
         }
     }
 
+    @Test("without NVML, gpu.nvml fails once and the checks that need it skip; the failure is permanent")
+    func nvmlFailureReportedOnce() {
+        var host = FakeHost.healthy()
+        host.nvml = .failed(.driverNotLoaded)
+        let report = Preflight.run(deployment: FakeHost.deployment, host: host)
+        let byID = Dictionary(uniqueKeysWithValues: report.results.map { ($0.id, $0) })
+        #expect(byID["gpu.nvml"]?.status == .fail)
+        for id in ["gpu.count", "gpu.memory", "gpu.health", "gpu.persistence", "cuda.driver"] {
+            #expect(byID[id]?.status == .skip, "\(id)")
+            #expect(byID[id]?.detail == "needs NVML: see gpu.nvml", "\(id)")
+        }
+        #expect(report.results.filter { $0.detail.contains("driver is not loaded") }.count == 1)
+        #expect(report.failedPermanently)
+        #expect(report.text.contains("systemd does not retry this"))
+    }
+
+    @Test("GPU memory still held by a process is a transient failure: systemd may retry")
+    func heldMemoryIsTransient() {
+        var host = FakeHost.healthy()
+        host.nvml.selected[0].memoryFree = 1 << 30
+        let report = Preflight.run(deployment: FakeHost.deployment, host: host)
+        #expect(!report.passed)
+        #expect(report.results.first { $0.id == "gpu.memory" }?.transient == true)
+        #expect(!report.failedPermanently)
+        #expect(report.json.contains(#""permanent_failure":false"#))
+        host.nvml.selected[0].uncorrectedECC = 1
+        #expect(Preflight.run(deployment: FakeHost.deployment, host: host).failedPermanently)
+    }
+
+    @Test("--only/--skip selectors: an id, or a group for all its checks")
+    func selectors() {
+        #expect(Preflight.ids(matching: "gpu") == ["gpu.nvml", "gpu.count", "gpu.memory", "gpu.health", "gpu.persistence", "gpu.devices"])
+        #expect(Preflight.ids(matching: "model.fit") == ["model.fit"])
+        #expect(Preflight.ids(matching: "mod").isEmpty)
+        #expect(Preflight.groups == ["gpu", "cuda", "vllm", "model", "net", "fs", "sys", "secrets"])
+    }
+
     @Test("too few GPUs for TP × PP fails; unmatched CUDA_VISIBLE_DEVICES fails")
     func gpuCount() {
         var host = FakeHost.healthy()

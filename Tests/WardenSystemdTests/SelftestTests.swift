@@ -26,13 +26,32 @@ struct SelftestTests {
         #expect(command[separator + 3].contains("cuInit"))
     }
 
-    @Test("the smoke workload is valid Python")
-    func workloadCompiles() throws {
+    @Test("the built-in workloads are valid Python", arguments: [SelftestWorkload.cuda, .cpu])
+    func workloadCompiles(workload: SelftestWorkload) throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("selftest-\(UUID().uuidString).py").path
-        try SelftestWorkload.python.write(toFile: path, atomically: true, encoding: .utf8)
+        try workload.source.write(toFile: path, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: path) }
         let result = try ProcessRunner().run("python3", ["-m", "py_compile", path])
         #expect(result.status == 0, "\(result.combined)")
+    }
+
+    @Test("the CPU workload passes unsandboxed on this host, step by step")
+    func cpuWorkloadRuns() throws {
+        let home = FileManager.default.temporaryDirectory.appendingPathComponent("selftest-home-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: home) }
+        let result = try ProcessRunner().run("/usr/bin/env", ["HOME=\(home)", "python3", "-c", SelftestWorkload.cpu.source])
+        #expect(result.status == 0, "\(result.combined)")
+        for step in ["caches", "sockets", "shared-memory", "spawn", "affinity", "memory"] {
+            #expect(result.stdout.contains("\"step\": \"\(step)\", \"ok\": true"), "\(step): \(result.stdout)")
+        }
+    }
+
+    @Test("the chosen workload is what systemd-run runs")
+    func workloadIsPassed() {
+        let custom = Selftest(deployment: deployment, systemd: .debian12, workload: .custom(source: "print('mine')"), runner: RecordingRunner())
+        #expect(custom.command(properties: [], unitName: "u").last == "print('mine')")
+        let cpu = Selftest(deployment: deployment, systemd: .debian12, workload: .cpu, runner: RecordingRunner())
+        #expect(cpu.command(properties: [], unitName: "u").last?.contains("shared_memory") == true)
     }
 
     @Test("a passing workload runs once")

@@ -80,7 +80,12 @@ struct UnitRenderingTests {
         #expect(unit.contains("Environment=\"TRITON_CACHE_DIR=/var/cache/vllm/triton\"\n"))
         #expect(unit.contains("Environment=\"VLLM_NO_USAGE_STATS=1\"\n"))
         #expect(unit.contains("Environment=\"HF_HUB_OFFLINE=1\"\n"))
-        #expect(unit.contains("ExecStartPre=/usr/local/bin/warden preflight --config /etc/warden/warden.yaml\n"))
+        // Preflight runs in the start script (the main process), where RestartPreventExitStatus= applies to it.
+        #expect(!unit.contains("ExecStartPre="))
+        #expect(unit.contains("ExecStart=/usr/local/lib/warden/start-vllm.sh\n"))
+        #expect(unit.contains("RestartPreventExitStatus=2 3\n"))
+        let script = UnitRenderer.render(deployment, systemd: .debian12).startScript
+        #expect(script.contains("\n/usr/local/bin/warden preflight --config /etc/warden/warden.yaml || exit $?\nexec "))
         #expect(unit.contains("DevicePolicy=closed\n"))
         #expect(unit.contains("DeviceAllow=char-nvidia-uvm rw\n"))
         #expect(unit.contains("IPAddressDeny=any\nIPAddressAllow=localhost\n"))

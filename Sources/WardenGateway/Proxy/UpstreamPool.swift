@@ -39,6 +39,14 @@ final class UpstreamPool: Sendable {
         self.readTimeout = TimeAmount(readTimeout)
     }
 
+    /// Every connection to vLLM, proxied or the readiness probe, is set up here, so a socket setting that fails
+    /// (as `SO_DEBUG` did for non-root users) fails readiness too instead of only the proxied requests.
+    static func bootstrap(on eventLoop: any EventLoop, connectTimeout: TimeAmount) -> ClientBootstrap {
+        ClientBootstrap(group: eventLoop)
+            .connectTimeout(connectTimeout)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
+    }
+
     private func pool(for eventLoop: any EventLoop) -> LoopPool {
         pools.withLockedValue { pools in
             if let existing = pools[ObjectIdentifier(eventLoop)] { return existing }
@@ -64,9 +72,7 @@ final class UpstreamPool: Sendable {
 
     func connect(on eventLoop: any EventLoop, _ completion: @escaping (Result<UpstreamConnection, any Error>) -> Void) {
         let readTimeout = self.readTimeout
-        let future = ClientBootstrap(group: eventLoop)
-            .connectTimeout(connectTimeout)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+        let future = Self.bootstrap(on: eventLoop, connectTimeout: connectTimeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()

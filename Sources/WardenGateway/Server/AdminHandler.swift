@@ -35,9 +35,10 @@ final class AdminHandler: ChannelInboundHandler {
             GatewayResponder.send(context, status: .ok, body: #"{"status":"alive"}"#, requestID: requestID, keepAlive: keepAlive)
         case (.GET, "/readyz"):
             let draining = core.state.draining.load(ordering: .relaxed)
-            let upstream = core.state.upstreamHealthy.load(ordering: .relaxed)
-            let ready = !draining && upstream
-            let body = "{\"ready\":\(ready),\"draining\":\(draining),\"upstream_healthy\":\(upstream)}"
+            let problem = core.state.upstreamProblem
+            let ready = !draining && problem == nil
+            let body = JSONValue.object([("ready", .bool(ready)), ("draining", .bool(draining)), ("upstream_healthy", .bool(problem == nil)),
+                                         ("upstream_error", problem.map(JSONValue.string) ?? .null)]).serialized
             GatewayResponder.send(context, status: ready ? .ok : .serviceUnavailable, body: body, requestID: requestID, keepAlive: keepAlive)
         case (.GET, "/bans"):
             let bans = core.limits.activeBans().map { ban in

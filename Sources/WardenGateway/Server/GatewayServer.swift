@@ -155,9 +155,14 @@ public final class GatewayServer: Service, Sendable {
 
     func refreshUpstreamHealth() async {
         let configuration = core.configuration
-        let healthy = await UpstreamHealth.probe(host: configuration.upstreamHost, port: configuration.upstreamPort,
+        let problem = await UpstreamHealth.probe(host: configuration.upstreamHost, port: configuration.upstreamPort,
                                                  authority: configuration.upstreamAuthority, timeout: .seconds(2), group: group)
-        core.state.upstreamHealthy.store(healthy, ordering: .relaxed)
+        let previous = core.state.exchangeUpstreamProblem(problem)
+        if let problem, problem != previous {
+            core.logger.warning("not ready: vLLM is not usable", metadata: ["reason": "\(problem)"])
+        } else if problem == nil, previous != nil {
+            core.logger.info("ready: vLLM answers /health", metadata: ["upstream": "\(configuration.upstreamAuthority)"])
+        }
     }
 
     /// The Prometheus exposition, as `/metrics` serves it.

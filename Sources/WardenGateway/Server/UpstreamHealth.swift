@@ -2,14 +2,14 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 
-/// Asks vLLM's `GET /health` on a fresh connection; `true` only for a 200 within the timeout.
+/// Asks vLLM's `GET /health` on a fresh connection set up exactly as proxied ones are.
 enum UpstreamHealth {
-    static func probe(host: String, port: Int, authority: String, timeout: TimeAmount, group: any EventLoopGroup) async -> Bool {
+    /// `nil` for a 200 within the timeout, else why vLLM is not usable (shown by `/readyz` and logged).
+    static func probe(host: String, port: Int, authority: String, timeout: TimeAmount, group: any EventLoopGroup) async -> String? {
         let eventLoop = group.next()
         let status = eventLoop.makePromise(of: Int.self)
         do {
-            let channel = try await ClientBootstrap(group: eventLoop)
-                .connectTimeout(timeout)
+            let channel = try await UpstreamPool.bootstrap(on: eventLoop, connectTimeout: timeout)
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHTTPClientHandlers()
@@ -24,10 +24,10 @@ enum UpstreamHealth {
             channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
             let code = try await status.futureResult.get()
             channel.close(promise: nil)
-            return code == 200
+            return code == 200 ? nil : "GET /health on \(authority) answered \(code)"
         } catch {
             status.fail(error)  // harmless when already completed by the handler
-            return false
+            return "GET /health on \(authority) failed: \(error)"
         }
     }
 

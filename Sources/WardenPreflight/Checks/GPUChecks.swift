@@ -11,7 +11,7 @@ enum GPUChecks {
 
     static let count = PreflightCheck("gpu.count", "enough GPUs for tensor × pipeline parallelism", budget: .seconds(8)) { context in
         let report = context.nvml
-        if let unavailable = report.unavailableOutcome { return unavailable }
+        if let unavailable = context.nvmlUnavailableOutcome { return unavailable }
         let visible = context.environment["CUDA_VISIBLE_DEVICES"]
         if !report.unmatchedSelection.isEmpty {
             return .fail("CUDA_VISIBLE_DEVICES lists \(report.unmatchedSelection.joined(separator: ", ")), which match no GPU",
@@ -34,7 +34,7 @@ enum GPUChecks {
 
     static let memory = PreflightCheck("gpu.memory", "free GPU memory covers gpu_memory_utilization", budget: .seconds(8)) { context in
         let report = context.nvml
-        if let unavailable = report.unavailableOutcome { return unavailable }
+        if let unavailable = context.nvmlUnavailableOutcome { return unavailable }
         let utilization = context.deployment.vllm.gpuMemoryUtilization
         let processes = context.host.processes()
         let names = Dictionary(processes.map { ($0.pid, $0.name) }, uniquingKeysWith: { first, _ in first })
@@ -46,12 +46,13 @@ enum GPUChecks {
             let holders = gpu.processes.map { "\($0.pid) \(names[$0.pid] ?? "?") \(gib($0.usedBytes))" }
             outcomes.append(.fail("GPU \(gpu.index): \(gib(gpu.memoryFree)) free of \(gib(gpu.memoryTotal)), gpu_memory_utilization \(utilization) needs \(gib(need))"
                                   + (holders.isEmpty ? "" : "; held by: " + holders.joined(separator: ", ")),
-                                  hint: "stop the processes holding GPU memory, or lower vllm.gpu_memory_utilization"))
+                                  hint: "stop the processes holding GPU memory, or lower vllm.gpu_memory_utilization", transient: true))
         }
         if !orphans.isEmpty {
             let list = orphans.map { "\($0.pid) \($0.name)" }.joined(separator: ", ")
             outcomes.append(.fail("orphaned vLLM engine processes from an earlier run: \(list)",
-                                  hint: "kill them (`kill \(orphans.map { String($0.pid) }.joined(separator: " "))`); KillMode=mixed in the unit prevents this"))
+                                  hint: "kill them (`kill \(orphans.map { String($0.pid) }.joined(separator: " "))`); KillMode=mixed in the unit prevents this",
+                                  transient: true))
         }
         let summary = report.selected.prefix(context.requiredGPUs).map { "GPU \($0.index) \(gib($0.memoryFree)) free of \(gib($0.memoryTotal))" }
         return .combine(outcomes, passing: summary.joined(separator: ", ") + ", need \(Int(utilization * 100))%")
@@ -59,7 +60,7 @@ enum GPUChecks {
 
     static let health = PreflightCheck("gpu.health", "no uncorrected ECC errors or pending row remaps", budget: .seconds(8)) { context in
         let report = context.nvml
-        if let unavailable = report.unavailableOutcome { return unavailable }
+        if let unavailable = context.nvmlUnavailableOutcome { return unavailable }
         var outcomes: [CheckOutcome] = []
         for gpu in report.selected {
             if let errors = gpu.uncorrectedECC, errors > 0 {
@@ -77,7 +78,7 @@ enum GPUChecks {
 
     static let persistence = PreflightCheck("gpu.persistence", "persistence mode keeps the driver initialised", budget: .seconds(8)) { context in
         let report = context.nvml
-        if let unavailable = report.unavailableOutcome { return unavailable }
+        if let unavailable = context.nvmlUnavailableOutcome { return unavailable }
         let off = report.selected.filter { $0.persistenceEnabled == false }.map(\.index)
         guard off.isEmpty else {
             return .warn("persistence mode off on GPU \(off.map(String.init).joined(separator: ", ")): each start re-initialises the driver (seconds)",

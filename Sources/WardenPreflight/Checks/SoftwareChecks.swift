@@ -14,7 +14,7 @@ enum SoftwareChecks {
             return .fail("torch in \(venv) is a CPU-only build", hint: "install a CUDA build of torch (the one vLLM pins)")
         }
         let report = context.nvml
-        if let unavailable = report.unavailableOutcome { return unavailable }
+        if let unavailable = context.nvmlUnavailableOutcome { return unavailable }
         guard let driver = report.cudaDriverVersion else {
             return .fail("NVML did not report the driver's CUDA version", hint: "update the NVIDIA driver")
         }

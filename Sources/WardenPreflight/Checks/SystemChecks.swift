@@ -6,7 +6,8 @@ enum SystemChecks {
         let vllm = context.deployment.vllm
         if let error = context.host.bindError(host: vllm.host, port: vllm.port) {
             return .fail("cannot bind \(vllm.host):\(vllm.port): \(error)",
-                         hint: "another process listens there (an earlier vLLM? `ss -ltnp 'sport = :\(vllm.port)'`); stop it or change vllm.port")
+                         hint: "another process listens there (an earlier vLLM? `ss -ltnp 'sport = :\(vllm.port)'`); stop it or change vllm.port",
+                         transient: error.contains("in use"))  // an exiting vLLM frees it; a bad address never clears
         }
         if !["127.0.0.1", "::1", "localhost"].contains(vllm.host) {
             return .warn("\(vllm.host):\(vllm.port) is free, but vLLM would listen beyond loopback, bypassing the gateway",
@@ -88,18 +89,30 @@ enum SystemChecks {
         let need = largestShard + 4 * gigabyte
         guard available >= need else {
             return .fail("\(gib(available)) RAM available; loading needs about \(gib(need)) (largest shard \(gib(largestShard)) + 4 GiB)",
-                         hint: "stop other services or add swap; the kernel OOM killer ends loads that run short")
+                         hint: "stop other services or add swap; the kernel OOM killer ends loads that run short", transient: true)
         }
         return .pass("\(gib(available)) RAM available")
     }
 
     static let nofile = PreflightCheck("sys.nofile", "open-file limit allows vLLM's 65535") { context in
-        let limit = context.host.openFileLimit()
-        guard limit.hard >= 65_535 else {
-            return .fail("RLIMIT_NOFILE hard limit is \(limit.hard); vLLM raises its soft limit to 65535 and runs out of descriptors under load",
-                         hint: "set LimitNOFILE=65535 in the unit (warden unit render does)")
+        let hard = context.host.openFileLimit().hard
+        guard hard < 65_535 else { return .pass("hard limit \(hard)") }
+        // systemd sets INVOCATION_ID for every unit: outside one, this is the limit of the shell, not of vLLM.
+        guard context.host.environment["INVOCATION_ID"] != nil else {
+            return .warn("this shell's hard RLIMIT_NOFILE is \(hard); vllm.service sets LimitNOFILE=65535 for vLLM itself",
+                         hint: "nothing to change for the service: its own start runs this check under the unit's limit")
         }
-        return .pass("hard limit \(limit.hard)")
+        // The unit asked for 65535 and got less: systemd clamps what it may not grant, silently.
+        let nrOpen = context.host.readFile("/proc/sys/fs/nr_open", limit: 32)
+            .flatMap { Int(String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) }
+        let (reason, fix) = if let nrOpen, nrOpen < 65_535 {
+            ("the kernel's fs.nr_open is \(nrOpen)", "`sysctl -w fs.nr_open=1048576`, and persist it in /etc/sysctl.d")
+        } else {
+            ("the service manager's own hard limit is lower and it may not raise it (no CAP_SYS_RESOURCE: a container?)",
+             "raise the hard limit of whatever starts systemd (e.g. `--rlimit=RLIMIT_NOFILE=65535` for systemd-nspawn, LXC's lxc.prlimit.nofile)")
+        }
+        let detail = "LimitNOFILE=65535 in the unit was clamped to \(hard): \(reason); vLLM gets fewer descriptors than it asks for"
+        return hard < 4_096 ? .fail(detail + " and will run out under load", hint: fix) : .warn(detail, hint: fix)
     }
 
     static let envFile = PreflightCheck("secrets.envfile", "the key file is private and holds a strong key") { context in

@@ -1,0 +1,77 @@
+import Foundation
+import Testing
+import WardenGateway
+import WardenTestSupport
+
+/// The built binaries as a service runs them: under an account without privileges. Run as root (as CI is),
+/// the test drops to `nobody` with `setpriv`; a root-only call (`SO_DEBUG` set where `TCP_NODELAY` was meant)
+/// once reset every connection there while every root-run test passed.
+@Suite("warden gateway and vllm-sim (the real binaries) serve requests as an unprivileged user")
+struct UnprivilegedProcessTests {
+    static let nobody: uid_t = 65_534
+
+    /// Starts a copied binary (the build folder may not be reachable by `nobody`) as an unprivileged user.
+    func launch(_ binary: String, _ arguments: [String], in scratch: ScratchDirectory) throws -> Process {
+        let copy = scratch.url.appendingPathComponent(binary).path
+        try FileManager.default.copyItem(atPath: BuiltProduct.directory.appendingPathComponent(binary).path, toPath: copy)
+        let process = Process()
+        if getuid() == 0 {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+            process.arguments = ["--reuid=\(Self.nobody)", "--regid=\(Self.nobody)", "--clear-groups", "--", copy] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: copy)
+            process.arguments = arguments
+        }
+        process.environment = ["VLLM_API_KEY": "upstream-key", "PATH": "/usr/bin:/bin"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        return process
+    }
+
+    /// The real user id of a running process, from `/proc/<pid>/status`.
+    func realUID(of process: Process) throws -> uid_t? {
+        let status = try String(contentsOfFile: "/proc/\(process.processIdentifier)/status", encoding: .utf8)
+        let line = status.split(separator: "\n").first { $0.hasPrefix("Uid:") }
+        return line?.split(whereSeparator: \.isWhitespace).dropFirst().first.flatMap { uid_t($0) }
+    }
+
+    @Test("chat, a stream and readiness through the gateway to vllm-sim, both running without root")
+    func requestsGoThrough() async throws {
+        let scratch = try ScratchDirectory()
+        let store = scratch.url.appendingPathComponent("keys.sqlite").path
+        let (token, _) = try KeyStore(path: store, create: true).create(name: "unprivileged")
+        let (simPort, port, adminPort) = (try freePort(), try freePort(), try freePort())
+        let config = try scratch.write("warden.yaml", """
+            vllm: {model: /models/qwen, served_model_name: qwen}
+            gateway:
+              listen: 127.0.0.1:\(port)
+              admin_listen: 127.0.0.1:\(adminPort)
+              upstream: http://127.0.0.1:\(simPort)
+              key_store: \(store)
+            """)
+        if getuid() == 0 {
+            for name in try FileManager.default.contentsOfDirectory(atPath: scratch.url.path) + [""] {
+                #expect(chown(scratch.url.appendingPathComponent(name).path, Self.nobody, gid_t(Self.nobody)) == 0)
+            }
+        }
+        let simulator = try launch("vllm-sim", ["--port", "\(simPort)", "--served-model-name", "qwen"], in: scratch)
+        defer { simulator.terminate() }
+        let gateway = try launch("warden", ["gateway", "--config", config], in: scratch)
+        defer { gateway.terminate() }
+        #expect(try await eventually(timeout: .seconds(10)) { (try? request(port: adminPort, "GET", "/readyz").status) == 200 })
+        for process in [simulator, gateway] { #expect(try realUID(of: process) != 0) }
+
+        let direct = try request(port: simPort, "GET", "/v1/models", headers: ["Authorization": "Bearer upstream-key"])
+        #expect(direct.status == 200)
+        let bearer = ["Authorization": "Bearer \(token.text)"]
+        let chat = try request(port: port, "POST", "/v1/chat/completions",
+                               json: #"{"model":"qwen","messages":[{"role":"user","content":"hi"}],"max_tokens":4}"#, headers: bearer)
+        #expect(chat.status == 200, "\(chat.body)")
+        #expect(chat.body.contains(#""completion_tokens":4"#))
+        let stream = try TestHTTPConnection(port: port)
+        stream.post("/v1/chat/completions", json: #"{"model":"qwen","messages":[{"role":"user","content":"hi"}],"max_tokens":3,"stream":true}"#,
+                    headers: bearer)
+        #expect(try stream.read(through: "data: [DONE]").contains("200 OK"))
+    }
+}
