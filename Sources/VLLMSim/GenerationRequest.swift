@@ -24,6 +24,8 @@ struct GenerationRequest {
 
     /// vLLM's cap on `n` (`VLLM_MAX_N_SEQUENCES`).
     static let maxSequences = 16_384
+    /// `CompletionRequest.max_tokens`' default in vLLM's protocol.
+    static let completionsDefaultMaxTokens = 16
 
     /// Validates a request body the way vLLM's protocol models and serving layer do.
     static func parse(_ body: JSONValue, kind: Kind, configuration: SimulatorConfiguration) throws(SimulatorError) -> GenerationRequest {
@@ -46,7 +48,8 @@ struct GenerationRequest {
         if let options = body["stream_options"], !options.isNull {
             guard stream else { throw .badRequest("Stream options can only be defined when `stream=True`.", param: "stream_options") }
             guard case .object = options else { throw .validation("stream_options", "Input should be a valid dictionary or object") }
-            includeUsage = try optionalBool(options, "include_usage", location: "stream_options.include_usage") ?? false
+            // vLLM's StreamOptions: include_usage defaults to true, continuous_usage_stats to false.
+            includeUsage = try optionalBool(options, "include_usage", location: "stream_options.include_usage") ?? true
             // vLLM only honours continuous usage together with include_usage.
             let continuous = try optionalBool(options, "continuous_usage_stats", location: "stream_options.continuous_usage_stats")
             continuousUsage = includeUsage && (continuous ?? false)
@@ -56,9 +59,21 @@ struct GenerationRequest {
         guard n >= 1 else { throw .badRequest("n must be at least 1, got \(n).", param: "n") }
         guard n <= maxSequences else { throw .badRequest("n must be at most \(maxSequences), got \(n).", param: "n") }
 
-        let maxCompletionTokens = try optionalInt(body, "max_completion_tokens")
-        var requested = maxCompletionTokens
-        if requested == nil { requested = try optionalInt(body, "max_tokens") }
+        let requested: Int?
+        switch kind {
+        case .chat:
+            // max_completion_tokens wins; a null one falls through to max_tokens.
+            let completionCap = try optionalInt(body, "max_completion_tokens")
+            let legacyCap = try optionalInt(body, "max_tokens")
+            requested = completionCap ?? legacyCap
+        case .completion:
+            // Completions read max_tokens only: 16 when absent, the context length when explicitly null.
+            if let value = body["max_tokens"] {
+                requested = value.isNull ? nil : try optionalInt(body, "max_tokens")
+            } else {
+                requested = completionsDefaultMaxTokens
+            }
+        }
         if let requested, requested < 1 { throw .badRequest("max_tokens must be at least 1, got \(requested).", param: "max_tokens") }
         let maxModelLen = configuration.maxModelLen
         var maxTokens = requested ?? 0

@@ -94,6 +94,19 @@ extension Deployment {
         public var tls: TLS?
         /// Proxies (addresses or CIDR networks) whose `X-Forwarded-For` is believed.
         public var trustedProxies: [String] = []
+        /// Client headers vLLM receives besides `content-type`, `accept`, `user-agent`, `traceparent` and `tracestate`.
+        public var forwardHeaders: [String] = []
+        /// Client connections open at once; more are closed as soon as they are accepted.
+        public var maxConnections: Int = 8192
+        /// Client connections open at once from one address (an IPv6 /64 counts as one).
+        public var maxConnectionsPerAddress: Int = 256
+        /// Seconds a client may leave its stream unread before the request is ended (and charged its reservation).
+        public var writeTimeout: Int = 60
+
+        /// Headers the gateway sets itself or that change framing or metering: never taken from a client.
+        public static let reservedHeaders: Set<String> = ["authorization", "host", "content-length", "transfer-encoding", "connection",
+                                                           "x-request-id", "x-forwarded-for", "accept-encoding", "expect", "upgrade", "te",
+                                                           "keep-alive", "proxy-authorization", "cookie"]
 
         public static let defaultAllowedEndpoints = [
             "POST /v1/chat/completions", "POST /v1/completions", "POST /v1/embeddings", "GET /v1/models",
@@ -109,6 +122,10 @@ extension Deployment {
             case adminListen = "admin_listen"
             case maxBodyBytes = "max_body_bytes"
             case trustedProxies = "trusted_proxies"
+            case forwardHeaders = "forward_headers"
+            case maxConnections = "max_connections"
+            case maxConnectionsPerAddress = "max_connections_per_address"
+            case writeTimeout = "write_timeout"
         }
     }
 

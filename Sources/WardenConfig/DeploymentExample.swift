@@ -66,7 +66,8 @@ extension Deployment {
         # model_concurrency: 64
         # A lease still held after this long is reclaimed (a last resort; every normal path releases it).
         lease_timeout: 1h
-        # Completion tokens reserved for a request that sets no max_tokens.
+        # The cap given to a chat or completion request that sets none (vLLM would generate up to the context
+        # length): written into the request as max_tokens and reported in the x-warden-max-tokens header.
         default_max_tokens: 1024
       # fail2ban-style bans for addresses that keep presenting bad keys.
       bans:
@@ -93,6 +94,14 @@ extension Deployment {
       #   private_key: /etc/warden/tls/key.pem
       # Proxies whose X-Forwarded-For is believed (addresses or CIDR networks).
       trusted_proxies: []
+      # Client headers passed on to vLLM besides content-type, accept, user-agent, traceparent and tracestate
+      # (vLLM acts on some headers, e.g. X-Data-Parallel-Rank: list only what you mean to allow).
+      forward_headers: []
+      # Client connections at once (more are closed on accept), and from one address (IPv6: one /64).
+      max_connections: 8192
+      max_connections_per_address: 256
+      # A client that leaves its response unread this long is cut off; its request is charged its reservation.
+      write_timeout: 60s
 
     systemd:
       # W^X protection for vLLM; set false only for features that need it (numba-based n-gram speculation).

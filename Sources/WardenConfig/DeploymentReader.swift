@@ -94,6 +94,20 @@ struct DeploymentReader {
             }
         }
         gateway.trustedProxies = networks(section, "trusted_proxies") ?? gateway.trustedProxies
+        if let headers = section.strings("forward_headers") {
+            for (index, name) in headers.enumerated() {
+                let lower = name.lowercased()
+                if lower.isEmpty || !lower.utf8.allSatisfy({ ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2D || $0 == 0x5F }) {
+                    issues.report("\(section.keyPath("forward_headers"))[\(index)]", nil, "'\(name)' is not a header name")
+                } else if Deployment.Gateway.reservedHeaders.contains(lower) {
+                    issues.report("\(section.keyPath("forward_headers"))[\(index)]", nil, "'\(name)' is set by the gateway itself and cannot be forwarded")
+                }
+            }
+            gateway.forwardHeaders = headers.map { $0.lowercased() }
+        }
+        gateway.maxConnections = section.int("max_connections", in: 16...1_000_000) ?? gateway.maxConnections
+        gateway.maxConnectionsPerAddress = section.int("max_connections_per_address", in: 1...1_000_000) ?? gateway.maxConnectionsPerAddress
+        gateway.writeTimeout = section.seconds("write_timeout", in: 1...3600) ?? gateway.writeTimeout
         section.finish()
         return gateway
     }

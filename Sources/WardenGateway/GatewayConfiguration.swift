@@ -21,6 +21,12 @@ public struct GatewayConfiguration: Sendable {
     public var maxHeaderFields = 100
     /// A request (head and body) must arrive within this long; slow clients are cut off.
     public var requestReadTimeout: Duration = .seconds(30)
+    /// A client that leaves its response unread this long is cut off (``ExchangeStateMachine`` charges the reservation).
+    public var clientWriteTimeout: Duration = .seconds(60)
+    /// Client headers vLLM receives (lower-case): ``HeaderPolicy/defaultForwarded`` plus `gateway.forward_headers`.
+    public var forwardedHeaders = HeaderPolicy.defaultForwarded
+    public var maxConnections = 8192
+    public var maxConnectionsPerAddress = 256
     /// Idle keep-alive connections are closed after this long.
     public var idleTimeout: Duration = .seconds(75)
     /// Longest silence allowed between two chunks from vLLM (covers TTFT under queueing).
@@ -57,6 +63,10 @@ public struct GatewayConfiguration: Sendable {
         self.maxBodyBytes = gateway.maxBodyBytes
         self.drainTimeout = .seconds(gateway.drainTimeout)
         self.trustedProxies = gateway.trustedProxies.compactMap(IPNetwork.init)
+        self.clientWriteTimeout = .seconds(gateway.writeTimeout)
+        self.maxConnections = gateway.maxConnections
+        self.forwardedHeaders = HeaderPolicy.defaultForwarded.union(gateway.forwardHeaders)
+        self.maxConnectionsPerAddress = gateway.maxConnectionsPerAddress
         self.deploymentPath = deploymentPath
         self.limits = GatewayLimits.Defaults(gateway)
     }

@@ -139,7 +139,7 @@ struct AbortAndFaultTests {
             let connection = try TestHTTPConnection(port: port)
             // 10 tokens finish well inside the 5 s drain; 200 (4 s) cannot finish when nothing may drain.
             let tokens = expectCompleted ? 10 : 200
-            connection.post("/v1/completions", json: #"{"prompt":"x","stream":true}"#, headers: ["x-sim-fault": "output-tokens=\(tokens)"])
+            connection.post("/v1/completions", json: #"{"prompt":"x","stream":true,"max_tokens":1000}"#, headers: ["x-sim-fault": "output-tokens=\(tokens)"])
             _ = try connection.read(through: "data: ")
             await simulator.shutdown()
             let rest = try connection.readToClose()

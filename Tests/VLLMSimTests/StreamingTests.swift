@@ -44,16 +44,20 @@ struct StreamingTests {
         }
     }
 
-    @Test("continuous_usage_stats puts cumulative usage on every chunk, only together with include_usage")
+    @Test("continuous_usage_stats puts cumulative usage on every chunk, only together with include_usage (which `{}` turns on, as in vLLM)")
     func continuousUsage() async throws {
         try await withSimulator(configuration) { _, port throws in
             let both = chat(#","stream":true,"stream_options":{"include_usage":true,"continuous_usage_stats":true}"#)
             let payloads = events(try request(port: port, "POST", "/v1/chat/completions", json: both).body).dropLast()
             let completions = try payloads.map { try #require((try jsonObject($0)["usage"] as? [String: Int])?["completion_tokens"]) }
             #expect(completions == [0, 1, 2, 3, 3])
-            let alone = chat(#","stream":true,"stream_options":{"continuous_usage_stats":true}"#)
+            let alone = chat(#","stream":true,"stream_options":{"include_usage":false,"continuous_usage_stats":true}"#)
             let plain = events(try request(port: port, "POST", "/v1/chat/completions", json: alone).body)
             #expect(!plain.joined().contains("usage"))
+            // vLLM's StreamOptions default include_usage to true: an empty object asks for the final usage chunk.
+            let empty = events(try request(port: port, "POST", "/v1/chat/completions", json: chat(#","stream":true,"stream_options":{}"#)).body)
+            #expect(empty.filter { $0.contains("usage") }.count == 1)
+            #expect(try (jsonObject(empty[empty.count - 2])["choices"] as? [Any])?.isEmpty == true)
         }
     }
 

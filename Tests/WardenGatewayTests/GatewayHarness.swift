@@ -55,6 +55,8 @@ func withGateway(simulator simConfiguration: SimulatorConfiguration = SimulatorC
     configuration.limits.burst = 1000
     configuration.limits.tokensPerMinute = 100_000_000
     configuration.limits.concurrency = 1000
+    // vllm-sim's per-request faults travel in a header the gateway forwards only when told to.
+    configuration.forwardedHeaders.insert("x-sim-fault")
     configure(&configuration)
     let accessLog = MemorySink()
     let gateway = try GatewayServer(configuration: configuration, accessLog: accessLog)

@@ -15,7 +15,7 @@ struct LifecycleTests {
             var longHeaders = harness.bearer
             longHeaders["x-sim-fault"] = "output-tokens=1000"
             let long = try TestHTTPConnection(port: harness.port)
-            long.post("/v1/completions", json: #"{"prompt":"b","stream":true}"#, headers: longHeaders)
+            long.post("/v1/completions", json: #"{"prompt":"b","stream":true,"max_tokens":1000}"#, headers: longHeaders)
             _ = try short.read(through: "data: ")
             _ = try long.read(through: "data: ")
 

@@ -44,35 +44,61 @@ struct LimitPolicyTests {
         #expect(retryAfterSeconds(.milliseconds(1)) == 1)
     }
 
-    @Test("tokens: reserve, refund the unused part, charge an overrun; refills over a minute")
-    func tokenLedger() {
-        var ledger = TokenLedger(perMinute: 6000, now: .zero)
-        let result8 = ledger.reserve(4000, now: .zero)
-        #expect(result8 == .admitted(remaining: 2000, resetAfter: .seconds(40)))
-        guard case .rejected(let wait) = ledger.reserve(3000, now: .zero) else { Issue.record("expected a refusal"); return }
-        #expect(wait == .seconds(10))
-        ledger.settle(reserved: 4000, used: 1000, now: .zero)
-        #expect(ledger.available == 5000)
-        let result9 = ledger.reserve(3000, now: .zero)
-        #expect(result9 == .admitted(remaining: 2000, resetAfter: .seconds(40)))
-        ledger.settle(reserved: 3000, used: 4500, now: .zero)
-        #expect(ledger.available == 500)
-        let result10 = ledger.peek(now: .seconds(30)).remaining
-        #expect(result10 == 3500)
-        let result11 = ledger.peek(now: .seconds(600)).remaining
-        #expect(result11 == 6000)
+    @Test("tokens: a sliding minute; a settlement replaces the reservation; the exact wait until the oldest leave")
+    func tokenWindow() {
+        var window = TokenWindow(perMinute: 6000)
+        #expect(window.reserve(4000, id: 1, now: .zero) == .admitted(remaining: 2000, resetAfter: .seconds(60)))
+        #expect(window.reserve(3000, id: 2, now: .seconds(10)) == .rejected(retryAfter: .seconds(50)))
+        window.settle(id: 1, reserved: 4000, charged: 1000, now: .seconds(10))
+        #expect(window.charged == 1000)
+        #expect(window.reserve(3000, id: 3, now: .seconds(20)) == .admitted(remaining: 2000, resetAfter: .seconds(60)))
+        // Charged more than reserved (vLLM counted more prompt tokens than estimated): the window holds the overrun.
+        window.settle(id: 3, reserved: 3000, charged: 4500, now: .seconds(30))
+        #expect(window.charged == 5500)
+        #expect(window.peek(now: .seconds(59)).remaining == 500)
+        #expect(window.peek(now: .seconds(60)).remaining == 1500)
+        #expect(window.peek(now: .seconds(80)).remaining == 6000)
     }
 
-    @Test("tokens: an estimate above the capacity waits for a full bucket, so debt is bounded by one reservation")
-    func tokenLedgerOversizedRequest() {
-        var ledger = TokenLedger(perMinute: 1000, now: .zero)
-        let result12 = ledger.reserve(1500, now: .zero)
-        #expect(result12 == .admitted(remaining: 0, resetAfter: .seconds(90)))
-        #expect(ledger.available == -500)
-        guard case .rejected = ledger.reserve(1, now: .seconds(1)) else { Issue.record("expected a refusal while in debt"); return }
-        ledger.settle(reserved: 1500, used: 200, now: .seconds(1))
-        let result13 = ledger.peek(now: .seconds(1)).remaining
-        #expect(result13 == 816)
+    @Test("tokens: a reservation above the whole minute's budget can never be admitted")
+    func tokenWindowOversized() {
+        var window = TokenWindow(perMinute: 1000)
+        #expect(window.reserve(1001, id: 1, now: .zero) == .exceedsLimit)
+        #expect(window.reserve(Int.max, id: 2, now: .zero) == .exceedsLimit)
+        #expect(window.reserve(1000, id: 3, now: .zero) == .admitted(remaining: 0, resetAfter: .seconds(60)))
+    }
+
+    @Test("tokens: a request that outlives the window leaves only its overrun, counted from its end")
+    func tokenWindowLongRequest() {
+        var window = TokenWindow(perMinute: 1000)
+        _ = window.reserve(600, id: 1, now: .zero)
+        #expect(window.peek(now: .seconds(61)).remaining == 1000)
+        window.settle(id: 1, reserved: 600, charged: 700, now: .seconds(90))
+        #expect(window.peek(now: .seconds(90)).remaining == 900)
+        window.settle(id: 2, reserved: 600, charged: 100, now: .seconds(90))
+        #expect(window.peek(now: .seconds(90)).remaining == 900)
+    }
+
+    @Test("tokens: in any 60 s, what is admitted never exceeds the limit (random arrivals, sizes and settlements)")
+    func tokenWindowBound() {
+        var generator = SplitMix(seed: 42)
+        var window = TokenWindow(perMinute: 2000)
+        var admitted: [(at: Duration, tokens: Int)] = []
+        var now = Duration.zero
+        for id in 1...5000 {
+            now += .milliseconds(Int(generator.next() % 400))
+            let tokens = Int(generator.next() % 700) + 1
+            if case .admitted = window.reserve(tokens, id: UInt64(id), now: now) {
+                let charged = Int(generator.next() % UInt64(tokens + 1))
+                window.settle(id: UInt64(id), reserved: tokens, charged: charged, now: now)
+                admitted.append((now, charged))
+            }
+        }
+        for (index, entry) in admitted.enumerated() {
+            let inWindow = admitted[index...].prefix { $0.at < entry.at + .seconds(60) }.reduce(0) { $0 + $1.tokens }
+            #expect(inWindow <= 2000, "window starting at \(entry.at) admitted \(inWindow)")
+        }
+        #expect(admitted.count > 100)
     }
 
     @Test("leases: per-key, per-model and global limits; each lease releases once; timeouts reclaim")
@@ -163,5 +189,18 @@ struct LimitPolicyTests {
         }
         #expect(largest <= 10_000)
         #expect(bans.banRemaining(attacker, now: .seconds(1000)) != nil, "an active ban is not evicted")
+    }
+}
+
+/// A small deterministic generator for property tests (SplitMix64).
+struct SplitMix: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }

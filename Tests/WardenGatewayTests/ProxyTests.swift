@@ -18,7 +18,7 @@ struct ProxyTests {
         }
     }
 
-    @Test("vLLM gets its own key, the request id and no hop-by-hop or client credentials")
+    @Test("vLLM gets its own key, the gateway's request id and only allow-listed client headers; the client's id is echoed")
     func upstreamHeaders() async throws {
         try await withGateway { harness in
             var headers = harness.bearer
@@ -27,12 +27,20 @@ struct ProxyTests {
             headers["TE"] = "trailers"
             headers["X-Request-Id"] = "req-abc_123"
             headers["X-Forwarded-For"] = "6.6.6.6"
+            headers["X-Data-Parallel-Rank"] = "3"
+            headers["X-Forwarded-Host"] = "evil.example"
+            headers["Accept-Encoding"] = "gzip"
+            headers["User-Agent"] = "test-agent"
             let response = try request(port: harness.port, "POST", "/v1/completions", json: #"{"prompt":"hi","max_tokens":2}"#, headers: headers)
             #expect(response.status == 200)
             #expect(response.headers["x-request-id"] == "req-abc_123")
             let seen = try #require(try harness.simStats()["last_request_headers"] as? [String: String])
             #expect(seen["authorization"] == "Bearer \(harness.upstreamKey)")
-            #expect(seen["x-request-id"] == "req-abc_123")
+            let gatewayID = try #require(seen["x-request-id"])
+            #expect(gatewayID != "req-abc_123" && gatewayID.count == 32, "vLLM uses it as its own id: never the client's")
+            #expect(harness.accessLog.contents.last?.contains(#""request_id":"\#(gatewayID)","client_request_id":"req-abc_123""#) == true)
+            for name in ["x-data-parallel-rank", "x-forwarded-host", "accept-encoding"] { #expect(seen[name] == nil, "\(name)") }
+            #expect(seen["user-agent"] == "test-agent")
             #expect(seen["x-forwarded-for"] == "127.0.0.1", "an untrusted peer's X-Forwarded-For is replaced")
             #expect(seen["x-secret-hop"] == nil)
             #expect(seen["te"] == nil)

@@ -12,6 +12,23 @@ public struct KeyRecord: Sendable, Equatable {
     public var requestsPerMinute: Int?
     public var tokensPerMinute: Int?
     public var concurrency: Int?
+    /// Requests admitted at once before the per-minute rate applies (GCRA burst); `nil`: the default, capped at the rate.
+    public var burst: Int?
+
+    public init(publicID: String, name: String, secretHash: [UInt8], created: Int64, expires: Int64? = nil, revoked: Int64? = nil,
+                models: [String] = [], requestsPerMinute: Int? = nil, tokensPerMinute: Int? = nil, concurrency: Int? = nil, burst: Int? = nil) {
+        self.publicID = publicID
+        self.name = name
+        self.secretHash = secretHash
+        self.created = created
+        self.expires = expires
+        self.revoked = revoked
+        self.models = models
+        self.requestsPerMinute = requestsPerMinute
+        self.tokensPerMinute = tokensPerMinute
+        self.concurrency = concurrency
+        self.burst = burst
+    }
 
     /// Whether the key may be used at `now` (seconds since the epoch).
     public func isUsable(at now: Int64) -> Bool {

@@ -8,6 +8,8 @@ public final class KeyStore: @unchecked Sendable {
     public let path: String
     private let database: SQLiteDatabase
     private let hmacKey: SymmetricKey
+    /// Whether the store has the `burst` column (added after the first release).
+    private let hasBurstColumn: Bool
 
     /// The per-install HMAC secret lives beside the database.
     public static func secretPath(for path: String) -> String {
@@ -33,9 +35,15 @@ public final class KeyStore: @unchecked Sendable {
                 CREATE TABLE IF NOT EXISTS keys (
                     public_id TEXT PRIMARY KEY, name TEXT NOT NULL, secret_hash BLOB NOT NULL,
                     created INTEGER NOT NULL, expires INTEGER, revoked INTEGER, models TEXT NOT NULL DEFAULT '',
-                    rpm INTEGER, tpm INTEGER, concurrency INTEGER);
+                    rpm INTEGER, tpm INTEGER, concurrency INTEGER, burst INTEGER);
                 """)
         }
+        // Stores written before per-key bursts lack the column: the writer adds it, a reader reads none.
+        let columns = try database.query("PRAGMA table_info(keys)").compactMap { $0[1].text }
+        if !columns.contains("burst"), create {
+            try database.execute("ALTER TABLE keys ADD COLUMN burst INTEGER;")
+        }
+        hasBurstColumn = columns.contains("burst") || create
     }
 
     private static func loadSecret(at path: String, create: Bool) throws -> [UInt8] {
@@ -69,25 +77,27 @@ public final class KeyStore: @unchecked Sendable {
 
     /// Creates a key and returns its full token, which is never stored and cannot be shown again.
     public func create(name: String, expires: Int64? = nil, models: [String] = [], requestsPerMinute: Int? = nil,
-                       tokensPerMinute: Int? = nil, concurrency: Int? = nil, now: Int64 = Int64(Date().timeIntervalSince1970)) throws -> (APIKeyToken, KeyRecord) {
+                       tokensPerMinute: Int? = nil, concurrency: Int? = nil, burst: Int? = nil,
+                       now: Int64 = Int64(Date().timeIntervalSince1970)) throws -> (APIKeyToken, KeyRecord) {
         let token = APIKeyToken.generate()
         let record = KeyRecord(publicID: token.publicID, name: name, secretHash: hash(secret: token.secret), created: now, expires: expires,
                                revoked: nil, models: models, requestsPerMinute: requestsPerMinute, tokensPerMinute: tokensPerMinute,
-                               concurrency: concurrency)
-        try database.query("INSERT INTO keys (public_id, name, secret_hash, created, expires, revoked, models, rpm, tpm, concurrency) VALUES (?,?,?,?,?,?,?,?,?,?)", [
+                               concurrency: concurrency, burst: burst)
+        try database.query("INSERT INTO keys (public_id, name, secret_hash, created, expires, revoked, models, rpm, tpm, concurrency, burst) VALUES (?,?,?,?,?,?,?,?,?,?,?)", [
             .text(record.publicID), .text(name), .blob(record.secretHash), .integer(now), expires.map { .integer($0) } ?? .null, .null,
-            .text(models.joined(separator: ",")), optional(requestsPerMinute), optional(tokensPerMinute), optional(concurrency),
+            .text(models.joined(separator: ",")), optional(requestsPerMinute), optional(tokensPerMinute), optional(concurrency), optional(burst),
         ])
         return (token, record)
     }
 
     public func list() throws -> [KeyRecord] {
-        try database.query("SELECT public_id, name, secret_hash, created, expires, revoked, models, rpm, tpm, concurrency FROM keys ORDER BY created, public_id").map { row in
+        let burst = hasBurstColumn ? "burst" : "NULL"
+        return try database.query("SELECT public_id, name, secret_hash, created, expires, revoked, models, rpm, tpm, concurrency, \(burst) FROM keys ORDER BY created, public_id").map { row in
             KeyRecord(publicID: row[0].text ?? "", name: row[1].text ?? "", secretHash: row[2].blob ?? [], created: row[3].integer ?? 0,
                       expires: row[4].integer, revoked: row[5].integer,
                       models: (row[6].text ?? "").split(separator: ",").map(String.init),
                       requestsPerMinute: row[7].integer.map(Int.init), tokensPerMinute: row[8].integer.map(Int.init),
-                      concurrency: row[9].integer.map(Int.init))
+                      concurrency: row[9].integer.map(Int.init), burst: row[10].integer.map(Int.init))
         }
     }
 

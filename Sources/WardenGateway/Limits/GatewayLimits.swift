@@ -1,9 +1,10 @@
 import Synchronization
 import WardenConfig
 
-/// The limit policies wired together for the gateway: per-key request GCRA and token ledger, concurrency leases,
+/// The limit policies wired together for the gateway: per-key request GCRA and token window, concurrency leases,
 /// and the ban table, behind one lock. Each admission decides on copies of the value types and commits only when
-/// every limit admits, so a request refused by one limit never consumes another.
+/// every limit admits, so a request refused by one limit never consumes another. Time comes from an injected
+/// clock, so every decision can be driven exactly in tests.
 final class GatewayLimits: Sendable {
     struct Defaults: Sendable {
         var enabled: Bool
@@ -39,28 +40,33 @@ final class GatewayLimits: Sendable {
     private struct State {
         var defaults: Defaults
         var requests: [String: GCRA] = [:]
-        var tokens: [String: TokenLedger] = [:]
+        var tokens: [String: TokenWindow] = [:]
         var leases = LeaseTable()
         var bans: BanTable
+        var nextAdmission: UInt64 = 0
     }
 
     /// What an admitted request holds until it ends.
     struct Admission: Sendable {
         var key: String
+        var id: UInt64
         var leaseID: UInt64?
         var reservedTokens: Int
         var headers: [(String, String)]
     }
 
     private let state: Mutex<State>
-    private let origin = ContinuousClock.now
+    private let clock: @Sendable () -> Duration
 
-    init(_ defaults: Defaults) {
+    /// `clock` is monotonic time since any fixed origin; by default, since the gateway started.
+    init(_ defaults: Defaults, clock: (@Sendable () -> Duration)? = nil) {
         state = Mutex(State(defaults: defaults, bans: BanTable(policy: defaults.banPolicy)))
+        let origin = ContinuousClock.now
+        self.clock = clock ?? { ContinuousClock.now - origin }
     }
 
-    /// Monotonic time since the gateway started: the clock every policy runs on.
-    var now: Duration { ContinuousClock.now - origin }
+    /// The clock every policy runs on.
+    var now: Duration { clock() }
 
     var defaults: Defaults { state.withLock { $0.defaults } }
 
@@ -97,31 +103,33 @@ final class GatewayLimits: Sendable {
 
     // MARK: - Admission
 
-    /// Tokens reserved for a request: prompt estimate plus completion budget, for every choice.
-    func estimate(_ request: InferenceRequest?) -> Int {
-        guard let request else { return 1 }
-        return request.promptTokenEstimate + (request.maxTokens ?? defaults.defaultMaxTokens) * request.n
-    }
-
-    func admit(key: KeyRecord, model: String, estimate: Int) -> Result<Admission, GatewayError> {
+    /// Admits a request that may cost up to `reserve` tokens, or says which limit refuses it.
+    func admit(key: KeyRecord, model: String, reserve estimate: Int) -> Result<Admission, GatewayError> {
         let now = self.now
         return state.withLock { state -> Result<Admission, GatewayError> in
             let defaults = state.defaults
-            guard defaults.enabled else { return .success(Admission(key: key.publicID, leaseID: nil, reservedTokens: 0, headers: [])) }
+            state.nextAdmission += 1
+            let id = state.nextAdmission
+            guard defaults.enabled else { return .success(Admission(key: key.publicID, id: id, leaseID: nil, reservedTokens: 0, headers: [])) }
             let rpm = key.requestsPerMinute ?? defaults.requestsPerMinute
             let tpm = key.tokensPerMinute ?? defaults.tokensPerMinute
-            var requests = state.requests[key.publicID].flatMap { $0.perMinute == rpm ? $0 : nil }
-                ?? GCRA(perMinute: rpm, burst: max(defaults.burst, 1), now: now)
-            var tokens = state.tokens[key.publicID].flatMap { $0.perMinute == tpm ? $0 : nil } ?? TokenLedger(perMinute: tpm, now: now)
+            // The burst never exceeds the rate: `--rpm 3` admits 3 at once, not the default burst of 10.
+            let burst = key.burst ?? min(defaults.burst, rpm)
+            var requests = state.requests[key.publicID].flatMap { $0.perMinute == rpm && $0.burst == burst ? $0 : nil }
+                ?? GCRA(perMinute: rpm, burst: burst, now: now)
+            var tokens = state.tokens[key.publicID].flatMap { $0.perMinute == tpm ? $0 : nil } ?? TokenWindow(perMinute: tpm)
             var leases = state.leases
 
             let requestDecision = requests.admit(now: now)
-            let tokenDecision = tokens.reserve(estimate, now: now)
+            let tokenDecision = tokens.reserve(estimate, id: id, now: now)
             var headers: [(String, String)] = []
             let requestPeek = requests.peek(now: now), tokenPeek = tokens.peek(now: now)
             headers += Self.headers("requests", limit: rpm, remaining: requestPeek.remaining, reset: requestPeek.resetAfter)
             headers += Self.headers("tokens", limit: tpm, remaining: tokenPeek.remaining, reset: tokenPeek.resetAfter)
 
+            if case .exceedsLimit = tokenDecision {
+                return .failure(.exceedsTokenLimit(worstCase: estimate, perMinute: tpm, headers: headers))
+            }
             if case .rejected(let wait) = requestDecision {
                 return .failure(.rateLimited("requests", limit: "\(rpm) per minute", retryAfter: wait, headers: headers))
             }
@@ -133,22 +141,23 @@ final class GatewayLimits: Sendable {
             switch lease {
             case .failure(let refusal):
                 return .failure(.concurrencyLimited(refusal, headers: headers))
-            case .success(let id):
+            case .success(let leaseID):
                 state.requests[key.publicID] = requests
                 state.tokens[key.publicID] = tokens
                 state.leases = leases
-                return .success(Admission(key: key.publicID, leaseID: id, reservedTokens: estimate, headers: headers))
+                return .success(Admission(key: key.publicID, id: id, leaseID: leaseID, reservedTokens: estimate, headers: headers))
             }
         }
     }
 
-    /// Ends an admission: releases its lease and settles its tokens with what vLLM reported (`used`).
-    func finish(_ admission: Admission, used: Int) {
+    /// Ends an admission: releases its lease and replaces its reservation by what it is `charged`
+    /// (``Settlement/charge(reserved:ending:)``).
+    func finish(_ admission: Admission, charged: Int) {
         let now = self.now
         state.withLock { state in
             if let id = admission.leaseID { state.leases.release(id) }
             if admission.reservedTokens > 0 {
-                state.tokens[admission.key]?.settle(reserved: admission.reservedTokens, used: used, now: now)
+                state.tokens[admission.key]?.settle(id: admission.id, reserved: admission.reservedTokens, charged: charged, now: now)
             }
         }
     }
@@ -169,7 +178,8 @@ final class GatewayLimits: Sendable {
     }
 
     static func durationText(_ duration: Duration) -> String {
-        let milliseconds = Int((duration / .milliseconds(1)).rounded(.up))
+        // Clamped before the conversion: a Double beyond Int's range traps.
+        let milliseconds = Int(min((duration / .milliseconds(1)).rounded(.up), 1e15))
         return milliseconds % 1000 == 0 ? "\(milliseconds / 1000)s" : "\(Double(milliseconds) / 1000)s"
     }
 }
@@ -180,6 +190,15 @@ extension GatewayError {
         return GatewayError(status: .tooManyRequests, type: "rate_limit_error", code: "rate_limit_exceeded",
                             message: "Rate limit reached for \(kind): \(limit). Retry after \(seconds) s.",
                             headers: headers + [("Retry-After", String(seconds))], decision: "rejected:rate_\(kind)")
+    }
+
+    /// The request's worst case is more than the key may use in a whole minute: it could never be admitted.
+    static func exceedsTokenLimit(worstCase: Int, perMinute: Int, headers: [(String, String)]) -> GatewayError {
+        GatewayError(status: .badRequest, type: "invalid_request_error", code: "token_limit_exceeded",
+                     message: "This request may use up to \(worstCase) tokens (prompt estimate + max_tokens × choices × prompts), "
+                         + "more than this key's limit of \(perMinute) tokens per minute by \(worstCase.saturatingAdded(-perMinute)). "
+                         + "Lower max_tokens, n or the number of prompts.",
+                     headers: headers, decision: "rejected:token_limit_exceeded")
     }
 
     static func concurrencyLimited(_ refusal: LeaseRefusal, headers: [(String, String)]) -> GatewayError {

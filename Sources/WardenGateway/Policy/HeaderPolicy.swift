@@ -27,14 +27,16 @@ enum HeaderPolicy {
         return kept
     }
 
-    /// Client headers the gateway replaces with its own when forwarding.
-    static let replacedUpstream: Set<String> = ["host", "content-length", "authorization", "x-forwarded-for", "x-real-ip", "forwarded",
-                                                "x-request-id", "expect"]
+    /// The only client headers vLLM receives. vLLM acts on others (`X-Data-Parallel-Rank`, `X-Forwarded-*`,
+    /// `X-Request-Id` as its internal id), and `Accept-Encoding` would compress what the gateway meters.
+    /// `gateway.forward_headers` adds to them.
+    static let defaultForwarded: Set<String> = ["content-type", "accept", "user-agent", "traceparent", "tracestate"]
 
-    /// The headers sent to vLLM: the client's minus hop-by-hop, host, length and credentials, plus the gateway's.
-    static func upstreamHeaders(from client: HTTPHeaders, upstreamHost: String, upstreamKey: String?, requestID: String,
+    /// The headers sent to vLLM: the allow-listed ones of the client's, plus the gateway's own.
+    static func upstreamHeaders(from client: HTTPHeaders, forwarded: Set<String>, upstreamHost: String, upstreamKey: String?, requestID: String,
                                 clientAddress: String, bodyLength: Int) -> HTTPHeaders {
-        var headers = withoutHopByHop(client, alsoDropping: replacedUpstream)
+        var headers = HTTPHeaders()
+        for (name, value) in client where forwarded.contains(name.lowercased()) { headers.add(name: name, value: value) }
         headers.add(name: "Host", value: upstreamHost)
         if let upstreamKey { headers.add(name: "Authorization", value: "Bearer \(upstreamKey)") }
         headers.add(name: "X-Request-Id", value: requestID)
@@ -43,17 +45,18 @@ enum HeaderPolicy {
         return headers
     }
 
-    /// A client-supplied request id is kept when it is short and plain; otherwise the gateway makes one.
-    static func requestID(from headers: HTTPHeaders) -> String {
-        if let supplied = headers.first(name: "x-request-id"), (1...128).contains(supplied.utf8.count),
-           supplied.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7A) || $0 == 0x2D || $0 == 0x5F || $0 == 0x2E }) {
-            return supplied
-        }
-        return RequestIDs.next()
+    /// The client's `X-Request-Id` when it is short and plain: echoed back and logged, never sent to vLLM (which
+    /// would use it as its internal id, so one tenant could collide with another's).
+    static func clientRequestID(from headers: HTTPHeaders) -> String? {
+        guard let supplied = headers.first(name: "x-request-id"), (1...128).contains(supplied.utf8.count),
+              supplied.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7A) || $0 == 0x2D || $0 == 0x5F || $0 == 0x2E })
+        else { return nil }
+        return supplied
     }
 
     /// The client's address: the peer, or — only when the peer is a trusted proxy — the right-most untrusted
-    /// address of `X-Forwarded-For`.
+    /// address of `X-Forwarded-For` (every line of it, joined: a proxy may append its own line), as nginx's
+    /// `real_ip_recursive`.
     static func clientAddress(peer: IPAddress?, forwardedFor: String?, trusted: [IPNetwork]) -> IPAddress? {
         guard let peer, trusted.contains(where: { $0.contains(peer) }), let forwardedFor else { return peer }
         var current = peer

@@ -6,21 +6,24 @@ public struct InferenceRequest: Sendable {
     /// The model the request will run on (the body's, else the served model vLLM defaults to).
     public var model: String
     public var stream: Bool
-    public var n: Int
-    /// `max_completion_tokens`, else `max_tokens`; `nil` when the client set neither.
-    public var maxTokens: Int?
+    /// Usage the client will receive on a stream, with vLLM's semantics (`stream_options: {}` means `include_usage`).
     public var clientIncludesUsage: Bool
-    /// A cheap prompt-size estimate (UTF-8 bytes / 4 of the text fields).
-    public var promptTokenEstimate: Int
+    /// The most this request can cost, as vLLM would run it.
+    public var budget: TokenBudget
     public var body: JSONValue
 
     /// Endpoints whose bodies are JSON and are validated; others (e.g. multipart audio) pass as they are.
     public static let jsonEndpoints: Set<String> = ["/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses",
                                                     "/v1/messages", "/v1/messages/count_tokens", "/v1/score", "/v1/rerank", "/v2/rerank"]
-    /// Largest `n` accepted: one request must not fan out into hundreds of sequences.
+    /// Largest `n` (and `best_of`) accepted: one request must not fan out into hundreds of sequences.
     public static let maxChoices = 16
+    /// vLLM's default `max_tokens` on `/v1/completions` (its protocol model's default).
+    public static let completionsDefaultMaxTokens = 16
 
-    public static func parse(_ bytes: some Collection<UInt8>, path: String, servedModel: String) throws(GatewayError) -> InferenceRequest {
+    /// Parses and validates a body. `defaultMaxTokens` is the cap given to a request that sets none (vLLM would
+    /// otherwise generate up to the context length).
+    public static func parse(_ bytes: some Collection<UInt8>, path: String, servedModel: String,
+                             defaultMaxTokens: Int) throws(GatewayError) -> InferenceRequest {
         let body: JSONValue
         do {
             body = try JSONValue.parse(bytes)
@@ -34,31 +37,89 @@ public struct InferenceRequest: Sendable {
             model = name
         }
         let stream = try optional(body, "stream", "a boolean") { $0.boolValue } ?? false
-        let n = try optional(body, "n", "an integer") { $0.intValue } ?? 1
-        guard (1...maxChoices).contains(n) else { throw .badRequest("`n` must be from 1 to \(maxChoices).", code: "invalid_value", param: "n") }
-        let maxCompletion = try optional(body, "max_completion_tokens", "an integer") { $0.intValue }
-        var maxTokens = maxCompletion
-        if maxTokens == nil { maxTokens = try optional(body, "max_tokens", "an integer") { $0.intValue } }
-        if let maxTokens, maxTokens < 1 { throw .badRequest("`max_tokens` must be at least 1.", code: "invalid_value", param: "max_tokens") }
         var includesUsage = false
         if let options = body["stream_options"], !options.isNull {
             guard case .object = options else { throw typeError("stream_options", "an object") }
-            includesUsage = try optional(options, "include_usage", "a boolean", param: "stream_options.include_usage") { $0.boolValue } ?? false
+            // vLLM's StreamOptions defaults include_usage to true: `{}` asks for usage.
+            includesUsage = try optional(options, "include_usage", "a boolean", param: "stream_options.include_usage") { $0.boolValue } ?? true
         }
+        let n = try count(body, "n")
+        let bestOf = try count(body, "best_of")
+        let budget: TokenBudget
         switch path {
         case "/v1/chat/completions":
             guard let messages = body["messages"] else { throw .badRequest("`messages` is required.", code: "missing_field", param: "messages") }
             guard messages.arrayValue != nil else { throw typeError("messages", "an array") }
+            // Chat reads max_completion_tokens first, then the older max_tokens (`null` falls through, as in vLLM).
+            var cap = try maxTokens(body, "max_completion_tokens")
+            if case .limited = cap {} else { cap = try maxTokens(body, "max_tokens") }
+            budget = TokenBudget(promptTokens: chatPromptEstimate(body), sequences: max(n, bestOf), cap: cap, defaultCap: defaultMaxTokens)
         case "/v1/completions":
             guard let prompt = body["prompt"], !prompt.isNull else { throw .badRequest("`prompt` is required.", code: "missing_field", param: "prompt") }
-            guard prompt.stringValue != nil || prompt.arrayValue != nil else { throw typeError("prompt", "a string or an array") }
+            let prompts = try promptList(prompt, param: "prompt")
+            // Completions read max_tokens only (max_completion_tokens is ignored there); vLLM's default is 16.
+            var cap = try maxTokens(body, "max_tokens")
+            if case .unset = cap { cap = .limited(completionsDefaultMaxTokens) }
+            budget = TokenBudget(promptTokens: prompts.tokens, sequences: prompts.count.saturatingMultiplied(by: max(n, bestOf)),
+                                 cap: cap, defaultCap: defaultMaxTokens)
         case "/v1/embeddings":
             guard let input = body["input"], !input.isNull else { throw .badRequest("`input` is required.", code: "missing_field", param: "input") }
+            budget = TokenBudget(promptTokens: try promptList(input, param: "input").tokens, sequences: 0, cap: .limited(0), defaultCap: 0)
         default:
-            break
+            budget = TokenBudget(promptTokens: textBytes(body) / 4 + 1, sequences: 0, cap: .limited(0), defaultCap: 0)
         }
-        return InferenceRequest(model: model, stream: stream, n: n, maxTokens: maxTokens, clientIncludesUsage: includesUsage,
-                                promptTokenEstimate: textBytes(body) / 4 + 1, body: body)
+        return InferenceRequest(model: model, stream: stream, clientIncludesUsage: stream && includesUsage, budget: budget, body: body)
+    }
+
+    /// A completion cap as the client set it.
+    enum Cap {
+        /// Absent: the endpoint's default applies.
+        case unset
+        /// Explicitly `null`: vLLM generates up to the context length.
+        case unlimited
+        case limited(Int)
+    }
+
+    private static func maxTokens(_ body: JSONValue, _ key: String) throws(GatewayError) -> Cap {
+        guard let value = body[key] else { return .unset }
+        if value.isNull { return .unlimited }
+        guard let number = value.intValue else { throw typeError(key, "an integer") }
+        guard number >= 1 else { throw .badRequest("`\(key)` must be at least 1.", code: "invalid_value", param: key) }
+        return .limited(number)
+    }
+
+    /// `n` or `best_of`: 1 when absent, else 1 to ``maxChoices``.
+    private static func count(_ body: JSONValue, _ key: String) throws(GatewayError) -> Int {
+        let value = try optional(body, key, "an integer") { $0.intValue } ?? 1
+        guard (1...maxChoices).contains(value) else {
+            throw .badRequest("`\(key)` must be from 1 to \(maxChoices).", code: "invalid_value", param: key)
+        }
+        return value
+    }
+
+    /// A prompt or embedding input: a string, token ids, or a list of either (one sequence each).
+    static func promptList(_ value: JSONValue, param: String) throws(GatewayError) -> (count: Int, tokens: Int) {
+        if let text = value.stringValue { return (1, text.utf8.count / 4 + 1) }
+        guard let items = value.arrayValue, !items.isEmpty else { throw typeError(param, "a non-empty string or array") }
+        if items.allSatisfy({ $0.intValue != nil }) { return (1, items.count) }
+        var tokens = 0
+        for item in items {
+            if let text = item.stringValue {
+                tokens = tokens.saturatingAdded(text.utf8.count / 4 + 1)
+            } else if let ids = item.arrayValue, !ids.isEmpty, ids.allSatisfy({ $0.intValue != nil }) {
+                tokens = tokens.saturatingAdded(ids.count)
+            } else {
+                throw typeError(param, "a string, an array of token ids, or a list of those")
+            }
+        }
+        return (items.count, tokens)
+    }
+
+    /// Messages and tool definitions: UTF-8 bytes / 4, plus a few tokens of chat template per message.
+    static func chatPromptEstimate(_ body: JSONValue) -> Int {
+        let messages = body["messages"]?.arrayValue ?? []
+        let tools = body["tools"].map { $0.serialized.utf8.count / 4 } ?? 0
+        return (textBytes(body) / 4 + 1).saturatingAdded(messages.count.saturatingMultiplied(by: 4)).saturatingAdded(tools)
     }
 
     private static func optional<T>(_ object: JSONValue, _ key: String, _ expected: String, param: String? = nil,
@@ -76,12 +137,57 @@ public struct InferenceRequest: Sendable {
     static func textBytes(_ value: JSONValue) -> Int {
         switch value {
         case .string(let text): return text.utf8.count
-        case .array(let items): return items.reduce(0) { $0 + textBytes($1) }
+        case .array(let items): return items.reduce(0) { $0.saturatingAdded(textBytes($1)) }
         case .object(let members):
             return members.reduce(0) { total, member in
-                ["messages", "prompt", "input", "content", "text"].contains(member.key) ? total + textBytes(member.value) : total
+                ["messages", "prompt", "input", "content", "text", "query", "documents"].contains(member.key)
+                    ? total.saturatingAdded(textBytes(member.value)) : total
             }
         default: return 0
         }
+    }
+}
+
+/// The most a request may cost in tokens: what admission reserves, and what an ending the gateway cannot account
+/// for exactly is charged. Every product saturates: no number a client sends can trap.
+public struct TokenBudget: Sendable, Equatable {
+    /// Estimated prompt tokens of all prompts together.
+    public var promptTokens: Int
+    /// Sequences vLLM generates: prompts × choices (`n`, or `best_of` when larger).
+    public var sequences: Int
+    /// Most tokens one sequence may generate.
+    public var completionCap: Int
+    /// The cap the gateway writes into the request because the client set none, else `nil`.
+    public var injectedCap: Int?
+
+    init(promptTokens: Int, sequences: Int, cap: InferenceRequest.Cap, defaultCap: Int) {
+        self.promptTokens = promptTokens
+        self.sequences = sequences
+        switch cap {
+        case .limited(let value): completionCap = value
+        case .unset, .unlimited:
+            completionCap = defaultCap
+            injectedCap = sequences > 0 ? defaultCap : nil
+        }
+    }
+
+    /// Most completion tokens vLLM may generate for the request.
+    public var completionTokens: Int { completionCap.saturatingMultiplied(by: sequences) }
+
+    /// Prompt estimate plus every sequence generated to its cap.
+    public var worstCase: Int { promptTokens.saturatingAdded(completionTokens) }
+}
+
+extension Int {
+    /// `self + other`, clamped to `Int.max` instead of trapping.
+    func saturatingAdded(_ other: Int) -> Int {
+        let (sum, overflow) = addingReportingOverflow(other)
+        return overflow ? (other > 0 ? .max : .min) : sum
+    }
+
+    /// `self × other` for non-negative operands, clamped to `Int.max` instead of trapping.
+    func saturatingMultiplied(by other: Int) -> Int {
+        let (product, overflow) = multipliedReportingOverflow(by: other)
+        return overflow ? .max : product
     }
 }

@@ -79,4 +79,7 @@ public struct EndpointAllowList: Sendable, Equatable {
     }
 
     public func allows(method: String, path: String) -> Bool { entries.contains("\(method) \(path)") }
+
+    /// The metric label for a request: its path when allow-listed, else `other` (labels stay bounded).
+    public func route(method: String, path: String) -> String { allows(method: method, path: path) ? path : "other" }
 }

@@ -1,27 +1,38 @@
-import NIOCore
-
 /// Finds vLLM's `usage` object in response bytes without parsing the whole body (it sits at the end of
-/// non-streaming answers and in SSE events) and reads its token counts in place.
+/// non-streaming answers and in SSE events) and reads its token counts in place. A `"usage":{` inside generated
+/// text cannot match: JSON strings escape their quotes.
 enum UsageScanner {
     private static let marker = Array(#""usage":{"#.utf8)
     private static let promptKey = Array(#""prompt_tokens":"#.utf8)
     private static let completionKey = Array(#""completion_tokens":"#.utf8)
 
-    /// The last `usage` in `buffer`, as (prompt, completion) tokens.
-    static func lastUsage(in buffer: ByteBuffer) -> (prompt: Int, completion: Int)? {
-        buffer.withUnsafeReadableBytes { bytes -> (prompt: Int, completion: Int)? in
-            guard bytes.count >= marker.count else { return nil }
-            var start = bytes.count - marker.count
-            while start >= 0 {
-                if bytes[start] == marker[0], matches(marker, in: bytes, at: start) {
-                    let open = start + marker.count - 1
-                    guard let close = objectEnd(in: bytes, open: open, limit: bytes.count) else { return nil }
-                    return counts(in: bytes, object: open..<close + 1)
+    /// The last complete `usage` object in `bytes`, and from where the bytes must be kept because a usage object
+    /// (or its marker) may continue in the next read.
+    static func lastUsage(in bytes: UnsafeRawBufferPointer) -> (usage: Usage?, keepFrom: Int) {
+        var keepFrom = max(0, bytes.count - (marker.count - 1))
+        var start = bytes.count - marker.count
+        while start >= 0 {
+            if bytes[start] == marker[0], matches(marker, in: bytes, at: start) {
+                let open = start + marker.count - 1
+                guard let close = objectEnd(in: bytes, open: open, limit: bytes.count) else {
+                    keepFrom = start  // the object continues in the next read
+                    start -= 1
+                    continue
                 }
-                start -= 1
+                return (counts(in: bytes, object: open..<close + 1), keepFrom)
             }
-            return nil
+            start -= 1
         }
+        return (nil, keepFrom)
+    }
+
+    /// The first complete `usage` object in `bytes`, and where its marker starts.
+    static func firstUsage(in bytes: UnsafeRawBufferPointer) -> (Usage, Int)? {
+        guard let found = find(marker, in: bytes, within: 0..<bytes.count) else { return nil }
+        let open = found.upperBound - 1
+        guard let close = objectEnd(in: bytes, open: open, limit: bytes.count),
+              let usage = counts(in: bytes, object: open..<close + 1) else { return nil }
+        return (usage, found.lowerBound)
     }
 
     /// The index of the `}` closing the object that opens at `open` (usage objects hold no strings with braces).
@@ -39,11 +50,11 @@ enum UsageScanner {
         return nil
     }
 
-    /// `prompt_tokens` and `completion_tokens` of the usage object at `object`.
-    static func counts(in bytes: UnsafeRawBufferPointer, object: Range<Int>) -> (prompt: Int, completion: Int)? {
-        guard let prompt = number(after: promptKey, in: bytes, within: object),
-              let completion = number(after: completionKey, in: bytes, within: object) else { return nil }
-        return (prompt, completion)
+    /// `prompt_tokens` and `completion_tokens` of the usage object at `object` (`completion_tokens` is absent for
+    /// pooling requests: 0).
+    static func counts(in bytes: UnsafeRawBufferPointer, object: Range<Int>) -> Usage? {
+        guard let prompt = number(after: promptKey, in: bytes, within: object) else { return nil }
+        return Usage(prompt: prompt, completion: number(after: completionKey, in: bytes, within: object) ?? 0)
     }
 
     /// The first occurrence of `needle` within `range`.
@@ -63,13 +74,13 @@ enum UsageScanner {
         return offset == needle.count
     }
 
-    /// The non-negative integer right after `key` inside `range`.
+    /// The non-negative integer right after `key` inside `range`, saturating rather than overflowing.
     private static func number(after key: [UInt8], in bytes: UnsafeRawBufferPointer, within range: Range<Int>) -> Int? {
         guard let found = find(key, in: bytes, within: range) else { return nil }
         var value = 0
         var position = found.upperBound
         while position < range.upperBound, bytes[position] >= 0x30, bytes[position] <= 0x39 {
-            value = value * 10 + Int(bytes[position] - 0x30)
+            value = value.saturatingMultiplied(by: 10).saturatingAdded(Int(bytes[position] - 0x30))
             position += 1
         }
         return position > found.upperBound ? value : nil

@@ -9,6 +9,8 @@ import Glibc
 /// One access-log record: what was asked, by whom, and what the gateway decided.
 struct AccessRecord {
     var requestID: String
+    /// The id the client sent (`X-Request-Id`); vLLM sees the gateway's own.
+    var clientRequestID: String? = nil
     var client: String
     var key: String?
     var method: String
@@ -17,6 +19,8 @@ struct AccessRecord {
     var status: Int
     var promptTokens: Int?
     var completionTokens: Int?
+    /// What the key was charged (``Settlement``): usage when vLLM reported it, else the reservation.
+    var chargedTokens: Int? = nil
     var timeToFirstTokenMilliseconds: Double?
     var durationMilliseconds: Double
     var upstreamStatus: Int?
@@ -25,6 +29,10 @@ struct AccessRecord {
     func json(time: String) -> String {
         var line = "{\"time\":\"\(time)\",\"request_id\":"
         line.appendJSONString(requestID)
+        if let clientRequestID {
+            line += ",\"client_request_id\":"
+            line.appendJSONString(clientRequestID)
+        }
         line += ",\"client\":"
         line.appendJSONString(client)
         line += ",\"key\":" + quotedOrNull(key) + ",\"method\":"
@@ -32,7 +40,7 @@ struct AccessRecord {
         line += ",\"path\":"
         line.appendJSONString(path)
         line += ",\"model\":" + quotedOrNull(model)
-        line += ",\"status\":\(status),\"tokens_in\":\(numberOrNull(promptTokens)),\"tokens_out\":\(numberOrNull(completionTokens))"
+        line += ",\"status\":\(status),\"tokens_in\":\(numberOrNull(promptTokens)),\"tokens_out\":\(numberOrNull(completionTokens)),\"tokens_charged\":\(numberOrNull(chargedTokens))"
         line += ",\"ttft_ms\":\(timeToFirstTokenMilliseconds.map { String(($0 * 100).rounded() / 100) } ?? "null")"
         line += ",\"duration_ms\":\(String((durationMilliseconds * 100).rounded() / 100)),\"upstream_status\":\(numberOrNull(upstreamStatus)),\"decision\":"
         line.appendJSONString(decision)

@@ -28,7 +28,7 @@ final class AdminHandler: ChannelInboundHandler {
 
     private func respond(context: ChannelHandlerContext, head: HTTPRequestHead) {
         let path = String(head.uri.prefix { $0 != "?" })
-        let requestID = HeaderPolicy.requestID(from: head.headers)
+        let requestID = HeaderPolicy.clientRequestID(from: head.headers) ?? RequestIDs.next()
         let keepAlive = head.isKeepAlive
         switch (head.method, path) {
         case (.GET, "/healthz"):

@@ -4,16 +4,17 @@ import WardenConfig
 import WardenJSON
 import WardenNIOSupport
 
-/// The client side of one connection: reads a request within its limits and deadline, applies the gateway's
-/// checks in order (target, drain, key, allow-list, body, model), and hands what passes to a ``ProxyExchange``.
+/// The client side of one connection: reads a request within its limits and deadline, asks ``Admission`` for a
+/// decision, answers refusals itself and hands what passes to a ``ProxyExchange``.
 final class GatewayHTTPHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
     private let core: GatewayCore
     private var head: HTTPRequestHead?
+    private var identity: Admission.Identity?
     private var body = ByteBuffer()
-    private var violation: GatewayError?
+    private var bodyViolation: GatewayError?
     private var exchange: ProxyExchange?
     private var readDeadline: Scheduled<Void>?
 
@@ -28,18 +29,24 @@ final class GatewayHTTPHandler: ChannelInboundHandler {
         case .head(let requestHead):
             head = requestHead
             body.clear()
-            violation = Self.headerViolation(requestHead, core.configuration)
+            bodyViolation = nil
+            let identity = Admission.identify(requestHead, context: admissionContext(context))
+            self.identity = identity
+            if requestHead.headers.first(name: "expect")?.lowercased() == "100-continue" {
+                answerExpectation(context: context, head: requestHead, identity: identity)
+            }
         case .body(var chunk):
             if body.readableBytes + chunk.readableBytes > core.configuration.maxBodyBytes {
-                violation = violation ?? .bodyTooLarge
-            } else if violation == nil {
+                bodyViolation = .bodyTooLarge
+            } else if bodyViolation == nil {
                 body.writeBuffer(&chunk)
             }
         case .end:
             readDeadline?.cancel()
-            guard let requestHead = head else { return }
+            guard let requestHead = head, let identity else { return }
             head = nil
-            handle(context: context, head: requestHead)
+            self.identity = nil
+            handle(context: context, head: requestHead, identity: identity)
         }
     }
 
@@ -65,113 +72,61 @@ final class GatewayHTTPHandler: ChannelInboundHandler {
         }
     }
 
-    static func headerViolation(_ head: HTTPRequestHead, _ configuration: GatewayConfiguration) -> GatewayError? {
-        let headers = head.headers
-        if headers.count > configuration.maxHeaderFields
-            || headers.reduce(0, { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 }) > configuration.maxHeaderBytes {
-            return .headersTooLarge
-        }
-        let lengths = headers["content-length"]
-        if !lengths.isEmpty && !headers["transfer-encoding"].isEmpty {
-            return .badRequest("Content-Length and Transfer-Encoding together are ambiguous.", code: "ambiguous_length")
-        }
-        if lengths.count > 1 || lengths.first?.utf8.contains(UInt8(ascii: ",")) == true,
-           Set(lengths.flatMap { $0.split(separator: ",").map { String($0.filter { $0 != " " && $0 != "\t" }) } }).count > 1 {
-            return .badRequest("Conflicting Content-Length values.", code: "ambiguous_length")
-        }
-        if headers["host"].count > 1 { return .badRequest("More than one Host header.", code: "ambiguous_host") }
-        return nil
+    private func admissionContext(_ context: ChannelHandlerContext) -> Admission.Context {
+        Admission.Context(configuration: core.configuration, policy: core.state.policy, limits: core.limits,
+                          draining: core.state.draining.load(ordering: .relaxed),
+                          peer: context.channel.remoteAddress?.ipAddress.flatMap(IPAddress.init), epochSeconds: Int64(epochSeconds()))
     }
 
-    private func handle(context: ChannelHandlerContext, head: HTTPRequestHead) {
-        let configuration = core.configuration
+    /// `Expect: 100-continue`: the body is invited only once the head passes every check that needs no body.
+    private func answerExpectation(context: ChannelHandlerContext, head: HTTPRequestHead, identity: Admission.Identity) {
+        switch Admission.checkHead(head, identity: identity, context: admissionContext(context)) {
+        case .success:
+            context.writeAndFlush(NIOAny(HTTPServerResponsePart.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+        case .failure(var rejection):
+            // The client may send the body anyway or not at all: the connection cannot be reused.
+            rejection.closeConnection = true
+            self.head = nil
+            self.identity = nil
+            refuse(rejection, head: head, identity: identity, received: .now(), context: context)
+        }
+    }
+
+    private func handle(context: ChannelHandlerContext, head: HTTPRequestHead, identity: Admission.Identity) {
         let received = NIODeadline.now()
-        let requestID = HeaderPolicy.requestID(from: head.headers)
-        let peer = context.channel.remoteAddress?.ipAddress.flatMap(IPAddress.init)
-        let client = HeaderPolicy.clientAddress(peer: peer, forwardedFor: head.headers.first(name: "x-forwarded-for"),
-                                                trusted: configuration.trustedProxies)?.description ?? "unknown"
-        var keepAlive = head.isKeepAlive
-        var keyID: String?
-        let reject = { (error: GatewayError, path: String) in
-            // After a refused body or a framing problem the rest of the stream cannot be trusted: close.
-            if error.status == .payloadTooLarge || error.code == "ambiguous_length" { keepAlive = false }
-            self.core.record(AccessRecord(requestID: requestID, client: client, key: keyID, method: head.method.rawValue, path: path,
-                                          model: nil, status: Int(error.status.code), durationMilliseconds: Double((NIODeadline.now() - received).nanoseconds) / 1e6,
-                                          decision: error.decision), route: "other")
-            GatewayResponder.send(context, error: error, requestID: requestID, keepAlive: keepAlive)
-            self.armReadDeadline(context)
-        }
-        let rawPath = String(head.uri.prefix { $0 != "?" })
-        if let violation { return reject(violation, rawPath) }
-        let target: RequestTarget
-        do {
-            target = try RequestTarget(head.uri)
-        } catch {
-            return reject(.badRequest("Ambiguous request target: \(error.rawValue).", code: "invalid_target"), rawPath)
-        }
-        if core.state.draining.load(ordering: .relaxed) {
-            keepAlive = false
-            return reject(.draining, target.path)
-        }
-        // Bans are checked before the key: a banned address costs one hash lookup.
-        let limits = core.limits
-        if let peerAddress = IPAddress(client), let remaining = limits.banRemaining(peerAddress) {
-            return reject(.banned(retryAfter: remaining), target.path)
-        }
-        let policy = core.state.policy
-        let key: KeyRecord
-        switch policy.keys.authenticate(authorization: head.headers.first(name: "authorization"), now: Int64(epochSeconds())) {
-        case .success(let record): key = record
-        case .failure(let failure):
-            if failure != .missing, let address = IPAddress(client), let length = limits.recordAuthFailure(address) {
-                core.logger.warning("address banned after repeated authentication failures",
-                                    metadata: ["client": "\(client)", "seconds": "\(retryAfterSeconds(length))"])
-                core.metrics.countRejection("ban_started")
+        switch Admission.decide(head, body: body, bodyViolation: bodyViolation, identity: identity, context: admissionContext(context)) {
+        case .reject(let rejection):
+            refuse(rejection, head: head, identity: identity, received: received, context: context)
+        case .forward(let forward):
+            let request = ProxyExchange.Request(head: head, target: forward.target, body: forward.body, key: forward.key, inference: forward.inference,
+                                                requestID: identity.requestID, clientRequestID: identity.clientRequestID,
+                                                clientAddress: identity.client, received: received, admission: forward.admission,
+                                                responseHeaders: forward.responseHeaders, dropUsageEvent: forward.dropUsageEvent)
+            let proxied = ProxyExchange(request: request, context: context, core: core) { [weak self] finished in
+                guard let self, self.exchange === finished else { return }
+                self.exchange = nil
+                self.armReadDeadline(context)
             }
-            return reject(.unauthorized(failure), target.path)
+            exchange = proxied
+            body = ByteBuffer()
+            proxied.start()
         }
-        keyID = key.publicID
-        guard policy.allowList.allows(method: head.method.rawValue, path: target.path) else {
-            return reject(.notFound(head.method.rawValue, target.path), target.path)
+    }
+
+    private func refuse(_ rejection: Admission.Rejection, head: HTTPRequestHead, identity: Admission.Identity, received: NIODeadline,
+                        context: ChannelHandlerContext) {
+        if let length = rejection.banStarted {
+            core.logger.warning("address banned after repeated authentication failures",
+                                metadata: ["client": "\(identity.client)", "seconds": "\(retryAfterSeconds(length))"])
+            core.metrics.countRejection("ban_started")
         }
-        var inference: InferenceRequest?
-        if head.method == .POST, InferenceRequest.jsonEndpoints.contains(target.path) {
-            do {
-                let parsed = try InferenceRequest.parse(body.readableBytesView, path: target.path, servedModel: configuration.servedModelName)
-                guard key.allows(model: parsed.model) else { return reject(.modelNotAllowed(parsed.model), target.path) }
-                inference = parsed
-            } catch {
-                return reject(error, target.path)
-            }
-        }
-        let admission: GatewayLimits.Admission
-        switch limits.admit(key: key, model: inference?.model ?? configuration.servedModelName, estimate: limits.estimate(inference)) {
-        case .success(let admitted): admission = admitted
-        case .failure(let error): return reject(error, target.path)
-        }
-        var forwardedBody = body
-        var usageFilter: SSEUsageFilter?
-        if let streaming = inference, streaming.stream, limits.defaults.enabled {
-            // Ask vLLM for usage on the stream (continuous, so an aborted stream is charged what it generated);
-            // the filter removes what the client did not ask for.
-            let options = streaming.body["stream_options"]
-            let clientContinuous = streaming.clientIncludesUsage && (options?["continuous_usage_stats"]?.boolValue ?? false)
-            let injected = (options?.objectValue.map { JSONValue.object($0) } ?? .object([]))
-                .setting("include_usage", to: .bool(true)).setting("continuous_usage_stats", to: .bool(true))
-            forwardedBody = context.channel.allocator.buffer(string: streaming.body.setting("stream_options", to: injected).serialized)
-            usageFilter = SSEUsageFilter(clientAskedForUsage: streaming.clientIncludesUsage, clientAskedForContinuousUsage: clientContinuous)
-        }
-        let request = ProxyExchange.Request(head: head, target: target, body: forwardedBody, key: key, inference: inference,
-                                            requestID: requestID, clientAddress: client, received: received,
-                                            admission: admission, usageFilter: usageFilter)
-        let proxied = ProxyExchange(request: request, context: context, core: core) { [weak self] finished in
-            guard let self, self.exchange === finished else { return }
-            self.exchange = nil
-            self.armReadDeadline(context)
-        }
-        exchange = proxied
-        body = ByteBuffer()
-        proxied.start()
+        let keepAlive = head.isKeepAlive && !rejection.closeConnection
+        core.record(AccessRecord(requestID: identity.requestID, clientRequestID: identity.clientRequestID, client: identity.client,
+                                 key: rejection.key, method: head.method.rawValue, path: rejection.path, model: nil,
+                                 status: Int(rejection.error.status.code), durationMilliseconds: Double((NIODeadline.now() - received).nanoseconds) / 1e6,
+                                 decision: rejection.error.decision), route: rejection.route)
+        GatewayResponder.send(context, error: rejection.error, requestID: identity.clientRequestID ?? identity.requestID, keepAlive: keepAlive)
+        armReadDeadline(context)
     }
 }
 
@@ -192,7 +147,7 @@ final class GatewayProtocolErrorHandler: ChannelDuplexHandler {
         let gatewayError: GatewayError = parserError == .headerOverflow
             ? .headersTooLarge
             : .badRequest("Malformed HTTP request (\(parserError)).", code: "malformed_request")
-        GatewayResponder.send(context, error: gatewayError, requestID: randomHex(bytes: 16), keepAlive: false)
+        GatewayResponder.send(context, error: gatewayError, requestID: RequestIDs.next(), keepAlive: false)
     }
 }
 

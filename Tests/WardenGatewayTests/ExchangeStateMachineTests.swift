@@ -1,0 +1,213 @@
+import NIOCore
+import NIOHTTP1
+import Testing
+@testable import WardenGateway
+
+/// The exchange without sockets: every ending × streaming or not, and what each is charged.
+@Suite("exchange state machine: endings and settlement")
+struct ExchangeStateMachineTests {
+    static let reserved = 1000
+
+    func machine(dropUsageEvent: Bool = false, keepAlive: Bool = true) -> ExchangeStateMachine {
+        var machine = ExchangeStateMachine(request: .init(requestID: "r1", keepAlive: keepAlive, reservedTokens: Self.reserved,
+                                                          dropUsageEvent: dropUsageEvent, visibleModels: [], isModelList: false))
+        #expect(machine.handle(.start) == [.acquireConnection(fresh: false)])
+        #expect(machine.handle(.connected(reused: false)) == [.sendRequest])
+        return machine
+    }
+
+    static func head(_ status: HTTPResponseStatus = .ok, eventStream: Bool) -> HTTPResponseHead {
+        var headers = HTTPHeaders()
+        headers.add(name: "content-type", value: eventStream ? "text/event-stream; charset=utf-8" : "application/json")
+        return HTTPResponseHead(version: .http1_1, status: status, headers: headers)
+    }
+
+    static let tokenEvent = #"data: {"id":"c","choices":[{"index":0,"delta":{"content":"a"}}]}"# + "\n\n"
+    static let usageEvent = #"data: {"id":"c","choices":[],"usage":{"prompt_tokens":7,"total_tokens":19,"completion_tokens":12}}"# + "\n\n"
+    static let json = #"{"id":"c","choices":[{"index":0,"message":{"content":"hi"}}],"usage":{"prompt_tokens":7,"total_tokens":19,"completion_tokens":12},"prompt_logprobs":null}"#
+
+    func outcome(_ actions: [ExchangeStateMachine.Action]) -> ExchangeStateMachine.Outcome? {
+        for case .finish(let outcome) in actions { return outcome }
+        return nil
+    }
+
+    @Test("a stream that ends normally is charged vLLM's final usage; the injected usage event never reaches the client")
+    func streamCompletes() {
+        var machine = machine(dropUsageEvent: true)
+        #expect(machine.handle(.responseHead(Self.head(eventStream: true))) == [.writeHead(Self.head(eventStream: true))])
+        #expect(machine.handle(.responseBody(ByteBuffer(string: Self.tokenEvent + Self.usageEvent))) == [.writeBody(ByteBuffer(string: Self.tokenEvent))])
+        let end = machine.handle(.responseEnd)
+        #expect(outcome(end) == .init(status: 200, decision: "allowed", charged: 19, usage: Usage(prompt: 7, completion: 12), upstreamStatus: 200))
+        #expect(end.first == .releaseUpstream)
+        #expect(end.last == .endResponse(keepAlive: true))
+        #expect(machine.isFinished)
+        #expect(machine.handle(.clientGone).isEmpty, "a second ending is ignored: settled once")
+    }
+
+    @Test("a client that asked for usage receives the usage event unchanged")
+    func streamKeepsAskedUsage() {
+        var machine = machine(dropUsageEvent: false)
+        _ = machine.handle(.responseHead(Self.head(eventStream: true)))
+        #expect(machine.handle(.responseBody(ByteBuffer(string: Self.usageEvent))) == [.writeBody(ByteBuffer(string: Self.usageEvent))])
+    }
+
+    @Test("every ending without vLLM's final usage is charged the reservation", arguments: [
+        ExchangeStateMachine.Event.clientGone, .upstreamClosed("reset"), .terminate,
+    ])
+    func incompleteStreamsPayReservation(ending: ExchangeStateMachine.Event) {
+        var machine = machine()
+        _ = machine.handle(.responseHead(Self.head(eventStream: true)))
+        _ = machine.handle(.responseBody(ByteBuffer(string: Self.tokenEvent)))
+        let actions = machine.handle(ending)
+        #expect(outcome(actions)?.charged == Self.reserved)
+        #expect(actions.first == .closeUpstream, "vLLM's connection is closed so it aborts")
+    }
+
+    @Test("a non-streaming request abandoned by its client pays the reservation; one that completed pays its usage")
+    func nonStreaming() {
+        var abandoned = machine()
+        #expect(outcome(abandoned.handle(.clientGone))?.charged == Self.reserved)
+        var complete = machine()
+        _ = complete.handle(.responseHead(Self.head(eventStream: false)))
+        let json = Array(Self.json.utf8)
+        // The usage object straddles two reads.
+        let split = Self.json.utf8.count - 60
+        #expect(complete.handle(.responseBody(ByteBuffer(bytes: json[..<split]))) == [.writeBody(ByteBuffer(bytes: json[..<split]))])
+        _ = complete.handle(.responseBody(ByteBuffer(bytes: json[split...])))
+        #expect(outcome(complete.handle(.responseEnd))?.charged == 19)
+    }
+
+    @Test("the client leaving after the final usage event pays exactly that usage")
+    func goneAfterUsage() {
+        var machine = machine(dropUsageEvent: true)
+        _ = machine.handle(.responseHead(Self.head(eventStream: true)))
+        _ = machine.handle(.responseBody(ByteBuffer(string: Self.usageEvent)))
+        #expect(outcome(machine.handle(.clientGone))?.charged == 19)
+    }
+
+    @Test("never reaching vLLM costs nothing; a 4xx from vLLM costs nothing; a 5xx costs the reservation")
+    func upstreamRefusals() {
+        var unreachable = ExchangeStateMachine(request: .init(requestID: "r", keepAlive: true, reservedTokens: 50, dropUsageEvent: false,
+                                                              visibleModels: [], isModelList: false))
+        _ = unreachable.handle(.start)
+        let failed = unreachable.handle(.connectFailed("refused"))
+        #expect(outcome(failed)?.charged == 0)
+        #expect(outcome(failed)?.status == 503)
+
+        var refused = machine()
+        _ = refused.handle(.responseHead(Self.head(.badRequest, eventStream: false)))
+        _ = refused.handle(.responseBody(ByteBuffer(string: #"{"error":{"message":"too long"}}"#)))
+        #expect(outcome(refused.handle(.responseEnd))?.charged == 0)
+
+        var failedUpstream = machine()
+        #expect(failedUpstream.handle(.responseHead(Self.head(.internalServerError, eventStream: false))).isEmpty, "5xx text is replaced")
+        _ = failedUpstream.handle(.responseBody(ByteBuffer(string: #"{"error":{"message":"0x7f00 leaked"}}"#)))
+        let ended = failedUpstream.handle(.responseEnd)
+        #expect(outcome(ended)?.charged == Self.reserved)
+        #expect(outcome(ended)?.status == 502)
+    }
+
+    @Test("a reused connection closed before any byte is retried once on a fresh one")
+    func retryOnce() {
+        var machine = ExchangeStateMachine(request: .init(requestID: "r", keepAlive: true, reservedTokens: 5, dropUsageEvent: false,
+                                                          visibleModels: [], isModelList: false))
+        _ = machine.handle(.start)
+        _ = machine.handle(.connected(reused: true))
+        #expect(machine.handle(.upstreamClosed("eof")) == [.closeUpstream, .acquireConnection(fresh: true)])
+        _ = machine.handle(.connected(reused: false))
+        let second = machine.handle(.upstreamClosed("eof"))
+        #expect(outcome(second)?.status == 503)
+        #expect(outcome(second)?.charged == 5, "the request reached vLLM: it may have generated")
+    }
+
+    @Test("a client that stops reading: vLLM is paused, then cut off at the write timeout and the reservation charged")
+    func stalledClient() {
+        var machine = machine()
+        _ = machine.handle(.responseHead(Self.head(eventStream: true)))
+        _ = machine.handle(.responseBody(ByteBuffer(string: Self.tokenEvent)))
+        #expect(machine.handle(.readComplete(clientWritable: false)) == [.flush, .pauseUpstream, .startStallTimer])
+        #expect(machine.handle(.readComplete(clientWritable: false)) == [.flush], "paused once")
+        #expect(machine.handle(.clientWritable) == [.cancelStallTimer, .resumeUpstream])
+        _ = machine.handle(.readComplete(clientWritable: false))
+        let cut = machine.handle(.stallTimeout)
+        #expect(cut.first == .closeUpstream)
+        #expect(cut.last == .closeClient)
+        #expect(outcome(cut)?.decision == "client_stalled")
+        #expect(outcome(cut)?.charged == Self.reserved)
+    }
+
+    @Test("drain ends a stream with a terminal shutting_down event; a request not yet answered gets 503")
+    func drain() {
+        var streaming = machine()
+        _ = streaming.handle(.responseHead(Self.head(eventStream: true)))
+        let ended = streaming.handle(.terminate)
+        #expect(ended.contains(.writeStreamError(message: "The gateway is shutting down; the stream was ended before completion.", code: "shutting_down")))
+        #expect(ended.last == .endResponse(keepAlive: false))
+        var waiting = machine()
+        let refused = waiting.handle(.terminate)
+        #expect(outcome(refused)?.status == 503)
+        #expect(refused.last == .respond(.draining, keepAlive: false))
+    }
+
+    @Test("an in-stream error event from vLLM is passed on, logged, and charged the reservation")
+    func errorEvent() {
+        var machine = machine()
+        _ = machine.handle(.responseHead(Self.head(eventStream: true)))
+        _ = machine.handle(.responseBody(ByteBuffer(string: #"data: {"error":{"message":"engine died"}}"# + "\n\ndata: [DONE]\n\n")))
+        let end = machine.handle(.responseEnd)
+        #expect(outcome(end)?.decision == "upstream_error_event")
+        #expect(outcome(end)?.charged == Self.reserved)
+    }
+}
+
+@Suite("response meter: usage read across reads, only the gateway's own event removed")
+struct ResponseMeterTests {
+    static let events = [
+        #"data: {"id":"c","choices":[{"index":0,"delta":{"content":"a"}}],"usage":{"prompt_tokens":7,"total_tokens":8,"completion_tokens":1}}"# + "\n\n",
+        #"data: {"id":"c","choices":[{"index":1,"delta":{"content":"b"}}],"usage":{"prompt_tokens":7,"total_tokens":8,"completion_tokens":1}}"# + "\n\n",
+        #"data: {"id":"c","choices":[],"usage":{"prompt_tokens":7,"total_tokens":9,"completion_tokens":2}}"# + "\n\n",
+        "data: [DONE]\n\n",
+    ]
+
+    func run(_ meter: inout ResponseMeter, _ text: String, chunkSize: Int) -> String {
+        let bytes = Array(text.utf8)
+        var output: [UInt8] = []
+        var offset = 0
+        while offset < bytes.count {
+            let end = min(bytes.count, offset + chunkSize)
+            let chunk = ByteBuffer(bytes: bytes[offset..<end])
+            output += Array((meter.consume(chunk) ?? chunk).readableBytesView)
+            offset = end
+        }
+        return String(decoding: output + meter.flush(), as: UTF8.self)
+    }
+
+    @Test("whatever the chunking, the final usage is read and the injected event removed byte for byte", arguments: [1, 7, 64, 4096])
+    func chunking(chunkSize: Int) {
+        var dropping = ResponseMeter(format: .eventStream(dropUsageEvent: true))
+        #expect(run(&dropping, Self.events.joined(), chunkSize: chunkSize) == Self.events[0] + Self.events[1] + Self.events[3])
+        #expect(dropping.final == Usage(prompt: 7, completion: 2))
+        var keeping = ResponseMeter(format: .eventStream(dropUsageEvent: false))
+        #expect(run(&keeping, Self.events.joined(), chunkSize: chunkSize) == Self.events.joined())
+        var json = ResponseMeter(format: .json)
+        let body = #"{"choices":[{"text":"x"}],"usage":{"prompt_tokens":3,"total_tokens":5,"completion_tokens":2,"prompt_tokens_details":null},"kv_transfer_params":null}"#
+        #expect(run(&json, body, chunkSize: chunkSize) == body)
+        #expect(json.final == Usage(prompt: 3, completion: 2))
+    }
+
+    @Test("continuous usage counts one choice: it is kept as running usage, never as the final count")
+    func continuousIsNotFinal() {
+        var meter = ResponseMeter(format: .eventStream(dropUsageEvent: false))
+        _ = run(&meter, Self.events[0] + Self.events[1], chunkSize: 3)
+        #expect(meter.final == nil)
+        #expect(meter.running == Usage(prompt: 7, completion: 1))
+    }
+
+    @Test("absurd usage numbers saturate instead of trapping")
+    func hugeNumbers() {
+        var meter = ResponseMeter(format: .json)
+        _ = run(&meter, #"{"usage":{"prompt_tokens":99999999999999999999999999,"completion_tokens":99999999999999999999}}"#, chunkSize: 9)
+        #expect(meter.final?.prompt == Int.max)
+        #expect(meter.final?.total == Int.max)
+    }
+}
