@@ -31,14 +31,18 @@ public enum HTTPResponseWriter {
 }
 
 extension ConnectionRegistry {
-    /// A server bootstrap for an HTTP listener whose accepted connections this registry tracks.
-    public func httpServerBootstrap(group: any EventLoopGroup,
+    /// A server bootstrap for an HTTP listener whose accepted connections this registry tracks. A connection
+    /// `admit` refuses is closed at once, before any handler is added (a cheap refusal, not a spin).
+    public func httpServerBootstrap(group: any EventLoopGroup, admit: (@Sendable (any Channel) -> Bool)? = nil,
                                     configure: @escaping @Sendable (ChannelPipeline.SynchronousOperations) throws -> Void) -> ServerBootstrap {
         ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { [self] channel in
+                if let admit, !admit(channel) {
+                    return channel.close()
+                }
                 track(channel)
                 return channel.eventLoop.makeCompletedFuture { try configure(channel.pipeline.syncOperations) }
             }

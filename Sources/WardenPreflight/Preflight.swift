@@ -59,7 +59,9 @@ public enum Preflight {
     static func run(checks: [PreflightCheck], deployment: Deployment, host: any PreflightHost, only: Set<String>? = nil,
                     skip: Set<String> = []) -> PreflightReport {
         let selected = checks.filter { (only?.contains($0.id) ?? true) && !skip.contains($0.id) }
-        let context = PreflightContext(deployment: deployment, host: host, runsNVMLCheck: selected.contains { $0.id == GPUChecks.nvml.id })
+        let nvmlID = GPUChecks.nvml.id
+        let context = PreflightContext(deployment: deployment, host: host,
+                                       nvmlCheck: selected.contains { $0.id == nvmlID } ? .runs : skip.contains(nvmlID) ? .skipped : .notSelected)
         let started = ContinuousClock.now
         var results: [CheckResult] = []
         for check in selected {

@@ -54,14 +54,15 @@ public struct PreflightCheck: Sendable {
 public final class PreflightContext: Sendable {
     public let deployment: Deployment
     public let host: any PreflightHost
-    /// `gpu.nvml` is among the checks run, so it alone reports an unusable NVML.
-    let runsNVMLCheck: Bool
+    /// Whether `gpu.nvml` runs (and alone reports an unusable NVML), was skipped on purpose, or was left out.
+    public enum NVMLCheck: Sendable { case runs, skipped, notSelected }
+    let nvmlCheck: NVMLCheck
     private let cachedNVML = Mutex<NVMLReport?>(nil)
 
-    public init(deployment: Deployment, host: any PreflightHost, runsNVMLCheck: Bool = true) {
+    public init(deployment: Deployment, host: any PreflightHost, nvmlCheck: NVMLCheck = .runs) {
         self.deployment = deployment
         self.host = host
-        self.runsNVMLCheck = runsNVMLCheck
+        self.nvmlCheck = nvmlCheck
     }
 
     /// One NVML pass for all GPU checks, run on first use.
@@ -106,9 +107,14 @@ extension NVMLReport {
 
 extension PreflightContext {
     /// What a check that needs NVML gives when it is unusable: `gpu.nvml` fails once and says why, the checks
-    /// that depend on it skip; a run without `gpu.nvml` (`--only gpu.memory`) fails them instead of passing.
+    /// that depend on it skip (also when the operator skipped `gpu.nvml`); a run that merely left it out
+    /// (`--only gpu.memory`) fails them instead of passing.
     var nvmlUnavailableOutcome: CheckOutcome? {
         guard let unavailable = nvml.unavailableOutcome else { return nil }
-        return runsNVMLCheck ? .skip("needs NVML: see gpu.nvml") : unavailable
+        switch nvmlCheck {
+        case .runs: return .skip("needs NVML: see gpu.nvml")
+        case .skipped: return .skip("needs NVML, and gpu.nvml is skipped")
+        case .notSelected: return unavailable
+        }
     }
 }

@@ -107,6 +107,7 @@ public enum UnitRenderer {
             lines.add("Restart", "on-failure")
             lines.add("RestartSec", "2s")
             lines.add("TimeoutStopSec", String(gateway.drainTimeout + 15), "longer than gateway.drain_timeout (\(gateway.drainTimeout) s)")
+            lines.add("LimitNOFILE", "65535", "two descriptors per proxied request; systemd's default soft limit of 1024 is exhausted by idle clients")
             lines.add("StateDirectory", "warden", "the key store")
             lines.add("StateDirectoryMode", "0700")
             lines.add("ProtectSystem", "strict")

@@ -22,6 +22,10 @@ struct SelftestCommand: AsyncParsableCommand {
             printError("selftest needs a host booted with systemd (no /run/systemd/system here); run it on the GPU host as root")
             throw ExitCode(WardenExit.checkFailed)
         }
+        guard FileManager.default.fileExists(atPath: "/run/dbus/system_bus_socket") else {
+            printError("selftest runs the workload with `systemd-run --wait --pipe`, which needs the system D-Bus (no /run/dbus/system_bus_socket here): `apt-get install dbus` or start dbus.service")
+            throw ExitCode(WardenExit.checkFailed)
+        }
         let report = try Selftest(deployment: deployment, systemd: try resolveSystemdVersion(systemdVersion), workload: chosen).run()
         for attempt in report.attempts {
             let label = attempt.relaxed.map { "without \($0)" } ?? "full sandbox"

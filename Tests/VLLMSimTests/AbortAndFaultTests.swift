@@ -116,7 +116,7 @@ struct AbortAndFaultTests {
         try await withSimulator(configuration) { simulator, port throws in
             let first = try TestHTTPConnection(port: port)
             // The first holds the only slot for 30 s, so the second waits however loaded the machine is.
-            first.post("/v1/completions", json: #"{"prompt":"a","stream":true}"#, headers: ["x-sim-fault": "output-tokens=600"])
+            first.post("/v1/completions", json: #"{"prompt":"a","stream":true,"max_tokens":600}"#, headers: ["x-sim-fault": "output-tokens=600"])
             _ = try first.read(through: "data: ")
             let second = try TestHTTPConnection(port: port)
             second.post("/v1/completions", json: #"{"prompt":"b","stream":true}"#)

@@ -1,4 +1,5 @@
 import Foundation
+import NIOPosix
 import VLLMSim
 import WardenConfig
 import WardenTestSupport
@@ -28,7 +29,10 @@ struct GatewayHarness {
     func simStats() throws -> [String: Any] { try jsonObject(simulator.statsJSON) }
 }
 
+/// `ownSimulatorThread`: vllm-sim runs on an event loop of its own, so a test that makes it write megabytes at
+/// once stalls no other test's connections.
 func withGateway(simulator simConfiguration: SimulatorConfiguration = SimulatorConfiguration(servedModelName: "qwen"),
+                 ownSimulatorThread: Bool = false,
                  configure: (inout GatewayConfiguration) -> Void = { _ in },
                  _ body: (GatewayHarness) async throws -> Void) async throws {
     let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("warden-gw-\(UUID().uuidString)")
@@ -37,7 +41,8 @@ func withGateway(simulator simConfiguration: SimulatorConfiguration = SimulatorC
     let upstreamKey = "upstream-\(UUID().uuidString)"
     var simulation = simConfiguration
     simulation.apiKeys = [upstreamKey]
-    let simulator = VLLMSimulator(configuration: simulation)
+    let simulatorGroup = ownSimulatorThread ? MultiThreadedEventLoopGroup(numberOfThreads: 1) : nil
+    let simulator = VLLMSimulator(configuration: simulation, group: simulatorGroup ?? MultiThreadedEventLoopGroup.singleton)
     let simPort = try await simulator.start(host: "127.0.0.1", port: 0)
 
     let storePath = scratch.appendingPathComponent("keys.sqlite").path
@@ -69,10 +74,12 @@ func withGateway(simulator simConfiguration: SimulatorConfiguration = SimulatorC
     } catch {
         await gateway.drain()
         await simulator.shutdown()
+        try? await simulatorGroup?.shutdownGracefully()
         throw error
     }
     await gateway.drain()
     await simulator.shutdown()
+    try? await simulatorGroup?.shutdownGracefully()
 }
 
 /// Checks the OpenAI error envelope: `{"error":{"message","type","param","code"}}` with a string code.

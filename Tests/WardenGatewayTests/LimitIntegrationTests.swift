@@ -155,10 +155,10 @@ struct LimitIntegrationTests {
             failing["x-sim-fault"] = "close-after=3"
             _ = try request(port: harness.port, "POST", "/v1/completions", json: #"{"prompt":"x","stream":true}"#, headers: failing)
             let first = try TestHTTPConnection(port: harness.port)
-            first.post("/v1/completions", json: #"{"prompt":"x","stream":true}"#, headers: harness.bearer)
+            first.post("/v1/completions", json: #"{"prompt":"x","stream":true,"max_tokens":100}"#, headers: harness.bearer)
             _ = try first.read(through: "data: ")
             let second = try TestHTTPConnection(port: harness.port)
-            second.post("/v1/completions", json: #"{"prompt":"x","stream":true}"#, headers: harness.bearer)
+            second.post("/v1/completions", json: #"{"prompt":"x","stream":true,"max_tokens":100}"#, headers: harness.bearer)
             _ = try second.read(through: "data: ")
             #expect(harness.gateway.leasesHeld == 2)
             let third = try request(port: harness.port, "POST", "/v1/completions", json: #"{"prompt":"x"}"#, headers: harness.bearer)

@@ -54,6 +54,11 @@ struct GPUCheckTests {
         #expect(report.results.filter { $0.detail.contains("driver is not loaded") }.count == 1)
         #expect(report.failedPermanently)
         #expect(report.text.contains("systemd does not retry this"))
+        // Skipping the GPU group on purpose (a drop-in on a host whose GPU checks are known to misfire) skips
+        // what depends on it too; leaving gpu.nvml out of --only does not hide the failure.
+        let skipped = Preflight.run(deployment: FakeHost.deployment, host: host, skip: Set(Preflight.ids(matching: "gpu")))
+        #expect(skipped.results.first { $0.id == "cuda.driver" }?.status == .skip)
+        #expect(outcome("cuda.driver", host: host).status == .fail)
     }
 
     @Test("GPU memory still held by a process is a transient failure: systemd may retry")

@@ -14,8 +14,10 @@ public final class TestHTTPConnection {
         public var description: String { "timed out waiting for the server" }
     }
 
-    public init(port: Int, timeout: Double = 10) throws {
+    /// `receiveBuffer` shrinks the socket's receive buffer, for a client that reads slowly or never.
+    public init(port: Int, timeout: Double = 10, receiveBuffer: Int32? = nil) throws {
         socketFD = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        if var size = receiveBuffer { setsockopt(socketFD, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size)) }
         var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1e6))
         setsockopt(socketFD, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         var address = sockaddr_in()
@@ -88,7 +90,7 @@ public final class TestHTTPConnection {
         return String(decoding: buffer, as: UTF8.self)
     }
 
-    public struct Response {
+    public struct Response: Sendable {
         public var status: Int
         public var headers: [String: String]
         public var body: String

@@ -34,6 +34,10 @@ final class ProxyExchange {
     private let core: GatewayCore
     private let onFinished: (ProxyExchange) -> Void
     private var machine: ExchangeStateMachine
+    /// Events raised while actions are being carried out (a flush that makes the client writable again, a
+    /// write that closes the channel): handled after the current event's actions, never in the middle of them.
+    private var deferred: [ExchangeStateMachine.Event] = []
+    private var performing = false
     private var connection: UpstreamConnection?
     private var stallTimer: Scheduled<Void>?
     private var sentAt: NIODeadline?
@@ -78,7 +82,17 @@ final class ProxyExchange {
     func clientWentAway() { handle(.clientGone) }
 
     private func handle(_ event: ExchangeStateMachine.Event) {
-        for action in machine.handle(event) { perform(action) }
+        guard !performing else {
+            deferred.append(event)
+            return
+        }
+        performing = true
+        defer { performing = false }
+        var next: ExchangeStateMachine.Event? = event
+        while let current = next {
+            for action in machine.handle(current) { perform(action) }
+            next = deferred.isEmpty ? nil : deferred.removeFirst()
+        }
     }
 
     // MARK: - Actions
@@ -172,12 +186,11 @@ final class ProxyExchange {
         sentAt = .now()
     }
 
-    /// Settles the tokens, releases the lease, records metrics and the access log line.
+    /// Settles the tokens, releases the lease, records metrics and the access log line; the request leaves the
+    /// in-flight count last, so whoever sees it gone sees it accounted.
     private func finish(_ outcome: ExchangeStateMachine.Outcome) {
         stallTimer?.cancel()
         let now = NIODeadline.now()
-        core.state.unregister(ObjectIdentifier(self))
-        core.metrics.inFlight.decrement()
         core.limits.finish(request.admission, charged: outcome.charged)
         let total = now - request.received
         if let sentAt {
@@ -193,6 +206,8 @@ final class ProxyExchange {
             timeToFirstTokenMilliseconds: firstByteAt.map { Double(($0 - request.received).nanoseconds) / 1e6 },
             durationMilliseconds: Double(total.nanoseconds) / 1e6, upstreamStatus: outcome.upstreamStatus, decision: outcome.decision),
             route: request.target.path)
+        core.metrics.inFlight.decrement()
+        core.state.unregister(ObjectIdentifier(self))
         onFinished(self)
     }
 

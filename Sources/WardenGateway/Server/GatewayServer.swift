@@ -7,6 +7,9 @@ import ServiceLifecycle
 import UnixSignals
 import WardenConfig
 import WardenNIOSupport
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `warden gateway`: the public listener, the admin listener, key and health watchers, drain and reload.
 public final class GatewayServer: Service, Sendable {
@@ -14,6 +17,7 @@ public final class GatewayServer: Service, Sendable {
     private let group: any EventLoopGroup
     private let listeners = NIOLockedValueBox<(server: (any Channel)?, admin: (any Channel)?)>((nil, nil))
     private let connections = ConnectionRegistry()
+    private let limiter: ConnectionLimiter
     /// The open key store and the `PRAGMA data_version` last seen on it (it changes when another process commits).
     private let keyStore: NIOLockedValueBox<(store: KeyStore, version: Int64)>
 
@@ -26,6 +30,7 @@ public final class GatewayServer: Service, Sendable {
         core = GatewayCore(configuration: configuration, state: GatewayState(policy: policy), metrics: GatewayMetrics(),
                            accessLog: accessLog, logger: logger)
         self.group = group
+        limiter = ConnectionLimiter(maxTotal: configuration.maxConnections, maxPerAddress: configuration.maxConnectionsPerAddress)
     }
 
     /// Binds both listeners; returns the bound ports (useful with port 0).
@@ -33,7 +38,18 @@ public final class GatewayServer: Service, Sendable {
     public func start() async throws -> (port: Int, adminPort: Int) {
         let configuration = core.configuration
         let core = self.core
-        let server = try await connections.httpServerBootstrap(group: group) { pipeline in
+        raiseDescriptorLimit()
+        let limiter = self.limiter
+        let admit: @Sendable (any Channel) -> Bool = { channel in
+            let address = channel.remoteAddress?.ipAddress.flatMap(IPAddress.init)
+            if let refusal = limiter.open(from: address) {
+                core.metrics.countRejection("connection_limit_\(refusal.rawValue)")
+                return false
+            }
+            channel.closeFuture.whenComplete { _ in limiter.close(from: address) }
+            return true
+        }
+        let server = try await connections.httpServerBootstrap(group: group, admit: admit) { pipeline in
             try pipeline.configureHTTPServerPipeline(withErrorHandling: false)
             try pipeline.addHandler(GatewayProtocolErrorHandler())
             try pipeline.addHandler(GatewayHTTPHandler(core: core))
@@ -54,6 +70,24 @@ public final class GatewayServer: Service, Sendable {
         core.logger.info("gateway listening", metadata: ["listen": "\(configuration.listenHost):\(ports.0)", "admin": "\(configuration.adminHost):\(ports.1)",
                                                          "upstream": "\(configuration.upstreamAuthority)", "keys": "\(core.state.policy.keys.count)"])
         return ports
+    }
+
+    /// Raises the soft open-file limit to the hard one (as nginx's `worker_rlimit_nofile`), and warns when the
+    /// hard limit cannot hold `max_connections` proxied requests (two descriptors each).
+    private func raiseDescriptorLimit() {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return }
+        if limit.rlim_cur < limit.rlim_max {
+            var raised = limit
+            raised.rlim_cur = limit.rlim_max
+            if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
+        }
+        let needed = rlim_t(core.configuration.maxConnections * 2 + 64)
+        if limit.rlim_cur < needed {
+            core.logger.warning("open-file limit too low for gateway.max_connections: connections beyond it fail",
+                                metadata: ["limit": "\(limit.rlim_cur)", "needed": "\(needed)",
+                                           "fix": "LimitNOFILE=65535 in the unit (warden unit render sets it), or lower gateway.max_connections"])
+        }
     }
 
     /// Runs until graceful shutdown: watches the key store and vLLM's health, reloads on SIGHUP, then drains.
@@ -168,6 +202,8 @@ public final class GatewayServer: Service, Sendable {
     /// The Prometheus exposition, as `/metrics` serves it.
     public var metricsText: String { core.metrics.exposition() }
     public var inFlight: Int { core.state.inFlight.load(ordering: .relaxed) }
+    /// Client connections open on the public listener.
+    public var openConnections: Int { limiter.openConnections }
     /// Concurrency leases held now (0 when idle: none may leak).
     public var leasesHeld: Int { core.limits.leasesHeld }
 }

@@ -1,0 +1,50 @@
+import Synchronization
+import WardenConfig
+
+/// Caps open client connections in total and per address (an IPv6 /64 counts as one), so one client holding
+/// idle connections cannot use up the descriptors every other client needs. Pure policy behind one lock: the
+/// server asks on accept and tells on close.
+final class ConnectionLimiter: Sendable {
+    private struct State {
+        var total = 0
+        var perGroup: [AddressGroup: Int] = [:]
+    }
+
+    let maxTotal: Int
+    let maxPerAddress: Int
+    private let state = Mutex(State())
+
+    init(maxTotal: Int, maxPerAddress: Int) {
+        self.maxTotal = maxTotal
+        self.maxPerAddress = maxPerAddress
+    }
+
+    enum Refusal: String, Sendable { case total, address }
+
+    /// Counts a new connection, or refuses it (`nil` address: counted in the total only).
+    func open(from address: IPAddress?) -> Refusal? {
+        let group = address.map(AddressGroup.init)
+        return state.withLock { state in
+            guard state.total < maxTotal else { return .total }
+            if let group {
+                let held = state.perGroup[group, default: 0]
+                guard held < maxPerAddress else { return .address }
+                state.perGroup[group] = held + 1
+            }
+            state.total += 1
+            return nil
+        }
+    }
+
+    /// Forgets a connection counted by `open`.
+    func close(from address: IPAddress?) {
+        let group = address.map(AddressGroup.init)
+        state.withLock { state in
+            state.total -= 1
+            guard let group, let held = state.perGroup[group] else { return }
+            if held <= 1 { state.perGroup.removeValue(forKey: group) } else { state.perGroup[group] = held - 1 }
+        }
+    }
+
+    var openConnections: Int { state.withLock { $0.total } }
+}

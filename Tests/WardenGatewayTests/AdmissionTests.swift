@@ -1,0 +1,140 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import Synchronization
+import Testing
+import WardenConfig
+import WardenJSON
+@testable import WardenGateway
+
+/// Admission without sockets: the reservation arithmetic, the limits on an injected clock, and random input.
+@Suite("admission: reservations, limits on a manual clock, and hostile bodies")
+struct AdmissionTests {
+    func budget(_ body: String, path: String = "/v1/completions", defaultCap: Int = 1024) throws -> TokenBudget {
+        try InferenceRequest.parse(Array(body.utf8), path: path, servedModel: "qwen", defaultMaxTokens: defaultCap).budget
+    }
+
+    @Test("reservations bound what vLLM may generate: prompts × choices × the cap vLLM would apply")
+    func reservations() throws {
+        let chat = "/v1/chat/completions"
+        #expect(try budget(#"{"messages":[],"max_tokens":50,"max_completion_tokens":4}"#, path: chat).completionCap == 4)
+        #expect(try budget(#"{"messages":[],"max_completion_tokens":null,"max_tokens":7}"#, path: chat).completionCap == 7)
+        #expect(try budget(#"{"messages":[],"n":3}"#, path: chat, defaultCap: 100) == TokenBudget(promptTokens: 1, sequences: 3, cap: .unset, defaultCap: 100))
+        #expect(try budget(#"{"messages":[],"n":3}"#, path: chat, defaultCap: 100).injectedCap == 100)
+        // Completions read max_tokens only; vLLM's default there is 16, and nothing is injected.
+        #expect(try budget(#"{"prompt":"x","max_completion_tokens":500}"#).completionCap == 16)
+        #expect(try budget(#"{"prompt":"x"}"#).injectedCap == nil)
+        #expect(try budget(#"{"prompt":"x","max_tokens":null}"#).injectedCap == 1024)
+        let prompts = try budget(#"{"prompt":[[1,2,3],[4],"abcdefgh"],"max_tokens":10,"n":2,"best_of":5}"#)
+        #expect(prompts.sequences == 15, "3 prompts × best_of 5")
+        #expect(prompts.promptTokens == 3 + 1 + 3, "token ids exactly; text by bytes / 4 + 1")
+        #expect(prompts.worstCase == 7 + 150)
+        #expect(try budget(#"{"prompt":[1,2,3,4,5],"max_tokens":2}"#).sequences == 1, "one prompt of token ids")
+        #expect(try budget(#"{"input":["a","b"]}"#, path: "/v1/embeddings").completionTokens == 0)
+        #expect(try budget(#"{"prompt":"x","max_tokens":9223372036854775807,"n":16}"#).worstCase == Int.max, "saturates, never traps")
+    }
+
+    /// A manual clock for the limits.
+    final class ManualClock: Sendable {
+        private let time = Mutex(Duration.zero)
+        var now: Duration { time.withLock { $0 } }
+        func advance(_ by: Duration) { time.withLock { $0 += by } }
+    }
+
+    func context(limits: GatewayLimits, table: KeyTable) throws -> Admission.Context {
+        var deployment = Deployment(vllm: .init(model: "/models/qwen", servedModelName: "qwen"))
+        deployment.gateway.allowedEndpoints += ["POST /v1/responses"]
+        let configuration = try GatewayConfiguration(deployment: deployment, deploymentPath: nil, upstreamKey: "k")
+        return Admission.Context(configuration: configuration, policy: GatewayPolicy(keys: table, allowList: EndpointAllowList(configuration.allowedEndpoints)),
+                                 limits: limits, draining: false, peer: IPAddress("192.0.2.7"), epochSeconds: 1_800_000_000)
+    }
+
+    func withKey(tokensPerMinute: Int? = 1000, _ body: (KeyTable, String) throws -> Void) throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("admission-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let store = try KeyStore(path: directory.appendingPathComponent("keys.sqlite").path, create: true)
+        let (token, _) = try store.create(name: "t", tokensPerMinute: tokensPerMinute, now: 1_700_000_000)
+        try body(try store.loadTable(), token.text)
+    }
+
+    func head(_ key: String, path: String = "/v1/completions") -> HTTPRequestHead {
+        HTTPRequestHead(version: .http1_1, method: .POST, uri: path, headers: ["Host": "gw", "Authorization": "Bearer \(key)"])
+    }
+
+    @Test("the token window on a manual clock: refused until the first reservation leaves, then admitted to the second")
+    func limitsOnManualClock() throws {
+        try withKey { table, key in
+            let clock = ManualClock()
+            var defaults = GatewayLimits.Defaults(Deployment.Gateway(upstream: "http://127.0.0.1:8000"))
+            defaults.requestsPerMinute = 1000
+            defaults.burst = 1000
+            let limits = GatewayLimits(defaults, clock: { clock.now })
+            let context = try context(limits: limits, table: table)
+            func decide(_ body: String) -> Admission.Decision {
+                let identity = Admission.identify(head(key), context: context)
+                return Admission.decide(head(key), body: ByteBuffer(string: body), bodyViolation: nil, identity: identity, context: context)
+            }
+            guard case .forward(let first) = decide(#"{"prompt":"x","max_tokens":600}"#) else { Issue.record("first refused"); return }
+            #expect(first.admission.reservedTokens == 601)
+            clock.advance(.seconds(59))
+            guard case .reject(let refused) = decide(#"{"prompt":"x","max_tokens":600}"#) else { Issue.record("admitted into debt"); return }
+            #expect(refused.error.status == .tooManyRequests)
+            #expect(refused.error.headers.contains { $0 == ("Retry-After", "1") })
+            clock.advance(.seconds(1))
+            guard case .forward = decide(#"{"prompt":"x","max_tokens":600}"#) else { Issue.record("not admitted after the window"); return }
+            guard case .reject(let tooLarge) = decide(#"{"prompt":"x","max_tokens":5000}"#) else { Issue.record("oversized admitted"); return }
+            #expect(tooLarge.error.status == .badRequest)
+            #expect(tooLarge.error.code == "token_limit_exceeded")
+        }
+    }
+
+    @Test("random bodies and numbers never trap; every refusal is OpenAI-shaped; every forwarded body is a JSON object")
+    func fuzz() throws {
+        try withKey(tokensPerMinute: nil) { table, key in
+            var generator = SplitMix(seed: 2026)
+            var defaults = GatewayLimits.Defaults(Deployment.Gateway(upstream: "http://127.0.0.1:8000"))
+            defaults.requestsPerMinute = 1_000_000
+            defaults.burst = 1_000_000
+            let limits = GatewayLimits(defaults, clock: { .zero })
+            let context = try context(limits: limits, table: table)
+            let numbers = ["0", "-1", "1", "16", "17", "1.5", "1e3", "1e400", "-1e400", "9223372036854775807", "9223372036854775808",
+                           "-9223372036854775808", "600000000000000000", "0.0", "1E-7", "340282366920938463463374607431768211456"]
+            let fields = ["model", "prompt", "messages", "n", "best_of", "max_tokens", "max_completion_tokens", "stream", "stream_options",
+                          "input", "tools", "include_usage", "content", "role"]
+            func value(_ depth: Int) -> String {
+                switch generator.next() % (depth > 2 ? 4 : 7) {
+                case 0: return numbers[Int(generator.next() % UInt64(numbers.count))]
+                case 1: return ["\"x\"", "\"\"", "\"qwen\"", "\"\\u0000\"", "\"🦀\""][Int(generator.next() % 5)]
+                case 2: return ["true", "false", "null"][Int(generator.next() % 3)]
+                case 3: return "[]"
+                case 4: return "[" + (0..<Int(generator.next() % 4)).map { _ in value(depth + 1) }.joined(separator: ",") + "]"
+                default: return object(depth + 1)
+                }
+            }
+            func object(_ depth: Int) -> String {
+                "{" + (0..<Int(generator.next() % 5)).map { _ in "\"\(fields[Int(generator.next() % UInt64(fields.count))])\":\(value(depth))" }
+                    .joined(separator: ",") + "}"
+            }
+            var outcomes = (forwarded: 0, refused: 0)
+            for round in 0..<3000 {
+                var body = object(0)
+                if round % 10 == 0 { body = String(body.dropLast(Int(generator.next() % 3))) }  // truncated JSON
+                let path = ["/v1/completions", "/v1/chat/completions", "/v1/embeddings", "/v1/responses"][round % 4]
+                let identity = Admission.identify(head(key, path: path), context: context)
+                switch Admission.decide(head(key, path: path), body: ByteBuffer(string: body), bodyViolation: nil, identity: identity, context: context) {
+                case .reject(let rejection):
+                    outcomes.refused += 1
+                    #expect((400..<500).contains(Int(rejection.error.status.code)), "\(body)")
+                    #expect(isOpenAIError(rejection.error.body), "\(body) → \(rejection.error.body)")
+                case .forward(let forward):
+                    outcomes.forwarded += 1
+                    #expect(forward.admission.reservedTokens >= 0)
+                    let parsed = try? JSONValue.parse(forward.body.readableBytesView)
+                    #expect(parsed?.objectValue != nil, "\(body)")
+                    limits.finish(forward.admission, charged: 0)
+                }
+            }
+            #expect(outcomes.forwarded > 100 && outcomes.refused > 100, "\(outcomes)")
+        }
+    }
+}
