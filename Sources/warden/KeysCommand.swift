@@ -41,9 +41,11 @@ struct KeysCommand: AsyncParsableCommand {
         @Option(help: "Requests per minute for this key (default: gateway.limits).") var rpm: Int?
         @Option(help: "Tokens per minute for this key (default: gateway.limits).") var tpm: Int?
         @Option(help: "Requests in flight for this key (default: gateway.limits).") var concurrency: Int?
+        @Option(help: "Requests admitted at once before the per-minute rate applies (default: gateway.limits.burst, at most the key's rpm).")
+        var burst: Int?
 
         func validate() throws {
-            for (flag, value) in [("--rpm", rpm), ("--tpm", tpm), ("--concurrency", concurrency)] where (value ?? 1) < 1 {
+            for (flag, value) in [("--rpm", rpm), ("--tpm", tpm), ("--concurrency", concurrency), ("--burst", burst)] where (value ?? 1) < 1 {
                 throw ValidationError("\(flag) must be at least 1")
             }
             if let expires, parseExpiry(expires) == nil {
@@ -55,7 +57,7 @@ struct KeysCommand: AsyncParsableCommand {
             let store = try KeysCommand.openStore(options, create: true)
             let modelList = models.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } } ?? []
             let (token, record) = try store.create(name: name, expires: expires.flatMap { parseExpiry($0) }, models: modelList,
-                                                   requestsPerMinute: rpm, tokensPerMinute: tpm, concurrency: concurrency)
+                                                   requestsPerMinute: rpm, tokensPerMinute: tpm, concurrency: concurrency, burst: burst)
             print(token.text)
             printError("created key \(record.publicID) (\(name)); the secret above is shown only once. Use it as `Authorization: Bearer <key>`.")
         }
@@ -73,18 +75,20 @@ struct KeysCommand: AsyncParsableCommand {
                 for record in records {
                     let object: [String: Any?] = ["id": record.publicID, "name": record.name, "created": record.created, "expires": record.expires,
                                                   "revoked": record.revoked, "models": record.models, "rpm": record.requestsPerMinute,
-                                                  "tpm": record.tokensPerMinute, "concurrency": record.concurrency, "usable": record.isUsable(at: now)]
+                                                  "tpm": record.tokensPerMinute, "concurrency": record.concurrency, "burst": record.burst,
+                                                  "usable": record.isUsable(at: now)]
                     let data = try JSONSerialization.data(withJSONObject: object.mapValues { $0 ?? NSNull() }, options: [.sortedKeys])
                     print(String(decoding: data, as: UTF8.self))
                 }
                 return
             }
-            print("ID            STATUS   NAME                 CREATED     EXPIRES     MODELS          RPM    TPM       CONC")
+            print("ID            STATUS   NAME                 CREATED     EXPIRES     MODELS          RPM    BURST  TPM       CONC")
             for record in records {
                 let status = record.revoked != nil ? "revoked" : (record.isUsable(at: now) ? "active" : "expired")
                 print([record.publicID.padded(13), status.padded(8), record.name.padded(20), day(record.created).padded(11),
                        (record.expires.map(day) ?? "never").padded(11), (record.models.isEmpty ? "all" : record.models.joined(separator: ",")).padded(15),
-                       (record.requestsPerMinute.map(String.init) ?? "-").padded(6), (record.tokensPerMinute.map(String.init) ?? "-").padded(9),
+                       (record.requestsPerMinute.map(String.init) ?? "-").padded(6), (record.burst.map(String.init) ?? "-").padded(6),
+                       (record.tokensPerMinute.map(String.init) ?? "-").padded(9),
                        record.concurrency.map(String.init) ?? "-"].joined(separator: " "))
             }
         }
