@@ -131,7 +131,12 @@ let package = Package(
         ),
         .testTarget(
             name: "WardenGatewayTests",
-            dependencies: ["WardenGateway", "VLLMSim", "WardenTestSupport"],
+            dependencies: [
+                "WardenGateway", "VLLMSim", "WardenTestSupport",
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -253,6 +253,7 @@ gateway:
   upstream: http://127.0.0.1:{sim_port}
   key_store: {store}
   drain_timeout: 5s
+  max_connections: 30000
   limits: {limits}
   bans: {{enabled: {str(governed).lower()}}}
 """)

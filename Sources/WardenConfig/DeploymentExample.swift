@@ -97,7 +97,8 @@ extension Deployment {
       # Client headers passed on to vLLM besides content-type, accept, user-agent, traceparent and tracestate
       # (vLLM acts on some headers, e.g. X-Data-Parallel-Rank: list only what you mean to allow).
       forward_headers: []
-      # Client connections at once (more are closed on accept), and from one address (IPv6: one /64).
+      # Client connections at once (more are closed on accept), and from one address (IPv6: one /64; trusted
+      # proxies and loopback are exempt, since behind a proxy every client arrives from its address).
       max_connections: 8192
       max_connections_per_address: 256
       # A client that leaves its response unread this long is cut off; its request is charged its reservation.

@@ -27,6 +27,9 @@ public struct GatewayConfiguration: Sendable {
     public var forwardedHeaders = HeaderPolicy.defaultForwarded
     public var maxConnections = 8192
     public var maxConnectionsPerAddress = 256
+    /// Addresses the per-address cap does not apply to: trusted proxies and loopback (behind a proxy, every
+    /// client arrives from the proxy's address).
+    public var perAddressCapExempt: [IPNetwork] = ["127.0.0.0/8", "::1/128"].compactMap(IPNetwork.init)
     /// Idle keep-alive connections are closed after this long.
     public var idleTimeout: Duration = .seconds(75)
     /// Longest silence allowed between two chunks from vLLM (covers TTFT under queueing).
@@ -67,6 +70,7 @@ public struct GatewayConfiguration: Sendable {
         self.maxConnections = gateway.maxConnections
         self.forwardedHeaders = HeaderPolicy.defaultForwarded.union(gateway.forwardHeaders)
         self.maxConnectionsPerAddress = gateway.maxConnectionsPerAddress
+        self.perAddressCapExempt += self.trustedProxies
         self.deploymentPath = deploymentPath
         self.limits = GatewayLimits.Defaults(gateway)
     }

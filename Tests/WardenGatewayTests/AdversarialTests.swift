@@ -256,7 +256,8 @@ struct AdversarialTests {
 
     @Test("connections beyond the per-address cap are closed on accept; the held ones still work, and the slot frees on close")
     func connectionCap() async throws {
-        try await withGateway(configure: { $0.maxConnectionsPerAddress = 5 }) { harness in
+        // Loopback is exempt by default (a proxy in front connects from it): the test lifts that to be a client.
+        try await withGateway(configure: { $0.maxConnectionsPerAddress = 5; $0.perAddressCapExempt = [] }) { harness in
             let held = try (0..<5).map { _ in try TestHTTPConnection(port: harness.port) }
             #expect(try await eventually { harness.gateway.openConnections == 5 })
             let refused = try TestHTTPConnection(port: harness.port)

@@ -204,3 +204,22 @@ struct SplitMix: RandomNumberGenerator {
         return z ^ (z >> 31)
     }
 }
+
+@Suite("connection limiter")
+struct ConnectionLimiterTests {
+    @Test("per-address and total caps; an IPv6 /64 counts as one address; exempt networks only meet the total")
+    func caps() throws {
+        let limiter = ConnectionLimiter(maxTotal: 5, maxPerAddress: 2, exempt: [try #require(IPNetwork("10.0.0.0/8"))])
+        let a = IPAddress("2001:db8::1"), b = IPAddress("2001:db8::ffff"), proxy = IPAddress("10.1.2.3")
+        #expect(limiter.open(from: a) == nil)
+        #expect(limiter.open(from: b) == nil)
+        #expect(limiter.open(from: IPAddress("2001:db8::2")) == .address, "same /64")
+        #expect(limiter.open(from: proxy) == nil)
+        #expect(limiter.open(from: proxy) == nil)
+        #expect(limiter.open(from: proxy) == nil)
+        #expect(limiter.open(from: proxy) == .total)
+        limiter.close(from: a)
+        #expect(limiter.openConnections == 4)
+        #expect(limiter.open(from: IPAddress("2001:db8::3")) == nil)
+    }
+}

@@ -30,7 +30,8 @@ public final class GatewayServer: Service, Sendable {
         core = GatewayCore(configuration: configuration, state: GatewayState(policy: policy), metrics: GatewayMetrics(),
                            accessLog: accessLog, logger: logger)
         self.group = group
-        limiter = ConnectionLimiter(maxTotal: configuration.maxConnections, maxPerAddress: configuration.maxConnectionsPerAddress)
+        limiter = ConnectionLimiter(maxTotal: configuration.maxConnections, maxPerAddress: configuration.maxConnectionsPerAddress,
+                                    exempt: configuration.perAddressCapExempt)
     }
 
     /// Binds both listeners; returns the bound ports (useful with port 0).

@@ -1,0 +1,106 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+import Testing
+import WardenConfig
+@testable import WardenGateway
+
+/// The client-side handler in an `EmbeddedChannel`: refusals and `100 Continue` without a socket or vLLM.
+@Suite("gateway HTTP handler in an EmbeddedChannel")
+struct HandlerChannelTests {
+    final class Fixture {
+        let channel = EmbeddedChannel()
+        let accessLog = MemorySink()
+        let key: String
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("handler-\(UUID().uuidString)")
+
+        init() throws {
+            let store = try KeyStore(path: scratch.appendingPathComponent("keys.sqlite").path, create: true)
+            key = try store.create(name: "embedded").0.text
+            var deployment = Deployment(vllm: .init(model: "/models/qwen", servedModelName: "qwen"))
+            deployment.gateway.keyStore = store.path
+            let configuration = try GatewayConfiguration(deployment: deployment, deploymentPath: nil, upstreamKey: "k")
+            let policy = GatewayPolicy(keys: try store.loadTable(), allowList: EndpointAllowList(configuration.allowedEndpoints))
+            let core = GatewayCore(configuration: configuration, state: GatewayState(policy: policy), metrics: GatewayMetrics(),
+                                   accessLog: accessLog, logger: Logger(label: "test"))
+            try channel.pipeline.syncOperations.addHandler(GatewayHTTPHandler(core: core))
+            try channel.connect(to: SocketAddress(ipAddress: "192.0.2.10", port: 40_000)).wait()
+        }
+
+        deinit {
+            _ = try? channel.finish()
+            try? FileManager.default.removeItem(at: scratch)
+        }
+
+        func send(_ head: HTTPRequestHead, body: String? = nil, end: Bool = true) throws {
+            try channel.writeInbound(HTTPServerRequestPart.head(head))
+            if let body { try channel.writeInbound(HTTPServerRequestPart.body(ByteBuffer(string: body))) }
+            if end { try channel.writeInbound(HTTPServerRequestPart.end(nil)) }
+        }
+
+        /// The next response: head and the body bytes up to its end.
+        func response() throws -> (head: HTTPResponseHead, body: String) {
+            guard case .head(let head) = try channel.readOutbound(as: HTTPServerResponsePart.self) else { throw POSIXError(.EIO) }
+            var body = ""
+            while let part = try channel.readOutbound(as: HTTPServerResponsePart.self) {
+                if case .body(.byteBuffer(let buffer)) = part { body += String(buffer: buffer) }
+                if case .end = part { break }
+            }
+            return (head, body)
+        }
+    }
+
+    static func head(_ headers: [(String, String)], method: HTTPMethod = .POST, uri: String = "/v1/completions") -> HTTPRequestHead {
+        HTTPRequestHead(version: .http1_1, method: method, uri: uri, headers: HTTPHeaders(headers))
+    }
+
+    @Test("a missing key is answered 401 in OpenAI's shape with a request id, and logged; a client's id is echoed")
+    func unauthorized() throws {
+        let fixture = try Fixture()
+        try fixture.send(Self.head([("Host", "gw"), ("X-Request-Id", "mine-1")]), body: #"{"prompt":"x"}"#)
+        let (head, body) = try fixture.response()
+        #expect(head.status == .unauthorized)
+        #expect(head.headers.first(name: "x-request-id") == "mine-1")
+        #expect(isOpenAIError(body))
+        #expect(fixture.accessLog.contents.first?.contains(#""decision":"rejected:auth_missing""#) == true)
+        #expect(fixture.accessLog.contents.first?.contains(#""client_request_id":"mine-1","client":"192.0.2.10""#) == true)
+    }
+
+    @Test("routes outside the allow-list get 404 with the route counted as `other`; a refused body closes nothing else")
+    func notAllowed() throws {
+        let fixture = try Fixture()
+        try fixture.send(Self.head([("Host", "gw"), ("Authorization", "Bearer \(fixture.key)")], uri: "/tokenize"), body: "{}")
+        #expect(try fixture.response().head.status == .notFound)
+        #expect(fixture.channel.isActive, "a keep-alive connection stays open after a refusal")
+    }
+
+    @Test("Expect: 100-continue: a valid head is invited before the body; an invalid one is refused at once and closed")
+    func expectContinue() throws {
+        let invited = try Fixture()
+        try invited.send(Self.head([("Host", "gw"), ("Authorization", "Bearer \(invited.key)"), ("Expect", "100-continue"),
+                                    ("Content-Length", "14")]), end: false)
+        guard case .head(let interim) = try invited.channel.readOutbound(as: HTTPServerResponsePart.self) else {
+            Issue.record("no interim response")
+            return
+        }
+        #expect(interim.status == .continue)
+        let refused = try Fixture()
+        try refused.send(Self.head([("Host", "gw"), ("Expect", "100-continue"), ("Content-Length", "14")]), end: false)
+        let (head, _) = try refused.response()
+        #expect(head.status == .unauthorized)
+        #expect(head.headers.first(name: "connection") == "close")
+    }
+
+    @Test("an unsupported expectation is 417 and a request without Host is 400, both before any key check")
+    func framing() throws {
+        let fixture = try Fixture()
+        try fixture.send(Self.head([("Host", "gw"), ("Expect", "magic")]), body: "{}")
+        #expect(try fixture.response().head.status == .expectationFailed)
+        try fixture.send(Self.head([("Authorization", "Bearer \(fixture.key)")]), body: "{}")
+        let (head, body) = try fixture.response()
+        #expect(head.status == .badRequest)
+        #expect(body.contains("missing_host"))
+    }
+}
