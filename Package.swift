@@ -17,7 +17,6 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
-        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -28,7 +27,7 @@ let package = Package(
     targets: [
         .target(
             name: "WardenConfig",
-            dependencies: [.product(name: "Yams", package: "Yams")],
+            dependencies: ["WardenJSON"],
             swiftSettings: strictSettings
         ),
         .target(name: "CWardenShims"),
@@ -96,6 +95,7 @@ let package = Package(
                 "WardenSystemd",
                 "WardenGateway",
                 "VLLMSim",
+                "WardenJSON",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings

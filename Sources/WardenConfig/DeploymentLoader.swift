@@ -1,5 +1,7 @@
-import Foundation
-import Yams
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 
 extension Deployment {
     /// The file read when neither `--config` nor `WARDEN_CONFIG` names one.
@@ -38,16 +40,15 @@ extension Deployment {
 
     /// Parses and validates deployment YAML held in memory.
     public static func parse(yaml: String, file: String = "<input>") throws(ConfigError) -> Deployment {
-        let root: Node?
+        let root: YAMLNode?
         do {
-            root = try Yams.compose(yaml: yaml)
-        } catch let error as YamlError {
-            throw ConfigError(file: file, issues: [syntaxIssue(error)])
+            root = try YAMLParser.parse(yaml)
         } catch {
-            throw ConfigError(file: file, issues: [ConfigIssue(path: "", message: "\(error)")])
+            throw ConfigError(file: file, issues: [ConfigIssue(path: "", line: error.mark.line, column: error.mark.column,
+                                                               message: "YAML syntax error: \(error.message)")])
         }
-        guard let root, case .mapping(let mapping) = root else {
-            let issue = ConfigIssue(path: "", line: root?.mark?.line, column: root?.mark?.column,
+        guard let root, case .mapping(let mapping, _) = root else {
+            let issue = ConfigIssue(path: "", line: root?.mark.line, column: root?.mark.column,
                                     message: "the file must be a mapping with at least `vllm: {model: …}`")
             throw ConfigError(file: file, issues: [issue])
         }
@@ -59,19 +60,5 @@ extension Deployment {
             throw ConfigError(file: file, issues: ordered.map(\.element))
         }
         return deployment
-    }
-
-    private static func syntaxIssue(_ error: YamlError) -> ConfigIssue {
-        switch error {
-        case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
-            .composer(let context, let problem, let mark, _):
-            let detail = [context?.text, problem].compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: " ")
-            return ConfigIssue(path: "", line: mark.line, column: mark.column, message: "YAML syntax error: \(detail)")
-        case .duplicatedKeysInMapping(let duplicates, let context):
-            return ConfigIssue(path: "", line: context.mark.line, column: context.mark.column,
-                               message: "duplicate keys: \(duplicates.joined(separator: ", "))")
-        default:
-            return ConfigIssue(path: "", message: "YAML error: \(error)")
-        }
     }
 }

@@ -1,5 +1,5 @@
-import Foundation
-import Yams
+import FoundationEssentials
+import WardenJSON
 
 extension Deployment {
     /// Output formats of `warden config show`.
@@ -9,13 +9,14 @@ extension Deployment {
 
     /// The effective configuration, defaults filled in.
     public func rendered(as format: RenderFormat) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        let json = try encoder.encode(self)
         switch format {
-        case .yaml:
-            return try YAMLEncoder().encode(self)
         case .json:
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            return String(decoding: try encoder.encode(self), as: UTF8.self) + "\n"
+            return String(decoding: json, as: UTF8.self) + "\n"
+        case .yaml:
+            return YAMLWriter.document(try JSONValue.parse(json))
         }
     }
 }

@@ -1,12 +1,10 @@
-import Foundation
-import Yams
 
 /// Collects every problem found while reading one file, so they are all reported at once.
 final class IssueCollector {
     private(set) var issues: [ConfigIssue] = []
 
-    func report(_ path: String, _ node: Node?, _ message: String) {
-        issues.append(ConfigIssue(path: path, line: node?.mark?.line, column: node?.mark?.column, message: message))
+    func report(_ path: String, _ node: YAMLNode?, _ message: String) {
+        issues.append(ConfigIssue(path: path, line: node?.mark.line, column: node?.mark.column, message: message))
     }
 }
 
@@ -14,23 +12,20 @@ final class IssueCollector {
 /// and `finish()` reports every key nobody asked for (a typo must never be silently ignored).
 final class MappingReader {
     let path: String
-    private let entries: [(key: Node, value: Node)]
+    private let entries: [(key: YAMLNode, value: YAMLNode)]
     private let issues: IssueCollector
     private var known: [String] = []
 
-    init(_ mapping: Node.Mapping, path: String, issues: IssueCollector) {
-        self.entries = Array(mapping)
+    init(_ mapping: [(key: YAMLNode, value: YAMLNode)], path: String, issues: IssueCollector) {
+        self.entries = mapping
         self.path = path
         self.issues = issues
     }
 
     /// Reads `key` when it is present; `nil` when absent or explicitly null.
-    func value(_ key: String) -> Node? {
+    func value(_ key: String) -> YAMLNode? {
         known.append(key)
-        guard let node = entries.first(where: { $0.key.string == key })?.value else { return nil }
-        if node.null != nil {
-            return nil
-        }
+        guard let node = entries.first(where: { $0.key.string == key })?.value, !node.isNull else { return nil }
         return node
     }
 
@@ -84,7 +79,7 @@ final class MappingReader {
 
     func strings(_ key: String) -> [String]? {
         guard let node = value(key) else { return nil }
-        guard case .sequence(let sequence) = node else {
+        guard case .sequence(let sequence, _) = node else {
             issues.report(keyPath(key), node, "expected a list of strings, found \(kind(of: node))")
             return nil
         }
@@ -101,7 +96,7 @@ final class MappingReader {
 
     func stringMap(_ key: String) -> [String: String]? {
         guard let node = value(key) else { return nil }
-        guard case .mapping(let mapping) = node else {
+        guard case .mapping(let mapping, _) = node else {
             issues.report(keyPath(key), node, "expected a mapping of names to strings, found \(kind(of: node))")
             return nil
         }
@@ -119,7 +114,7 @@ final class MappingReader {
     /// A nested section; a missing section reads as an empty one so its defaults apply.
     func section(_ key: String) -> MappingReader? {
         guard let node = value(key) else { return nil }
-        guard case .mapping(let mapping) = node else {
+        guard case .mapping(let mapping, _) = node else {
             issues.report(keyPath(key), node, "expected a section (a mapping of keys), found \(kind(of: node))")
             return nil
         }
@@ -146,7 +141,7 @@ final class MappingReader {
         }
     }
 
-    private func inRange<T: Comparable>(_ value: T, _ range: ClosedRange<T>, _ key: String, _ node: Node) -> T? {
+    private func inRange<T: Comparable>(_ value: T, _ range: ClosedRange<T>, _ key: String, _ node: YAMLNode) -> T? {
         guard range.contains(value) else {
             issues.report(keyPath(key), node, "\(value) is out of range; allowed: \(range.lowerBound) to \(range.upperBound)")
             return nil
@@ -155,20 +150,19 @@ final class MappingReader {
     }
 }
 
-func kind(of node: Node) -> String {
+func kind(of node: YAMLNode) -> String {
     switch node {
     case .scalar(let scalar): return "'\(scalar.string)'"
     case .mapping: return "a mapping"
     case .sequence: return "a list"
-    case .alias: return "an alias"
     }
 }
 
-private func describe(_ node: Node) -> String { kind(of: node) }
+private func describe(_ node: YAMLNode) -> String { kind(of: node) }
 
 /// Parses `90`, `30s`, `10m`, `2h`, `1d` into seconds; `nil` for anything else (negative numbers included).
 func parseDuration(_ text: String) -> Int? {
-    let trimmed = text.trimmingCharacters(in: .whitespaces)
+    let trimmed = text.filter { $0 != " " }
     let units: [Character: Int] = ["s": 1, "m": 60, "h": 3600, "d": 86_400]
     if let last = trimmed.last, let multiplier = units[last] {
         guard let value = Int(trimmed.dropLast()) else { return nil }

@@ -1,4 +1,4 @@
 /// The version printed by `warden --version` and reported by `vllm-sim`'s tools.
 public enum WardenVersion {
-    public static let string = "0.1.0"
+    public static let string = "0.2.0"
 }

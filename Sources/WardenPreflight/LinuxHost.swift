@@ -1,6 +1,7 @@
+import WardenConfig
 import CWardenShims
 import Dispatch
-import Foundation
+import FoundationEssentials
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -14,7 +15,7 @@ public struct LinuxHost: PreflightHost {
         self.nvmlBudget = nvmlBudget
     }
 
-    public var environment: [String: String] { Foundation.ProcessInfo.processInfo.environment }
+    public var environment: [String: String] { ProcessInfo.processInfo.environment }
     public var effectiveUID: UInt32 { geteuid() }
 
     public func nvmlReport(deviceIndexes selection: GPUSelection) -> NVMLReport {
@@ -119,7 +120,7 @@ public struct LinuxHost: PreflightHost {
                   let status = readFile("/proc/\(entry)/status", limit: 4096) else { return nil }
             let uidLine = String(decoding: status, as: UTF8.self).split(separator: "\n").first { $0.hasPrefix("Uid:") }
             let uid = uidLine?.split(whereSeparator: { $0 == "\t" || $0 == " " }).dropFirst().first.flatMap { UInt32($0) } ?? 0
-            return HostProcess(pid: pid, name: String(decoding: comm, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines), uid: uid)
+            return HostProcess(pid: pid, name: String(decoding: comm, as: UTF8.self).trimmed(), uid: uid)
         }
     }
 
@@ -142,7 +143,7 @@ public struct LinuxHost: PreflightHost {
 func runWithBudget<T: Sendable>(_ budget: Duration, _ work: @escaping @Sendable () -> T) -> T? {
     let box = ResultBox<T>()
     let done = DispatchSemaphore(value: 0)
-    Thread.detachNewThread {
+    DispatchQueue.global().async {
         box.value = work()
         done.signal()
     }

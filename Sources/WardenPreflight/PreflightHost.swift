@@ -1,3 +1,4 @@
+import WardenConfig
 /// Everything preflight learns about the machine, behind one protocol so every check runs against a fake host in tests.
 public protocol PreflightHost: Sendable {
     /// The GPU facts from NVML, gathered once per run; see ``NVMLReport``.
@@ -96,8 +97,11 @@ public enum GPUSelection: Sendable, Equatable {
 
     public init(cudaVisibleDevices: String?) {
         guard let value = cudaVisibleDevices else { self = .all; return }
-        self = .listed(value.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
+        self = .listed(value.split(separator: ",").map { $0.trimmed() }.filter { !$0.isEmpty })
     }
 }
 
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif

@@ -1,3 +1,4 @@
+import WardenConfig
 /// Package versions read from a venv's files, without starting Python.
 struct PythonEnvironment {
     let sitePackages: String
@@ -15,16 +16,16 @@ struct PythonEnvironment {
         guard let entry = host.listDirectory(sitePackages)?.first(where: { $0.lowercased().hasPrefix(prefix) && $0.hasSuffix(".dist-info") }),
               let metadata = host.readFile("\(sitePackages)/\(entry)/METADATA", limit: 65_536) else { return nil }
         return String(decoding: metadata, as: UTF8.self).split(separator: "\n").first { $0.hasPrefix("Version:") }
-            .map { $0.dropFirst("Version:".count).trimmingCharacters(in: .whitespaces) }
+            .map { $0.dropFirst("Version:".count).trimmed() }
     }
 
     /// The CUDA version torch was built for, from the assignments in `torch/version.py`; `.some(nil)` for CPU builds.
     func torchCUDA(host: any PreflightHost) -> String?? {
         guard let bytes = host.readFile(sitePackages + "/torch/version.py", limit: 65_536) else { return nil }
         for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") where line.hasPrefix("cuda") {
-            guard let value = line.split(separator: "=", maxSplits: 1).last?.trimmingCharacters(in: .whitespaces) else { continue }
+            guard let value = line.split(separator: "=", maxSplits: 1).last?.trimmed() else { continue }
             if value == "None" { return .some(nil) }
-            return .some(value.trimmingCharacters(in: CharacterSet(charactersIn: "'\"")))
+            return .some(value.trimming(["'", "\""]))
         }
         return .some(nil)
     }
@@ -51,4 +52,7 @@ struct DottedVersion: Comparable {
     }
 }
 
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif

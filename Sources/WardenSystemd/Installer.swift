@@ -1,4 +1,7 @@
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 import WardenConfig
 
 /// One thing `warden install` puts in place.
@@ -86,7 +89,10 @@ public struct Installer: Sendable {
     /// A fresh key file with a 256-bit key.
     static func environmentFile(group: String) -> String {
         var generator = SystemRandomNumberGenerator()
-        let key = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &generator)) }.joined()
+        let key = (0..<32).map { _ in
+            let byte = UInt8.random(in: 0...255, using: &generator)
+            return (byte < 16 ? "0" : "") + String(byte, radix: 16)
+        }.joined()
         return """
         # Secrets for vllm.service and warden-gateway.service (mode 0640 root:\(group)), written by warden install.
         # vLLM reads VLLM_API_KEY from here; it never appears on a command line.
@@ -151,7 +157,7 @@ public struct Installer: Sendable {
     }
 
     private func check(_ output: CommandOutput, _ what: String) throws {
-        guard output.status == 0 else { throw InstallError(description: "\(what) failed: \(output.combined.trimmingCharacters(in: .whitespacesAndNewlines))") }
+        guard output.status == 0 else { throw InstallError(description: "\(what) failed: \(output.combined.trimmed())") }
     }
 
     private func apply(_ entry: InstallEntry, owners: OwnerResolver, dryRun: Bool, pendingAccounts: Bool) throws -> InstallChange {
@@ -163,15 +169,12 @@ public struct Installer: Sendable {
         var details: [String] = []
         var existed = false
         var contentChanged = false
-        var isDirectory: ObjCBool = false
-        if manager.fileExists(atPath: target, isDirectory: &isDirectory) {
+        var info = stat()
+        if lstat(target, &info) == 0 {
             existed = true
-            let attributes = try manager.attributesOfItem(atPath: target)
-            let mode = (attributes[.posixPermissions] as? NSNumber)?.uint16Value ?? 0
+            let mode = UInt16(info.st_mode & 0o7777)
             if mode != entry.mode { details.append("mode \(String(mode, radix: 8)) → \(String(entry.mode, radix: 8))") }
-            let currentUID = (attributes[.ownerAccountID] as? NSNumber)?.uint32Value
-            let currentGID = (attributes[.groupOwnerAccountID] as? NSNumber)?.uint32Value
-            if let uid, currentUID != uid || currentGID != gid { details.append("owner → \(entry.owner):\(entry.group)") }
+            if let uid, info.st_uid != uid || info.st_gid != gid { details.append("owner → \(entry.owner):\(entry.group)") }
             if case .file(let bytes) = entry.content {
                 let current = manager.contents(atPath: target).map { [UInt8]($0) } ?? []
                 if current != bytes {
@@ -191,7 +194,9 @@ public struct Installer: Sendable {
         case .secret(let bytes):
             if !existed { try Self.writeAtomically(bytes, to: target, mode: entry.mode) }
         }
-        try manager.setAttributes([.posixPermissions: NSNumber(value: entry.mode)], ofItemAtPath: target)
+        guard chmod(target, mode_t(entry.mode)) == 0 else {
+            throw InstallError(description: "cannot chmod \(target) to \(String(entry.mode, radix: 8)): \(String(cString: strerror(errno)))")
+        }
         if let uid, let gid, chown(target, uid, gid) != 0 {
             throw InstallError(description: "cannot chown \(target) to \(entry.owner):\(entry.group): \(String(cString: strerror(errno)))")
         }

@@ -1,4 +1,7 @@
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 import WardenConfig
 
 /// `warden selftest`: runs a smoke workload (CUDA by default) in a transient unit with exactly vllm.service's

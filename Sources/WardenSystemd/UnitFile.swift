@@ -36,14 +36,17 @@ extension Array where Element == UnitFile.Line {
 
 /// Quotes a value for `Environment=` (systemd's own double-quote syntax).
 func environmentAssignment(_ name: String, _ value: String) -> String {
-    let escaped = value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
+    let escaped = value.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"")
     return "\"\(name)=\(escaped)\""
 }
 
 /// Quotes a word for a POSIX shell script.
 func shellQuoted(_ word: String) -> String {
     let safe = word.allSatisfy { $0.isLetter || $0.isNumber || "-_./:=,@%+".contains($0) }
-    return safe && !word.isEmpty ? word : "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
+    return safe && !word.isEmpty ? word : "'" + word.replacing("'", with: "'\\''") + "'"
 }
 
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif

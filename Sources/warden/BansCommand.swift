@@ -1,6 +1,10 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 import WardenConfig
+import WardenJSON
 
 /// `warden bans`: talks to the running gateway's admin listener.
 struct BansCommand: AsyncParsableCommand {
@@ -16,14 +20,14 @@ struct BansCommand: AsyncParsableCommand {
 
         func run() async throws {
             let response = try AdminClient(options: options).send("GET", "/bans")
-            guard response.status == 200, let document = try? JSONSerialization.jsonObject(with: Data(response.body.utf8)) as? [String: Any],
-                  let bans = document["bans"] as? [[String: Any]] else {
+            guard response.status == 200, let document = try? JSONValue.parse(response.body), let bans = document["bans"]?.arrayValue else {
                 printError("bans: unexpected answer from the gateway (\(response.status)): \(response.body)")
                 throw ExitCode(WardenExit.checkFailed)
             }
             if bans.isEmpty { print("no address is banned") }
             for ban in bans {
-                print("\(ban["address"] ?? "?")  \(ban["remaining_seconds"] ?? "?") s left  (ban #\(ban["bans"] ?? "?"))")
+                let text = { (key: String) in ban[key].map { $0.stringValue ?? $0.serialized } ?? "?" }
+                print("\(text("address"))  \(text("remaining_seconds")) s left  (ban #\(text("bans")))")
             }
         }
     }
@@ -86,10 +90,11 @@ struct AdminClient {
             received += chunk[0..<count]
         }
         let text = String(decoding: received, as: UTF8.self)
-        guard let split = text.range(of: "\r\n\r\n"), let status = Int(text.split(separator: " ").dropFirst().first ?? "") else {
+        let parts = text.split(separator: "\r\n\r\n", maxSplits: 1, omittingEmptySubsequences: false)
+        guard parts.count == 2, let status = Int(text.split(separator: " ").dropFirst().first ?? "") else {
             throw failure("unreadable answer from \(address)")
         }
-        return (status, String(text[split.upperBound...]))
+        return (status, String(parts[1]))
     }
 
     private func failure(_ message: String) -> ExitCode {

@@ -1,5 +1,8 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 import WardenConfig
 import WardenSystemd
 
@@ -13,15 +16,34 @@ struct InstallCommand: AsyncParsableCommand {
     @Option(help: "Install under this root instead of / (no accounts are created, no systemctl).") var root = "/"
     @Flag(help: "Show what would change without writing anything.") var dryRun = false
     @Option(help: "Render units for this systemd version (default: the installed one).") var systemdVersion: Int?
+    @Option(help: ArgumentHelp("Install this warden binary (a release build from scripts/package) instead of the running one.", valueName: "path"))
+    var binary: String?
 
     func run() async throws {
         let deployment = try options.load()
         let text = try String(contentsOfFile: options.path, encoding: .utf8)
-        let binary = FileManager.default.contents(atPath: "/proc/self/exe").map { [UInt8]($0) }
-        let installer = Installer(root: root)
+        var layout = RunningBinary.layout(deploymentFile: options.path)
+        let installed: [UInt8]?
+        if let binary {
+            guard let bytes = FileManager.default.contents(atPath: binary).map({ [UInt8]($0) }) else {
+                printError("install: cannot read --binary \(binary)")
+                throw ExitCode(WardenExit.usage)
+            }
+            installed = bytes
+            layout.wardenBinary = InstallLayout().wardenBinary
+        } else if layout.wardenBinary == RunningBinary.packagedPath {
+            installed = nil  // the package owns /usr/bin/warden; units point there
+        } else {
+            installed = FileManager.default.contents(atPath: "/proc/self/exe").map { [UInt8]($0) }
+        }
+        if let installed, let problem = RunningBinary.toolchainDependency(of: installed, path: binary ?? RunningBinary.path) {
+            printError("install: \(problem): the units would not start. Install the package (`apt install ./warden_<version>_amd64.deb`), or build one with `scripts/package` and pass `--binary dist/warden-<version>-linux-x86_64/warden`.")
+            throw ExitCode(WardenExit.checkFailed)
+        }
+        let installer = Installer(root: root, layout: layout)
         do {
             let changes = try installer.install(deployment: deployment, deploymentText: text, systemd: try resolveSystemdVersion(systemdVersion),
-                                                binary: binary, dryRun: dryRun)
+                                                binary: installed, dryRun: dryRun)
             report(changes, dryRun: dryRun)
         } catch let error as InstallError {
             printError("install failed: \(error)")

@@ -1,6 +1,10 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 import WardenConfig
+import WardenJSON
 import WardenGateway
 
 /// `warden keys`: manage the gateway's API keys. The running gateway picks up changes within a second.
@@ -26,7 +30,7 @@ struct KeysCommand: AsyncParsableCommand {
     /// Run as root, the store must stay readable by the gateway's account.
     static func handOverToGatewayUser(_ path: String) {
         guard getuid() == 0, let account = getpwnam("warden") else { return }
-        let directory = (path as NSString).deletingLastPathComponent
+        let directory = parentDirectory(of: path)
         for file in [directory, path, path + "-wal", path + "-shm", KeyStore.secretPath(for: path)] where FileManager.default.fileExists(atPath: file) {
             chown(file, account.pointee.pw_uid, account.pointee.pw_gid)
         }
@@ -55,7 +59,7 @@ struct KeysCommand: AsyncParsableCommand {
 
         func run() async throws {
             let store = try KeysCommand.openStore(options, create: true)
-            let modelList = models.map { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } } ?? []
+            let modelList = models.map { $0.split(separator: ",").map { $0.trimmed() }.filter { !$0.isEmpty } } ?? []
             let (token, record) = try store.create(name: name, expires: expires.flatMap { parseExpiry($0) }, models: modelList,
                                                    requestsPerMinute: rpm, tokensPerMinute: tpm, concurrency: concurrency, burst: burst)
             print(token.text)
@@ -73,12 +77,14 @@ struct KeysCommand: AsyncParsableCommand {
             let records = try KeysCommand.openStore(options, create: false).list()
             if json {
                 for record in records {
-                    let object: [String: Any?] = ["id": record.publicID, "name": record.name, "created": record.created, "expires": record.expires,
-                                                  "revoked": record.revoked, "models": record.models, "rpm": record.requestsPerMinute,
-                                                  "tpm": record.tokensPerMinute, "concurrency": record.concurrency, "burst": record.burst,
-                                                  "usable": record.isUsable(at: now)]
-                    let data = try JSONSerialization.data(withJSONObject: object.mapValues { $0 ?? NSNull() }, options: [.sortedKeys])
-                    print(String(decoding: data, as: UTF8.self))
+                    func number<Value: BinaryInteger>(_ value: Value?) -> JSONValue { value.map { .number(String($0)) } ?? .null }
+                    let object = JSONValue.object([
+                        ("burst", number(record.burst)), ("concurrency", number(record.concurrency)), ("created", number(record.created)),
+                        ("expires", number(record.expires)), ("id", .string(record.publicID)), ("models", .array(record.models.map(JSONValue.string))),
+                        ("name", .string(record.name)), ("revoked", number(record.revoked)), ("rpm", number(record.requestsPerMinute)),
+                        ("tpm", number(record.tokensPerMinute)), ("usable", .bool(record.isUsable(at: now))),
+                    ])
+                    print(object.serialized)
                 }
                 return
             }
@@ -127,23 +133,32 @@ struct KeysCommand: AsyncParsableCommand {
 }
 
 /// `2027-01-31` (midnight UTC) or a duration from now (`90d`, `12h`, `30m`), as seconds since the epoch.
-func parseExpiry(_ text: String, now: Date = Date()) -> Int64? {
+func parseExpiry(_ text: String, now: Int64 = Int64(Date().timeIntervalSince1970)) -> Int64? {
     if let unit = text.last, let amount = Int(text.dropLast()), amount > 0, let seconds = ["d": 86_400, "h": 3600, "m": 60][unit] {
-        return Int64(now.timeIntervalSince1970) + Int64(amount * seconds)
+        return now + Int64(amount * seconds)
     }
-    let formatter = DateFormatter()
-    formatter.locale = Locale(identifier: "en_US_POSIX")
-    formatter.timeZone = TimeZone(identifier: "UTC")
-    formatter.dateFormat = "yyyy-MM-dd"
-    return formatter.date(from: text).map { Int64($0.timeIntervalSince1970) }
+    let parts = text.split(separator: "-", omittingEmptySubsequences: false)
+    guard parts.count == 3, parts.map(\.count) == [4, 2, 2], let year = Int32(parts[0]), let month = Int32(parts[1]), let dayOfMonth = Int32(parts[2])
+    else { return nil }
+    var fields = tm()
+    fields.tm_year = year - 1900
+    fields.tm_mon = month - 1
+    fields.tm_mday = dayOfMonth
+    let seconds = Int64(timegm(&fields))
+    // timegm normalises 2027-02-31 into March: only a date that reads back the same is a date.
+    return day(seconds) == text ? seconds : nil
 }
 
+/// `YYYY-MM-DD` in UTC.
 private func day(_ seconds: Int64) -> String {
-    let formatter = DateFormatter()
-    formatter.locale = Locale(identifier: "en_US_POSIX")
-    formatter.timeZone = TimeZone(identifier: "UTC")
-    formatter.dateFormat = "yyyy-MM-dd"
-    return formatter.string(from: Date(timeIntervalSince1970: TimeInterval(seconds)))
+    var time = time_t(seconds)
+    var fields = tm()
+    gmtime_r(&time, &fields)
+    func padded(_ value: Int32, _ width: Int) -> String {
+        let text = String(value)
+        return String(repeating: "0", count: max(0, width - text.count)) + text
+    }
+    return "\(padded(fields.tm_year + 1900, 4))-\(padded(fields.tm_mon + 1, 2))-\(padded(fields.tm_mday, 2))"
 }
 
 extension String {

@@ -1,5 +1,8 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 import WardenConfig
 import WardenPreflight
 
@@ -42,7 +45,7 @@ struct PreflightCommand: AsyncParsableCommand {
     /// Check ids named by a comma-separated list of ids and groups; an unknown name is an error with a suggestion.
     static func checkIDs(in list: String, source: String) throws -> Set<String> {
         var ids: Set<String> = []
-        for selector in list.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !selector.isEmpty {
+        for selector in list.split(separator: ",").map({ $0.trimmed() }) where !selector.isEmpty {
             let matched = Preflight.ids(matching: selector)
             guard !matched.isEmpty else {
                 let suggestion = closestMatch(to: selector, in: Preflight.checkIDs + Preflight.groups).map { "did you mean '\($0)'? " } ?? ""

@@ -1,5 +1,8 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 import WardenConfig
 import WardenSystemd
 
@@ -23,7 +26,7 @@ struct UnitCommand: AsyncParsableCommand {
         func run() async throws {
             let deployment = try options.load()
             let version = try resolveSystemdVersion(systemdVersion)
-            let units = UnitRenderer.render(deployment, systemd: version, layout: InstallLayout(deploymentFile: options.path))
+            let units = UnitRenderer.render(deployment, systemd: version, layout: RunningBinary.layout(deploymentFile: options.path))
             try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
             for (name, contents) in units.files {
                 let path = out + "/" + name

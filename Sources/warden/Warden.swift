@@ -13,7 +13,7 @@ struct Warden: AsyncParsableCommand {
         Exit codes: 0 success; 1 a check failed; 2 usage or configuration error; 3 (preflight) a failure that
         will not clear by itself, so systemd must not retry.
         """,
-        version: WardenVersion.string,
+        version: BuildInfo.versionLine,
         subcommands: [ConfigCommand.self, PreflightCommand.self, UnitCommand.self, InstallCommand.self, UninstallCommand.self, SelftestCommand.self, GatewayCommand.self, KeysCommand.self, BansCommand.self, DemoCommand.self]
     )
 }

@@ -16,7 +16,8 @@ struct GatewayProcessTests {
         let scratch = try ScratchDirectory()
         let store = scratch.url.appendingPathComponent("keys.sqlite").path
         let (token, _) = try KeyStore(path: store, create: true).create(name: "cli")
-        let (port, adminPort) = (try freePort(), try freePort())
+        let ports = try freePorts(2)
+        let (port, adminPort) = (ports[0], ports[1])
         func config(_ endpoints: [String]) -> String {
             """
             vllm: {model: /models/qwen, served_model_name: qwen}

@@ -41,7 +41,8 @@ struct UnprivilegedProcessTests {
         let scratch = try ScratchDirectory()
         let store = scratch.url.appendingPathComponent("keys.sqlite").path
         let (token, _) = try KeyStore(path: store, create: true).create(name: "unprivileged")
-        let (simPort, port, adminPort) = (try freePort(), try freePort(), try freePort())
+        let ports = try freePorts(3)
+        let (simPort, port, adminPort) = (ports[0], ports[1], ports[2])
         let config = try scratch.write("warden.yaml", """
             vllm: {model: /models/qwen, served_model_name: qwen}
             gateway:
@@ -56,9 +57,9 @@ struct UnprivilegedProcessTests {
             }
         }
         let simulator = try launch("vllm-sim", ["--port", "\(simPort)", "--served-model-name", "qwen"], in: scratch)
-        defer { simulator.terminate() }
+        defer { simulator.terminate(); simulator.waitUntilExit() }
         let gateway = try launch("warden", ["gateway", "--config", config], in: scratch)
-        defer { gateway.terminate() }
+        defer { gateway.terminate(); gateway.waitUntilExit() }
         #expect(try await eventually(timeout: .seconds(10)) { (try? request(port: adminPort, "GET", "/readyz").status) == 200 })
         for process in [simulator, gateway] { #expect(try realUID(of: process) != 0) }
 

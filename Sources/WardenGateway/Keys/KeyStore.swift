@@ -1,5 +1,9 @@
 import Crypto
-import Foundation
+import WardenConfig
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The key store: an SQLite file holding only an HMAC-SHA256 of each secret, keyed by a per-install secret kept
 /// in a 0600 file next to it. Read by the gateway, written by `warden keys`. Sendable because the connection is
@@ -13,13 +17,13 @@ public final class KeyStore: @unchecked Sendable {
 
     /// The per-install HMAC secret lives beside the database.
     public static func secretPath(for path: String) -> String {
-        (path as NSString).deletingLastPathComponent + "/hmac.secret"
+        parentDirectory(of: path) + "/hmac.secret"
     }
 
     /// Opens (and with `create`, initialises) the store.
     public init(path: String, create: Bool) throws {
         self.path = path
-        let directory = (path as NSString).deletingLastPathComponent
+        let directory = parentDirectory(of: path)
         if create {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
                                                     attributes: [.posixPermissions: 0o700])
@@ -106,11 +110,15 @@ public final class KeyStore: @unchecked Sendable {
         try database.query("UPDATE keys SET revoked = ? WHERE public_id = ? AND revoked IS NULL", [.integer(now), .text(publicID)])
     }
 
-    /// Gives the key a new secret (same id, name and limits); the old secret stops working at once.
+    /// Gives the key a new secret (same id, name and limits); the old secret stops working at once. A revoked key
+    /// stays revoked: rotating it is refused, so a rotation can never bring a revoked key back.
     public func rotate(publicID: String) throws -> APIKeyToken {
         try requireKey(publicID)
+        if try !database.query("SELECT 1 FROM keys WHERE public_id = ? AND revoked IS NOT NULL", [.text(publicID)]).isEmpty {
+            throw GatewaySetupError("key \(publicID) is revoked; a revoked key cannot be rotated back into use: create a new key with `warden keys create`")
+        }
         let token = APIKeyToken(publicID: publicID, secret: randomHex(bytes: 32))
-        try database.query("UPDATE keys SET secret_hash = ?, revoked = NULL WHERE public_id = ?", [.blob(hash(secret: token.secret)), .text(publicID)])
+        try database.query("UPDATE keys SET secret_hash = ? WHERE public_id = ? AND revoked IS NULL", [.blob(hash(secret: token.secret)), .text(publicID)])
         return token
     }
 

@@ -145,4 +145,7 @@ struct AddressGroup: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif

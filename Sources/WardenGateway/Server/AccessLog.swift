@@ -1,5 +1,5 @@
 import Dispatch
-import Foundation
+import FoundationEssentials
 import NIOConcurrencyHelpers
 import WardenJSON
 #if canImport(Glibc)
@@ -86,7 +86,7 @@ public final class BufferedStandardOutputSink: AccessLogSink, @unchecked Sendabl
     private let target = StandardOutputSink()
 
     public init() {
-        Thread.detachNewThread { [self] in
+        DispatchQueue(label: "warden.access-log").async { [self] in
             while true {
                 _ = wake.wait(timeout: .now() + .milliseconds(50))
                 flush()

@@ -84,7 +84,7 @@ enum ModelChecks {
             return .pass("local model \(vllm.model), HF_HUB_OFFLINE=1")
         }
         let hfHome = environment.last { $0.name == "HF_HOME" }?.value ?? context.deployment.paths.state + "/hf"
-        let cached = "\(hfHome)/hub/models--\(vllm.model.replacingOccurrences(of: "/", with: "--"))/refs/main"
+        let cached = "\(hfHome)/hub/models--\(vllm.model.replacing("/", with: "--"))/refs/main"
         if context.host.fileInfo(cached) != nil {
             return offlineSet ? .pass("\(vllm.model) is in the hub cache \(hfHome)")
                 : .warn("\(vllm.model) is cached, but HF_HUB_OFFLINE is not set: vLLM will try the network first", hint: "set HF_HUB_OFFLINE: \"1\" in vllm.environment")
@@ -118,4 +118,7 @@ enum ModelChecks {
     }
 }
 
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif

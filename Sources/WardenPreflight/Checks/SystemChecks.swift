@@ -1,3 +1,4 @@
+import WardenConfig
 /// Checks of the host around vLLM: network port, file systems, memory, limits and the key file.
 enum SystemChecks {
     static let all: [PreflightCheck] = [port, caches, disk, shm, memory, nofile, envFile]
@@ -104,7 +105,7 @@ enum SystemChecks {
         }
         // The unit asked for 65535 and got less: systemd clamps what it may not grant, silently.
         let nrOpen = context.host.readFile("/proc/sys/fs/nr_open", limit: 32)
-            .flatMap { Int(String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) }
+            .flatMap { Int(String(decoding: $0, as: UTF8.self).trimmed()) }
         let (reason, fix) = if let nrOpen, nrOpen < 65_535 {
             ("the kernel's fs.nr_open is \(nrOpen)", "`sysctl -w fs.nr_open=1048576`, and persist it in /etc/sysctl.d")
         } else {
@@ -133,7 +134,7 @@ enum SystemChecks {
         }
         let key = String(decoding: bytes, as: UTF8.self).split(separator: "\n")
             .first { $0.hasPrefix("VLLM_API_KEY=") }
-            .map { $0.dropFirst("VLLM_API_KEY=".count).trimmingCharacters(in: CharacterSet(charactersIn: "\"' ")) }
+            .map { $0.dropFirst("VLLM_API_KEY=".count).trimming(["\"", "'", " "]) }
         switch key {
         case nil:
             outcomes.append(.fail("\(path) has no VLLM_API_KEY= line", hint: "add a key: `echo VLLM_API_KEY=$(openssl rand -hex 32) >> \(path)`"))
@@ -169,4 +170,7 @@ enum SystemChecks {
     }
 }
 
-import Foundation
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif

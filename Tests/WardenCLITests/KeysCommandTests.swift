@@ -1,0 +1,32 @@
+import Foundation
+import Testing
+import WardenGateway
+
+@Suite("warden keys (the real binary)")
+struct KeysCommandTests {
+    @Test("a revoked key cannot be rotated back into use; an active one can, and its old secret stops working")
+    func rotateNeverRevives() throws {
+        let scratch = try ScratchDirectory()
+        let config = try scratch.write("w.yaml", """
+            vllm: {model: /models/qwen, served_model_name: qwen}
+            gateway: {key_store: \(scratch.url.path)/keys.sqlite}
+            """)
+        let created = try BuiltProduct.run("warden", ["keys", "create", "--name", "tenant", "--config", config])
+        #expect(created.status == 0, "\(created.stderr)")
+        let id = try #require(created.stderr.split(separator: " ").dropFirst(2).first.map(String.init))
+        let rotated = try BuiltProduct.run("warden", ["keys", "rotate", id, "--config", config])
+        #expect(rotated.status == 0)
+        #expect(rotated.stdout.hasPrefix("sk-warden-\(id)-"))
+        let table = try KeyStore(path: scratch.url.path + "/keys.sqlite", create: false).loadTable()
+        #expect(table.authenticate(authorization: "Bearer \(created.stdout.trimmingCharacters(in: .whitespacesAndNewlines))", now: 0) == .failure(.unknown))
+
+        #expect(try BuiltProduct.run("warden", ["keys", "revoke", id, "--config", config]).status == 0)
+        let refused = try BuiltProduct.run("warden", ["keys", "rotate", id, "--config", config])
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("is revoked; a revoked key cannot be rotated back into use"))
+        #expect(refused.stdout.isEmpty, "no new secret is printed")
+        let secret = rotated.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let after = try KeyStore(path: scratch.url.path + "/keys.sqlite", create: false).loadTable()
+        #expect(after.authenticate(authorization: "Bearer \(secret)", now: 0) == .failure(.revoked))
+    }
+}
