@@ -143,7 +143,7 @@ public struct LinuxHost: PreflightHost {
 func runWithBudget<T: Sendable>(_ budget: Duration, _ work: @escaping @Sendable () -> T) -> T? {
     let box = ResultBox<T>()
     let done = DispatchSemaphore(value: 0)
-    DispatchQueue.global().async {
+    detachThread {
         box.value = work()
         done.signal()
     }

@@ -22,7 +22,8 @@ struct InstallCommand: AsyncParsableCommand {
     func run() async throws {
         let deployment = try options.load()
         let text = try String(contentsOfFile: options.path, encoding: .utf8)
-        var layout = RunningBinary.layout(deploymentFile: options.path)
+        // The installed deployment file is always the default one: units must not read a file the sandbox hides.
+        var layout = RunningBinary.layout(deploymentFile: Deployment.defaultPath)
         let installed: [UInt8]?
         if let binary {
             guard let bytes = FileManager.default.contents(atPath: binary).map({ [UInt8]($0) }) else {

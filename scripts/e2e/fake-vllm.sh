@@ -24,4 +24,4 @@ done
 echo "fake vllm: serving $model as $name on $host:$port (shutdown timeout $timeout s) with vllm-sim ${VLLM_SIM_ARGS:-}"
 # VLLM_SIM_ARGS (set by the test's drop-in) adds vllm-sim flags such as its token pacing; split on spaces.
 # shellcheck disable=SC2086
-exec "${VLLM_SIM:-/opt/e2e/bin/vllm-sim}" --host "$host" --port "$port" --served-model-name "$name" --shutdown-timeout "$timeout" ${VLLM_SIM_ARGS:-}
+exec "${VLLM_SIM:-/usr/bin/vllm-sim}" --host "$host" --port "$port" --served-model-name "$name" --shutdown-timeout "$timeout" ${VLLM_SIM_ARGS:-}

@@ -1,6 +1,7 @@
 import Dispatch
 import FoundationEssentials
 import NIOConcurrencyHelpers
+import WardenConfig
 import WardenJSON
 #if canImport(Glibc)
 import Glibc
@@ -86,7 +87,7 @@ public final class BufferedStandardOutputSink: AccessLogSink, @unchecked Sendabl
     private let target = StandardOutputSink()
 
     public init() {
-        DispatchQueue(label: "warden.access-log").async { [self] in
+        detachThread { [self] in
             while true {
                 _ = wake.wait(timeout: .now() + .milliseconds(50))
                 flush()
