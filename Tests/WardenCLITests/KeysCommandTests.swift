@@ -30,3 +30,18 @@ struct KeysCommandTests {
         #expect(after.authenticate(authorization: "Bearer \(secret)", now: 0) == .failure(.revoked))
     }
 }
+
+@Suite("warden install (the real binary)")
+struct InstallCommandTests {
+    @Test("a build that needs the Swift runtime is refused with the fix named; nothing is written")
+    func refusesToolchainBinary() throws {
+        let scratch = try ScratchDirectory()
+        let config = try scratch.write("w.yaml", "vllm: {model: /srv/models/qwen}\n")
+        let root = scratch.url.appendingPathComponent("root").path
+        let result = try BuiltProduct.run("warden", ["install", "--config", config, "--root", root])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("needs the Swift runtime libraries at run time"))
+        #expect(result.stderr.contains("apt install ./warden_"))
+        #expect(!FileManager.default.fileExists(atPath: root + "/etc/systemd/system/vllm.service"))
+    }
+}
