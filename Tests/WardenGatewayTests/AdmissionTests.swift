@@ -79,8 +79,9 @@ struct AdmissionTests {
             clock.advance(.seconds(59))
             guard case .reject(let refused) = decide(#"{"prompt":"x","max_tokens":600}"#) else { Issue.record("admitted into debt"); return }
             #expect(refused.error.status == .tooManyRequests)
-            #expect(refused.error.headers.contains { $0 == ("Retry-After", "1") })
-            clock.advance(.seconds(1))
+            // The first reservation's 100 ms slot leaves the window at 60.1 s: 1.1 s from now, rounded up.
+            #expect(refused.error.headers.contains { $0 == ("Retry-After", "2") })
+            clock.advance(.milliseconds(1100))
             guard case .forward = decide(#"{"prompt":"x","max_tokens":600}"#) else { Issue.record("not admitted after the window"); return }
             guard case .reject(let tooLarge) = decide(#"{"prompt":"x","max_tokens":5000}"#) else { Issue.record("oversized admitted"); return }
             #expect(tooLarge.error.status == .badRequest)

@@ -44,39 +44,48 @@ struct LimitPolicyTests {
         #expect(retryAfterSeconds(.milliseconds(1)) == 1)
     }
 
-    @Test("tokens: a sliding minute; a settlement replaces the reservation; the exact wait until the oldest leave")
+    @Test("tokens: a sliding minute in 100 ms slots; a settlement replaces the reservation; the exact wait until the oldest leave")
     func tokenWindow() {
         var window = TokenWindow(perMinute: 6000)
-        #expect(window.reserve(4000, id: 1, now: .zero) == .admitted(remaining: 2000, resetAfter: .seconds(60)))
-        #expect(window.reserve(3000, id: 2, now: .seconds(10)) == .rejected(retryAfter: .seconds(50)))
-        window.settle(id: 1, reserved: 4000, charged: 1000, now: .seconds(10))
+        // A slot leaves the window when its last instant is 60 s old: the slot [0, 0.1 s) at 60.1 s.
+        #expect(window.reserve(4000, now: .zero) == .admitted(remaining: 2000, resetAfter: .milliseconds(60_100)))
+        #expect(window.reserve(3000, now: .seconds(10)) == .rejected(retryAfter: .milliseconds(50_100)))
+        window.settle(admittedAt: .zero, reserved: 4000, charged: 1000, now: .seconds(10))
         #expect(window.charged == 1000)
-        #expect(window.reserve(3000, id: 3, now: .seconds(20)) == .admitted(remaining: 2000, resetAfter: .seconds(60)))
+        #expect(window.reserve(3000, now: .seconds(20)) == .admitted(remaining: 2000, resetAfter: .milliseconds(60_100)))
         // Charged more than reserved (vLLM counted more prompt tokens than estimated): the window holds the overrun.
-        window.settle(id: 3, reserved: 3000, charged: 4500, now: .seconds(30))
+        window.settle(admittedAt: .seconds(20), reserved: 3000, charged: 4500, now: .seconds(30))
         #expect(window.charged == 5500)
-        #expect(window.peek(now: .seconds(59)).remaining == 500)
-        #expect(window.peek(now: .seconds(60)).remaining == 1500)
-        #expect(window.peek(now: .seconds(80)).remaining == 6000)
+        #expect(window.peek(now: .seconds(60)).remaining == 500)
+        #expect(window.peek(now: .milliseconds(60_100)).remaining == 1500)
+        #expect(window.peek(now: .milliseconds(80_100)).remaining == 6000)
     }
 
     @Test("tokens: a reservation above the whole minute's budget can never be admitted")
     func tokenWindowOversized() {
         var window = TokenWindow(perMinute: 1000)
-        #expect(window.reserve(1001, id: 1, now: .zero) == .exceedsLimit)
-        #expect(window.reserve(Int.max, id: 2, now: .zero) == .exceedsLimit)
-        #expect(window.reserve(1000, id: 3, now: .zero) == .admitted(remaining: 0, resetAfter: .seconds(60)))
+        #expect(window.reserve(1001, now: .zero) == .exceedsLimit)
+        #expect(window.reserve(Int.max, now: .zero) == .exceedsLimit)
+        #expect(window.reserve(1000, now: .zero) == .admitted(remaining: 0, resetAfter: .milliseconds(60_100)))
     }
 
     @Test("tokens: a request that outlives the window leaves only its overrun, counted from its end")
     func tokenWindowLongRequest() {
         var window = TokenWindow(perMinute: 1000)
-        _ = window.reserve(600, id: 1, now: .zero)
+        _ = window.reserve(600, now: .zero)
         #expect(window.peek(now: .seconds(61)).remaining == 1000)
-        window.settle(id: 1, reserved: 600, charged: 700, now: .seconds(90))
+        window.settle(admittedAt: .zero, reserved: 600, charged: 700, now: .seconds(90))
         #expect(window.peek(now: .seconds(90)).remaining == 900)
-        window.settle(id: 2, reserved: 600, charged: 100, now: .seconds(90))
+        window.settle(admittedAt: .seconds(5), reserved: 600, charged: 100, now: .seconds(90))
         #expect(window.peek(now: .seconds(90)).remaining == 900)
+    }
+
+    @Test("tokens: at 2,000 requests a second the window counts exactly the slots of the last 60 s")
+    func tokenWindowHighRate() {
+        var window = TokenWindow(perMinute: 1_000_000_000)
+        for step in 0..<200_000 { _ = window.reserve(1, now: .microseconds(step * 500)) }
+        // At 99.9995 s the oldest slot still in the window is [39.9 s, 40.0 s): steps 79,800 onwards.
+        #expect(window.charged == 200_000 - 79_800)
     }
 
     @Test("tokens: in any 60 s, what is admitted never exceeds the limit (random arrivals, sizes and settlements)")
@@ -85,12 +94,12 @@ struct LimitPolicyTests {
         var window = TokenWindow(perMinute: 2000)
         var admitted: [(at: Duration, tokens: Int)] = []
         var now = Duration.zero
-        for id in 1...5000 {
+        for _ in 1...5000 {
             now += .milliseconds(Int(generator.next() % 400))
             let tokens = Int(generator.next() % 700) + 1
-            if case .admitted = window.reserve(tokens, id: UInt64(id), now: now) {
+            if case .admitted = window.reserve(tokens, now: now) {
                 let charged = Int(generator.next() % UInt64(tokens + 1))
-                window.settle(id: UInt64(id), reserved: tokens, charged: charged, now: now)
+                window.settle(admittedAt: now, reserved: tokens, charged: charged, now: now)
                 admitted.append((now, charged))
             }
         }

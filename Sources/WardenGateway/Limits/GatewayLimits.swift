@@ -43,13 +43,13 @@ final class GatewayLimits: Sendable {
         var tokens: [String: TokenWindow] = [:]
         var leases = LeaseTable()
         var bans: BanTable
-        var nextAdmission: UInt64 = 0
     }
 
     /// What an admitted request holds until it ends.
     struct Admission: Sendable {
         var key: String
-        var id: UInt64
+        /// When its tokens were reserved: where in the key's token window they are settled.
+        var admittedAt: Duration
         var leaseID: UInt64?
         var reservedTokens: Int
         var headers: [(String, String)]
@@ -103,29 +103,32 @@ final class GatewayLimits: Sendable {
 
     // MARK: - Admission
 
-    /// Admits a request that may cost up to `reserve` tokens, or says which limit refuses it.
+    /// Admits a request that may cost up to `reserve` tokens, or says which limit refuses it. Nothing is committed
+    /// unless every limit admits; the token window is decided in place (copying it would copy every slot).
     func admit(key: KeyRecord, model: String, reserve estimate: Int) -> Result<Admission, GatewayError> {
         let now = self.now
         return state.withLock { state -> Result<Admission, GatewayError> in
             let defaults = state.defaults
-            state.nextAdmission += 1
-            let id = state.nextAdmission
-            guard defaults.enabled else { return .success(Admission(key: key.publicID, id: id, leaseID: nil, reservedTokens: 0, headers: [])) }
+            guard defaults.enabled else { return .success(Admission(key: key.publicID, admittedAt: now, leaseID: nil, reservedTokens: 0, headers: [])) }
             let rpm = key.requestsPerMinute ?? defaults.requestsPerMinute
             let tpm = key.tokensPerMinute ?? defaults.tokensPerMinute
             // The burst never exceeds the rate: `--rpm 3` admits 3 at once, not the default burst of 10.
             let burst = key.burst ?? min(defaults.burst, rpm)
             var requests = state.requests[key.publicID].flatMap { $0.perMinute == rpm && $0.burst == burst ? $0 : nil }
                 ?? GCRA(perMinute: rpm, burst: burst, now: now)
-            var tokens = state.tokens[key.publicID].flatMap { $0.perMinute == tpm ? $0 : nil } ?? TokenWindow(perMinute: tpm)
-            var leases = state.leases
+            if state.tokens[key.publicID]?.perMinute != tpm { state.tokens[key.publicID] = TokenWindow(perMinute: tpm) }
 
             let requestDecision = requests.admit(now: now)
-            let tokenDecision = tokens.reserve(estimate, id: id, now: now)
+            let tokenDecision = state.tokens[key.publicID]!.evaluate(estimate, now: now)
             var headers: [(String, String)] = []
-            let requestPeek = requests.peek(now: now), tokenPeek = tokens.peek(now: now)
+            let requestPeek = requests.peek(now: now)
             headers += Self.headers("requests", limit: rpm, remaining: requestPeek.remaining, reset: requestPeek.resetAfter)
-            headers += Self.headers("tokens", limit: tpm, remaining: tokenPeek.remaining, reset: tokenPeek.resetAfter)
+            switch tokenDecision {
+            case .admitted(let remaining, let reset): headers += Self.headers("tokens", limit: tpm, remaining: remaining, reset: reset)
+            case .rejected, .exceedsLimit:
+                let tokenPeek = state.tokens[key.publicID]!.peek(now: now)
+                headers += Self.headers("tokens", limit: tpm, remaining: tokenPeek.remaining, reset: tokenPeek.resetAfter)
+            }
 
             if case .exceedsLimit = tokenDecision {
                 return .failure(.exceedsTokenLimit(worstCase: estimate, perMinute: tpm, headers: headers))
@@ -136,16 +139,15 @@ final class GatewayLimits: Sendable {
             if case .rejected(let wait) = tokenDecision {
                 return .failure(.rateLimited("tokens", limit: "\(tpm) per minute (this request reserves \(estimate))", retryAfter: wait, headers: headers))
             }
-            let lease = leases.acquire(key: key.publicID, model: model, keyLimit: key.concurrency ?? defaults.concurrency,
-                                       modelLimit: defaults.modelConcurrency, globalLimit: defaults.globalConcurrency, now: now)
+            let lease = state.leases.acquire(key: key.publicID, model: model, keyLimit: key.concurrency ?? defaults.concurrency,
+                                             modelLimit: defaults.modelConcurrency, globalLimit: defaults.globalConcurrency, now: now)
             switch lease {
             case .failure(let refusal):
                 return .failure(.concurrencyLimited(refusal, headers: headers))
             case .success(let leaseID):
                 state.requests[key.publicID] = requests
-                state.tokens[key.publicID] = tokens
-                state.leases = leases
-                return .success(Admission(key: key.publicID, id: id, leaseID: leaseID, reservedTokens: estimate, headers: headers))
+                state.tokens[key.publicID]!.record(estimate, now: now)
+                return .success(Admission(key: key.publicID, admittedAt: now, leaseID: leaseID, reservedTokens: estimate, headers: headers))
             }
         }
     }
@@ -157,7 +159,7 @@ final class GatewayLimits: Sendable {
         state.withLock { state in
             if let id = admission.leaseID { state.leases.release(id) }
             if admission.reservedTokens > 0 {
-                state.tokens[admission.key]?.settle(id: admission.id, reserved: admission.reservedTokens, charged: charged, now: now)
+                state.tokens[admission.key]?.settle(admittedAt: admission.admittedAt, reserved: admission.reservedTokens, charged: charged, now: now)
             }
         }
     }

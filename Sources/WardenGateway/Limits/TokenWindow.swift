@@ -2,21 +2,23 @@
 /// up to more than `perMinute`, except by what settlements add beyond a reservation (vLLM counted more prompt tokens
 /// than the estimate), which is bounded by one reservation's prompt.
 ///
-/// A request reserves its worst case at admission; when it ends, its entry is replaced by what it was charged.
+/// A request reserves its worst case at admission; when it ends, its reservation is replaced by what it was charged.
+/// Charges are kept in 100 ms slots (at most 601 per key, whatever the request rate), and a slot leaves the window
+/// only when its last instant is 60 s old: the window errs by up to 100 ms on the safe side.
 /// Pure value type: time is passed in (a monotonic `Duration` since any fixed origin), so tests drive it exactly.
 public struct TokenWindow: Sendable, Equatable {
     public static let length = Duration.seconds(60)
+    public static let slotLength = Duration.milliseconds(100)
 
     public let perMinute: Int
-    private var entries: [Entry] = []
-    /// Entries before this index have left the window (compacted lazily).
+    private var slots: [Slot] = []
+    /// Slots before this index have left the window (compacted lazily).
     private var start = 0
-    /// Sum of the entries in the window.
+    /// Sum of the slots in the window.
     private(set) public var charged = 0
 
-    struct Entry: Sendable, Equatable {
-        var id: UInt64
-        var at: Duration
+    struct Slot: Sendable, Equatable {
+        var number: Int64
         var tokens: Int
     }
 
@@ -32,70 +34,91 @@ public struct TokenWindow: Sendable, Equatable {
         case exceedsLimit
     }
 
-    /// Admits `tokens` under `id` (unique per window) when the window has room for them.
-    public mutating func reserve(_ tokens: Int, id: UInt64, now: Duration) -> Decision {
+    /// Whether `tokens` fit now, without reserving them (`remaining` as if they were).
+    public mutating func evaluate(_ tokens: Int, now: Duration) -> Decision {
         expire(now)
         guard tokens <= perMinute else { return .exceedsLimit }
         let excess = charged.saturatingAdded(tokens) - perMinute
         guard excess <= 0 else { return .rejected(retryAfter: wait(toFree: excess, now: now)) }
-        entries.append(Entry(id: id, at: now, tokens: tokens))
-        charged += tokens
-        return .admitted(remaining: perMinute - charged, resetAfter: resetAfter(now))
+        return .admitted(remaining: perMinute - charged - tokens, resetAfter: Self.end(of: Self.slot(at: now)) + Self.length - now)
     }
 
-    /// Replaces the reservation `id` by what the request was charged. A request that outlived the window leaves only
-    /// what it was charged beyond its reservation (`reserved`), counted from now.
-    public mutating func settle(id: UInt64, reserved: Int, charged amount: Int, now: Duration) {
+    /// Reserves `tokens` at `now` (after `evaluate` admitted them).
+    public mutating func record(_ tokens: Int, now: Duration) {
+        add(tokens, toSlot: Self.slot(at: now))
+    }
+
+    /// `evaluate`, and when admitted, `record`.
+    public mutating func reserve(_ tokens: Int, now: Duration) -> Decision {
+        let decision = evaluate(tokens, now: now)
+        if case .admitted = decision { record(tokens, now: now) }
+        return decision
+    }
+
+    /// Replaces a reservation made at `admittedAt` by what the request was charged. A request that outlived the
+    /// window leaves only what it was charged beyond its reservation, counted from now.
+    public mutating func settle(admittedAt: Duration, reserved: Int, charged amount: Int, now: Duration) {
         expire(now)
-        if let index = index(of: id) {
-            charged = charged - entries[index].tokens + amount
-            entries[index].tokens = amount
+        if let index = index(ofSlot: Self.slot(at: admittedAt)) {
+            slots[index].tokens += amount - reserved
+            charged += amount - reserved
         } else if amount > reserved {
-            entries.append(Entry(id: id, at: now, tokens: amount - reserved))
-            charged = charged.saturatingAdded(amount - reserved)
+            add(amount - reserved, toSlot: Self.slot(at: now))
         }
     }
 
     /// What `reserve` would report as remaining and reset now, without reserving.
     public mutating func peek(now: Duration) -> (remaining: Int, resetAfter: Duration) {
         expire(now)
-        return (max(0, perMinute - charged), resetAfter(now))
+        guard let newest = slots.last, start < slots.count else { return (perMinute, .zero) }
+        return (max(0, perMinute - charged), max(.zero, Self.end(of: newest.number) + Self.length - now))
+    }
+
+    private mutating func add(_ tokens: Int, toSlot number: Int64) {
+        if let last = slots.last, start < slots.count, last.number == number {
+            slots[slots.count - 1].tokens = last.tokens.saturatingAdded(tokens)
+        } else {
+            slots.append(Slot(number: number, tokens: tokens))
+        }
+        charged = charged.saturatingAdded(tokens)
     }
 
     private mutating func expire(_ now: Duration) {
-        while start < entries.count, entries[start].at + Self.length <= now {
-            charged -= entries[start].tokens
+        while start < slots.count, Self.end(of: slots[start].number) + Self.length <= now {
+            charged -= slots[start].tokens
             start += 1
         }
-        if start > 32, start * 2 > entries.count {
-            entries.removeFirst(start)
+        if start > 32, start * 2 > slots.count {
+            slots.removeFirst(start)
             start = 0
         }
     }
 
-    /// How long until the oldest entries leaving the window free `excess` tokens.
+    /// How long until the oldest slots leaving the window free `excess` tokens.
     private func wait(toFree excess: Int, now: Duration) -> Duration {
         var freed = 0
-        for entry in entries[start...] {
-            freed += entry.tokens
-            if freed >= excess { return entry.at + Self.length - now }
+        for slot in slots[start...] {
+            freed += slot.tokens
+            if freed >= excess { return Self.end(of: slot.number) + Self.length - now }
         }
         return Self.length
     }
 
-    /// When the window is empty again: the newest entry leaves it.
-    private func resetAfter(_ now: Duration) -> Duration {
-        guard let newest = entries.last, start < entries.count else { return .zero }
-        return max(.zero, newest.at + Self.length - now)
+    /// Slots are in increasing order: a binary search.
+    private func index(ofSlot number: Int64) -> Int? {
+        var low = start, high = slots.count
+        while low < high {
+            let middle = (low + high) / 2
+            if slots[middle].number < number { low = middle + 1 } else { high = middle }
+        }
+        return low < slots.count && slots[low].number == number ? low : nil
     }
 
-    /// Searched from the newest: requests mostly end in the order they were admitted, so it is found near the end.
-    private func index(of id: UInt64) -> Int? {
-        var index = entries.count - 1
-        while index >= start {
-            if entries[index].id == id { return index }
-            index -= 1
-        }
-        return nil
+    static func slot(at time: Duration) -> Int64 {
+        let (seconds, attoseconds) = time.components
+        return seconds * 10 + attoseconds / 100_000_000_000_000_000
     }
+
+    /// The first instant after slot `number`.
+    static func end(of number: Int64) -> Duration { slotLength * Int(number + 1) }
 }
