@@ -27,9 +27,10 @@ public enum SelftestWorkload: Sendable, Equatable {
         }
     }
 
-    static let cpuSource = #"""
-import json, mmap, multiprocessing, os, socket, sys, time
-from multiprocessing import shared_memory
+    /// What both built-in workloads share: one JSON line of step results, exit 1 at the first failing step, and the
+    /// cache-write step.
+    static let prelude = #"""
+import json, os, sys, time
 steps = []
 def step(name, action):
     started = time.monotonic()
@@ -53,6 +54,11 @@ def caches():
         os.remove(probe)
         written.append(name)
     return ", ".join(written)
+"""#
+
+    static let cpuSource = prelude + "\n" + #"""
+import mmap, multiprocessing, socket
+from multiprocessing import shared_memory
 def loopback():
     server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     server.bind(("127.0.0.1", 0))
@@ -102,18 +108,8 @@ if __name__ == "__main__":
     print(json.dumps({"ok": True, "steps": steps}), flush=True)
 """#
 
-    static let cudaSource = #"""
-import ctypes, json, os, sys, time
-steps = []
-def step(name, action):
-    started = time.monotonic()
-    try:
-        detail = action()
-        steps.append({"step": name, "ok": True, "detail": str(detail), "ms": round((time.monotonic() - started) * 1000, 1)})
-    except BaseException as error:
-        steps.append({"step": name, "ok": False, "detail": f"{type(error).__name__}: {error}"})
-        print(json.dumps({"ok": False, "steps": steps}), flush=True)
-        sys.exit(1)
+    static let cudaSource = prelude + "\n" + #"""
+import ctypes
 def nvml():
     lib = ctypes.CDLL("libnvidia-ml.so.1")
     code = lib.nvmlInit_v2()
@@ -151,19 +147,6 @@ def triton_kernel():
     add[(4,)](a, a, out, 4096, BLOCK=1024)
     assert float(out.sum()) == 8192.0
     return f"triton {triton.__version__} kernel compiled and ran"
-def caches():
-    written = []
-    for name in ("HOME", "VLLM_CACHE_ROOT", "HF_HOME", "TRITON_CACHE_DIR", "TORCHINDUCTOR_CACHE_DIR", "NUMBA_CACHE_DIR", "CUDA_CACHE_PATH"):
-        path = os.environ.get(name)
-        if not path:
-            continue
-        os.makedirs(path, exist_ok=True)
-        probe = os.path.join(path, ".warden-selftest")
-        with open(probe, "w") as handle:
-            handle.write("ok")
-        os.remove(probe)
-        written.append(name)
-    return ", ".join(written)
 step("nvml", nvml)
 step("cuda-driver", cuda_driver)
 step("torch", torch_kernel)
