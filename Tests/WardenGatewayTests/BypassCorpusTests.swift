@@ -32,7 +32,9 @@ struct BypassCorpusTests {
         Case(name: "POST /scale_elastic_ep", raw: post("/scale_elastic_ep", body: "{}"), status: 404),
         Case(name: "POST /pooling", raw: post("/pooling", body: "{}"), status: 404),
         Case(name: "GET /metrics", raw: get("/metrics"), status: 404),
-        Case(name: "GET /health", raw: get("/health"), status: 404),
+        // GET /health is answered by the gateway itself (PublicHealthTests); its other methods and vLLM's /version are not.
+        Case(name: "POST /health", raw: post("/health", body: "{}"), status: 404),
+        Case(name: "GET /version", raw: get("/version"), status: 404),
         Case(name: "GET /docs", raw: get("/docs"), status: 404),
         // Allowed paths reached by the wrong method, case or shape.
         Case(name: "GET on a POST endpoint", raw: get("/v1/chat/completions"), status: 404),

@@ -1,5 +1,7 @@
 import Foundation
 import Logging
+import VLLMSim
+import WardenTestSupport
 import NIOCore
 import NIOEmbedded
 import NIOHTTP1
@@ -102,5 +104,32 @@ struct HandlerChannelTests {
         let (head, body) = try fixture.response()
         #expect(head.status == .badRequest)
         #expect(body.contains("missing_host"))
+    }
+}
+
+@Suite("gateway: health probes on the public listener")
+struct PublicHealthTests {
+    @Test("GET /health and /ping answer 200 with an empty body and no key while ready, 503 once draining; /version is refused; none reach vLLM")
+    func health() async throws {
+        try await withGateway { harness in
+            #expect(try await eventually { (try? request(port: harness.adminPort, "GET", "/readyz").status) == 200 })
+            let before = try harness.upstreamRequests()
+            let health = try request(port: harness.port, "GET", "/health")
+            #expect(health.status == 200)
+            #expect(health.body.isEmpty)
+            #expect(try request(port: harness.port, "GET", "/ping").status == 200)
+            #expect(try request(port: harness.port, "POST", "/ping", json: "{}").status == 200)
+            #expect(try request(port: harness.port, "GET", "/version").status == 401, "no key: refused like any other route")
+            #expect(try request(port: harness.port, "GET", "/version", headers: harness.bearer).status == 404, "not allow-listed")
+            #expect(try request(port: harness.port, "GET", "/health/../v1/models").status == 400)
+            #expect(try harness.upstreamRequests() == before)
+            // A keep-alive connection opened before the drain sees the probe turn 503 (the listener closes for new ones).
+            let kept = try TestHTTPConnection(port: harness.port)
+            kept.get("/health")
+            #expect(try kept.readResponse().status == 200)
+            harness.gateway.beginDrain()
+            kept.get("/health")
+            #expect(try kept.readResponse().status == 503)
+        }
     }
 }

@@ -57,6 +57,16 @@ enum Admission {
         case forward(Forward)
     }
 
+    /// `GET /health` and `GET`/`POST /ping` are answered by the gateway itself, without a key and never forwarded:
+    /// load balancers, Kubernetes and vLLM clients (guidellm, LiteLLM) probe them as they probe vLLM.
+    static func isHealthProbe(_ head: HTTPRequestHead) -> Bool {
+        let path = head.uri.prefix { $0 != "?" }
+        switch (path, head.method) {
+        case ("/health", .GET), ("/health", .HEAD), ("/ping", .GET), ("/ping", .POST), ("/ping", .HEAD): return true
+        default: return false
+        }
+    }
+
     static func identify(_ head: HTTPRequestHead, context: Context) -> Identity {
         let forwardedFor = head.headers["x-forwarded-for"]
         let address = HeaderPolicy.clientAddress(peer: context.peer, forwardedFor: forwardedFor.isEmpty ? nil : forwardedFor.joined(separator: ","),

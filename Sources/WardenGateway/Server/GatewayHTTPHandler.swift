@@ -94,6 +94,15 @@ final class GatewayHTTPHandler: ChannelInboundHandler {
 
     private func handle(context: ChannelHandlerContext, head: HTTPRequestHead, identity: Admission.Identity) {
         let received = NIODeadline.now()
+        if Admission.isHealthProbe(head), Admission.headerViolation(head, core.configuration) == nil {
+            // As vLLM answers it: 200 with an empty body when ready, 503 when draining or vLLM is not usable.
+            // Not in the access log: a probe every few seconds would drown it.
+            let ready = !core.state.draining.load(ordering: .relaxed) && core.state.upstreamProblem == nil
+            HTTPResponseWriter.respond(context, status: ready ? .ok : .serviceUnavailable, contentType: nil, body: "",
+                                       keepAlive: head.isKeepAlive, extraHeaders: [("x-request-id", identity.clientRequestID ?? identity.requestID)])
+            armReadDeadline(context)
+            return
+        }
         switch Admission.decide(head, body: body, bodyViolation: bodyViolation, identity: identity, context: admissionContext(context)) {
         case .reject(let rejection):
             refuse(rejection, head: head, identity: identity, received: received, context: context)
