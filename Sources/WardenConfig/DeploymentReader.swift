@@ -15,9 +15,29 @@ struct DeploymentReader {
         if vllmSection == nil, !issues.issues.contains(where: { $0.path == "vllm" }) {
             issues.report("vllm", nil, "missing section; at least `vllm:` with `model:` is required")
         }
+        // Read even when `vllm` is broken, so every problem is reported in one pass.
+        let gateway = readGateway(gatewaySection, defaultUpstream: vllm?.defaultUpstream ?? Deployment.VLLM(model: "m").defaultUpstream)
         guard let vllm else { return nil }
-        let gateway = readGateway(gatewaySection, defaultUpstream: vllm.defaultUpstream)
+        checkAcrossSections(vllm: vllm, gateway: gateway, vllmSection: vllmSection, gatewaySection: gatewaySection)
         return Deployment(vllm: vllm, paths: paths, gateway: gateway, systemd: systemd)
+    }
+
+    /// Contradictions between sections that would only show once the services run.
+    private func checkAcrossSections(vllm: Deployment.VLLM, gateway: Deployment.Gateway, vllmSection: MappingReader?, gatewaySection: MappingReader?) {
+        for flag in ["--port", "--host", "--served-model-name"] {
+            if let argument = vllm.extraArgs.first(where: { $0 == flag || $0.hasPrefix(flag + "=") }) {
+                let key = String(flag.dropFirst(2)).replacing("-", with: "_")
+                vllmSection?.report("extra_args", "'\(argument)' contradicts vllm.\(key), which the units, preflight and the gateway read: set vllm.\(key) instead")
+            }
+        }
+        let vllmAddress = ListenAddress("\(vllm.host.contains(":") ? "[\(vllm.host)]" : vllm.host):\(vllm.port)")
+        if let listen = ListenAddress(gateway.listen), let vllmAddress, listen.port == vllmAddress.port,
+           listen.host == vllmAddress.host || ["0.0.0.0", "::"].contains(listen.host) || ["0.0.0.0", "::"].contains(vllmAddress.host) {
+            gatewaySection?.report("listen", "\(gateway.listen) is vLLM's own address (vllm.host:vllm.port): the gateway would proxy to itself; give one of them another port")
+        }
+        if gateway.tls != nil {
+            gatewaySection?.report("tls", "serving TLS directly is not implemented yet (the gateway would refuse to start): remove it and terminate TLS in Caddy or nginx in front, listed in gateway.trusted_proxies")
+        }
     }
 
     private func readVLLM(_ section: MappingReader?) -> Deployment.VLLM? {

@@ -47,20 +47,36 @@ struct KeysCommand: AsyncParsableCommand {
         @Option(help: "Requests in flight for this key (default: gateway.limits).") var concurrency: Int?
         @Option(help: "Requests admitted at once before the per-minute rate applies (default: gateway.limits.burst, at most the key's rpm).")
         var burst: Int?
+        @Flag(help: "Allow --models naming models this deployment does not serve (e.g. a LoRA adapter loaded later).") var force = false
 
         func validate() throws {
             for (flag, value) in [("--rpm", rpm), ("--tpm", tpm), ("--concurrency", concurrency), ("--burst", burst)] where (value ?? 1) < 1 {
                 throw ValidationError("\(flag) must be at least 1")
             }
-            if let expires, parseExpiry(expires) == nil {
-                throw ValidationError("--expires '\(expires)' must be a date like 2027-01-31 or a duration like 90d or 12h")
+            if let expires {
+                guard let when = parseExpiry(expires) else {
+                    throw ValidationError("--expires '\(expires)' must be a date like 2027-01-31 or a duration like 90d or 12h")
+                }
+                guard when > Int64(Date().timeIntervalSince1970) else {
+                    throw ValidationError("--expires '\(expires)' is in the past: the key would never work; give a later date or a duration like 90d")
+                }
             }
+            guard !name.trimmed().isEmpty else { throw ValidationError("--name must not be empty: name the person or service the key is for") }
         }
 
         func run() async throws {
-            let store = try KeysCommand.openStore(options, create: true)
+            let served = try options.load().vllm.servedModelName
             let modelList = models.map { $0.split(separator: ",").map { $0.trimmed() }.filter { !$0.isEmpty } } ?? []
-            let (token, record) = try store.create(name: name, expires: expires.flatMap { parseExpiry($0) }, models: modelList,
+            if !force, let unknown = modelList.first(where: { $0 != served }) {
+                printError("keys: no model '\(unknown)' is served here (vllm.served_model_name is '\(served)'); fix the name, or pass --force for a model loaded later")
+                throw ExitCode(WardenExit.usage)
+            }
+            let store = try KeysCommand.openStore(options, create: true)
+            if try store.list().contains(where: { $0.name == name.trimmed() }) {
+                printError("keys: a key named '\(name.trimmed())' exists already (`warden keys list`); names tell keys apart in logs and metrics: choose another")
+                throw ExitCode(WardenExit.usage)
+            }
+            let (token, record) = try store.create(name: name.trimmed(), expires: expires.flatMap { parseExpiry($0) }, models: modelList,
                                                    requestsPerMinute: rpm, tokensPerMinute: tpm, concurrency: concurrency, burst: burst)
             print(token.text)
             printError("created key \(record.publicID) (\(name)); the secret above is shown only once. Use it as `Authorization: Bearer <key>`.")
@@ -74,6 +90,10 @@ struct KeysCommand: AsyncParsableCommand {
 
         func run() async throws {
             let now = Int64(Date().timeIntervalSince1970)
+            guard FileManager.default.fileExists(atPath: try options.load().gateway.keyStore) else {
+                if !json { printError("no keys yet: create one with `warden keys create --name NAME`") }
+                return
+            }
             let records = try KeysCommand.openStore(options, create: false).list()
             if json {
                 for record in records {

@@ -45,3 +45,34 @@ struct InstallCommandTests {
         #expect(!FileManager.default.fileExists(atPath: root + "/etc/systemd/system/vllm.service"))
     }
 }
+
+@Suite("warden keys create: mistakes refused before a key exists")
+struct KeysCreateValidationTests {
+    @Test("an expiry in the past, an empty or repeated name, and an unserved model are refused; --force allows the model; an empty store lists nothing")
+    func refusals() throws {
+        let scratch = try ScratchDirectory()
+        let config = try scratch.write("w.yaml", """
+            vllm: {model: /models/qwen, served_model_name: qwen}
+            gateway: {key_store: \(scratch.url.path)/keys.sqlite}
+            """)
+        let empty = try BuiltProduct.run("warden", ["keys", "list", "--config", config])
+        #expect(empty.status == 0)
+        #expect(empty.stderr.contains("no keys yet"))
+        func create(_ arguments: [String]) throws -> CommandResult {
+            try BuiltProduct.run("warden", ["keys", "create", "--config", config] + arguments)
+        }
+        let past = try create(["--name", "a", "--expires", "2020-01-01"])
+        #expect(past.status == 2)
+        #expect(past.stderr.contains("is in the past"))
+        #expect(try create(["--name", "a", "--expires", "2027-02-31"]).status == 2, "not a date")
+        #expect(try create(["--name", " "]).stderr.contains("--name must not be empty"))
+        let typo = try create(["--name", "a", "--models", "qwen-tyni"])
+        #expect(typo.status == 2)
+        #expect(typo.stderr.contains("no model 'qwen-tyni' is served here (vllm.served_model_name is 'qwen')"))
+        #expect(try create(["--name", "a", "--models", "qwen-lora", "--force"]).status == 0)
+        let twice = try create(["--name", "a"])
+        #expect(twice.status == 2)
+        #expect(twice.stderr.contains("a key named 'a' exists already"))
+        #expect(try create(["--name", "b", "--expires", "90d", "--models", "qwen"]).status == 0)
+    }
+}

@@ -154,9 +154,28 @@ struct DeploymentValidationTests {
 
     @Test("show renders YAML that parses back to the same deployment, and JSON")
     func showRoundTrip() throws {
-        let deployment = try Deployment.parse(yaml: "vllm: {model: /m/x, max_model_len: 4096}\ngateway: {tls: {certificate: /c, private_key: /k}}")
+        let deployment = try Deployment.parse(yaml: "vllm: {model: /m/x, max_model_len: 4096}\ngateway: {trusted_proxies: [10.0.0.0/8]}")
         let yaml = try deployment.rendered(as: .yaml)
         #expect(try Deployment.parse(yaml: yaml) == deployment)
         #expect(try deployment.rendered(as: .json).contains("\"gpu_memory_utilization\" : 0.9"))
+    }
+
+    @Test("contradictions across sections are errors, and every section is read even when one fails")
+    func acrossSections() {
+        let found = issues("""
+            vllm:
+              model: m
+              port: 8080
+              extra_args: ["--port", "9000", "--host=0.0.0.0"]
+            gateway:
+              listen: 127.0.0.1:8080
+              tls: {certificate: /c, private_key: /k}
+            """)
+        #expect(found.map(\.path) == ["vllm.extra_args", "vllm.extra_args", "gateway.listen", "gateway.tls"])
+        #expect(found[0].message.contains("set vllm.port instead"))
+        #expect(found[2].message.contains("the gateway would proxy to itself"))
+        #expect(found[3].message.contains("terminate TLS in Caddy or nginx"))
+        let both = issues("vllm:\n  port: 1\ngateway:\n  drain_timeout: soon\n")
+        #expect(Set(both.map(\.path)) == ["vllm.model", "gateway.drain_timeout"], "the gateway's problem is reported with vllm's")
     }
 }

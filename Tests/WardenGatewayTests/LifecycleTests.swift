@@ -95,3 +95,22 @@ extension TestHTTPConnection {
         try read(through: "0\r\n\r\n")
     }
 }
+
+@Suite("gateway start-up errors")
+struct GatewayStartupTests {
+    @Test("a busy listen address names the address and the key that sets it")
+    func busyAddress() async throws {
+        try await withGateway { harness in
+            var configuration = harness.gateway.core.configuration
+            configuration.listenPort = harness.port
+            configuration.adminPort = 0
+            let second = try GatewayServer(configuration: configuration, accessLog: MemorySink())
+            do {
+                try await second.start()
+                Issue.record("a second gateway bound the same port")
+            } catch let error as GatewaySetupError {
+                #expect(error.description == "cannot listen on 127.0.0.1:\(harness.port) (gateway.listen): the address is in use (`ss -ltnp 'sport = :\(harness.port)'` shows by what); stop the other process or change gateway.listen")
+            }
+        }
+    }
+}

@@ -50,13 +50,16 @@ public final class GatewayServer: Service, Sendable {
             channel.closeFuture.whenComplete { _ in limiter.close(from: address) }
             return true
         }
-        let server = try await connections.httpServerBootstrap(group: group, admit: admit) { pipeline in
-            try pipeline.configureHTTPServerPipeline(withErrorHandling: false)
-            try pipeline.addHandler(GatewayProtocolErrorHandler())
-            try pipeline.addHandler(GatewayHTTPHandler(core: core))
+        let server = try await Self.bind("gateway.listen", configuration.listenHost, configuration.listenPort) {
+            try await connections.httpServerBootstrap(group: group, admit: admit) { pipeline in
+                try pipeline.configureHTTPServerPipeline(withErrorHandling: false)
+                try pipeline.addHandler(GatewayProtocolErrorHandler())
+                try pipeline.addHandler(GatewayHTTPHandler(core: core))
+            }
+            .bind(host: configuration.listenHost, port: configuration.listenPort).get()
         }
-        .bind(host: configuration.listenHost, port: configuration.listenPort).get()
-        let admin = try await ServerBootstrap(group: group)
+        let admin = try await Self.bind("gateway.admin_listen", configuration.adminHost, configuration.adminPort) {
+            try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -65,12 +68,26 @@ public final class GatewayServer: Service, Sendable {
                 }
             }
             .bind(host: configuration.adminHost, port: configuration.adminPort).get()
+        }
         listeners.withLockedValue { $0 = (server, admin) }
         await refreshUpstreamHealth()
         let ports = (server.localAddress?.port ?? configuration.listenPort, admin.localAddress?.port ?? configuration.adminPort)
         core.logger.info("gateway listening", metadata: ["listen": "\(configuration.listenHost):\(ports.0)", "admin": "\(configuration.adminHost):\(ports.1)",
                                                          "upstream": "\(configuration.upstreamAuthority)", "keys": "\(core.state.policy.keys.count)"])
         return ports
+    }
+
+    /// Binds, turning NIO's bind error into one that names the address and the key that sets it.
+    private static func bind(_ key: String, _ host: String, _ port: Int, _ open: () async throws -> any Channel) async throws -> any Channel {
+        do {
+            return try await open()
+        } catch let error as IOError {
+            let address = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+            let reason = error.errnoCode == EADDRINUSE ? "the address is in use (`ss -ltnp 'sport = :\(port)'` shows by what)"
+                : error.errnoCode == EACCES ? "permission denied (ports below 1024 need CAP_NET_BIND_SERVICE)"
+                : String(cString: strerror(error.errnoCode))
+            throw GatewaySetupError("cannot listen on \(address) (\(key)): \(reason); stop the other process or change \(key)")
+        }
     }
 
     /// Raises the soft open-file limit to the hard one (as nginx's `worker_rlimit_nofile`), and warns when the
