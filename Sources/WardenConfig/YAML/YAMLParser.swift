@@ -109,7 +109,7 @@ struct YAMLParser {
     private mutating func block(indent: Int) throws(YAMLError) -> YAMLNode {
         if isSequenceEntry { return try blockSequence(indent: indent) }
         if try lineHoldsKey() { return try blockMapping(indent: indent) }
-        let node = try inlineValue()
+        let node = try node(inFlow: false)
         try finishLine()
         return node
     }
@@ -156,7 +156,7 @@ struct YAMLParser {
                     value = .scalar(YAMLScalar(string: "", quoted: false, mark: key.mark))
                 }
             } else {
-                value = try inlineValue()
+                value = try node(inFlow: false)
                 try finishLine()
             }
             entries.append((.scalar(key), value))
@@ -203,11 +203,12 @@ struct YAMLParser {
 
     // MARK: - Values on one line (flow collections may span lines)
 
-    private mutating func inlineValue() throws(YAMLError) -> YAMLNode {
+    /// A flow collection, or a scalar that ends at the line (block) or at `,` `]` `}` (flow).
+    private mutating func node(inFlow: Bool) throws(YAMLError) -> YAMLNode {
         switch current {
         case UInt8(ascii: "{"): return try flowMapping()
         case UInt8(ascii: "["): return try flowSequence()
-        default: return .scalar(try scalar(inFlow: false, asKey: false))
+        default: return .scalar(try scalar(inFlow: inFlow, asKey: false))
         }
     }
 
@@ -235,7 +236,7 @@ struct YAMLParser {
             if current == UInt8(ascii: ":") {
                 advance()
                 try skipFlowSpace()
-                if current != UInt8(ascii: ","), current != UInt8(ascii: "}") { value = try flowNode() }
+                if current != UInt8(ascii: ","), current != UInt8(ascii: "}") { value = try node(inFlow: true) }
             }
             if entries.contains(where: { $0.key.string == key.string }) { throw error("duplicate key '\(key.string)'", at: key.mark) }
             entries.append((.scalar(key), value))
@@ -255,21 +256,13 @@ struct YAMLParser {
             try skipFlowSpace()
             guard let byte = current else { throw error("unclosed '[' (opened at line \(start.line), column \(start.column))", at: start) }
             if byte == UInt8(ascii: "]") { advance(); break }
-            items.append(try flowNode())
+            items.append(try node(inFlow: true))
             try skipFlowSpace()
             if current == UInt8(ascii: ",") { advance(); continue }
             guard current != nil else { throw error("unclosed '[' (opened at line \(start.line), column \(start.column))", at: start) }
             guard current == UInt8(ascii: "]") else { throw error("expected ',' or ']' in the list opened at line \(start.line)") }
         }
         return .sequence(items, start)
-    }
-
-    private mutating func flowNode() throws(YAMLError) -> YAMLNode {
-        switch current {
-        case UInt8(ascii: "{"): return try flowMapping()
-        case UInt8(ascii: "["): return try flowSequence()
-        default: return .scalar(try scalar(inFlow: true, asKey: false))
-        }
     }
 
     // MARK: - Scalars
