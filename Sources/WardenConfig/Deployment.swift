@@ -108,6 +108,11 @@ extension Deployment {
                                                            "x-request-id", "x-forwarded-for", "accept-encoding", "expect", "upgrade", "te",
                                                            "keep-alive", "proxy-authorization", "cookie"]
 
+        /// Routes on which vLLM generates tokens whose usage the gateway does not read yet (their own usage shapes, or
+        /// the chat handlers behind another path): allowing one would let any key past its token limit.
+        public static let unmeteredGeneratingRoutes = ["/v1/responses", "/v1/messages", "/v1/audio/transcriptions", "/v1/audio/translations",
+                                                       "/v1/chat/completions/batch", "/invocations", "/inference/v1/generate"]
+
         public static let defaultAllowedEndpoints = [
             "POST /v1/chat/completions", "POST /v1/completions", "POST /v1/embeddings", "GET /v1/models",
         ]

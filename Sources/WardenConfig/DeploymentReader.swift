@@ -35,6 +35,9 @@ struct DeploymentReader {
            listen.host == vllmAddress.host || ["0.0.0.0", "::"].contains(listen.host) || ["0.0.0.0", "::"].contains(vllmAddress.host) {
             gatewaySection?.report("listen", "\(gateway.listen) is vLLM's own address (vllm.host:vllm.port): the gateway would proxy to itself; give one of them another port")
         }
+        for entry in gateway.allowedEndpoints where Deployment.Gateway.unmeteredGeneratingRoutes.contains(where: { entry.hasSuffix(" " + $0) }) {
+            gatewaySection?.report("allowed_endpoints", "'\(entry)' makes vLLM generate tokens the gateway cannot meter yet: every key's token limit would stop holding there; remove it")
+        }
         if gateway.tls != nil {
             gatewaySection?.report("tls", "serving TLS directly is not implemented yet (the gateway would refuse to start): remove it and terminate TLS in Caddy or nginx in front, listed in gateway.trusted_proxies")
         }

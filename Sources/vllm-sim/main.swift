@@ -59,6 +59,7 @@ struct VLLMSimCommand: AsyncParsableCommand {
         let simulator = VLLMSimulator(configuration: configuration, logger: logger)
         let bound = try await simulator.start(host: host, port: port)
         print("vllm-sim listening on \(host.contains(":") ? "[\(host)]" : host):\(bound)")
+        fflush(nil)  // scripts read the port from this line, often through a pipe or file: flush it now
         let group = ServiceGroup(services: [simulator], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()
     }

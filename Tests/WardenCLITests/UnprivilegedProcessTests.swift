@@ -11,9 +11,14 @@ struct UnprivilegedProcessTests {
     static let nobody: uid_t = 65_534
 
     /// Starts a copied binary (the build folder may not be reachable by `nobody`) as an unprivileged user.
-    func launch(_ binary: String, _ arguments: [String], in scratch: ScratchDirectory) throws -> Process {
+    /// Its standard output and error go to `log` in the scratch directory (read for its port, shown on failure).
+    func launch(_ binary: String, _ arguments: [String], in scratch: ScratchDirectory, log: String) throws -> Process {
         let copy = scratch.url.appendingPathComponent(binary).path
-        try FileManager.default.copyItem(atPath: BuiltProduct.directory.appendingPathComponent(binary).path, toPath: copy)
+        if !FileManager.default.fileExists(atPath: copy) {
+            try FileManager.default.copyItem(atPath: BuiltProduct.directory.appendingPathComponent(binary).path, toPath: copy)
+        }
+        let output = scratch.url.appendingPathComponent(log)
+        FileManager.default.createFile(atPath: output.path, contents: nil)
         let process = Process()
         if getuid() == 0 {
             process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
@@ -23,10 +28,15 @@ struct UnprivilegedProcessTests {
             process.arguments = arguments
         }
         process.environment = ["VLLM_API_KEY": "upstream-key", "PATH": "/usr/bin:/bin"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
+        let handle = try FileHandle(forWritingTo: output)
+        process.standardOutput = handle
+        process.standardError = handle
         try process.run()
         return process
+    }
+
+    func text(_ log: String, in scratch: ScratchDirectory) -> String {
+        (try? String(contentsOf: scratch.url.appendingPathComponent(log), encoding: .utf8)) ?? ""
     }
 
     /// The real user id of a running process, from `/proc/<pid>/status`.
@@ -41,26 +51,42 @@ struct UnprivilegedProcessTests {
         let scratch = try ScratchDirectory()
         let store = scratch.url.appendingPathComponent("keys.sqlite").path
         let (token, _) = try KeyStore(path: store, create: true).create(name: "unprivileged")
-        let ports = try freePorts(3)
-        let (simPort, port, adminPort) = (ports[0], ports[1], ports[2])
-        let config = try scratch.write("warden.yaml", """
-            vllm: {model: /models/qwen, served_model_name: qwen}
-            gateway:
-              listen: 127.0.0.1:\(port)
-              admin_listen: 127.0.0.1:\(adminPort)
-              upstream: http://127.0.0.1:\(simPort)
-              key_store: \(store)
-            """)
         if getuid() == 0 {
             for name in try FileManager.default.contentsOfDirectory(atPath: scratch.url.path) + [""] {
                 #expect(chown(scratch.url.appendingPathComponent(name).path, Self.nobody, gid_t(Self.nobody)) == 0)
             }
         }
-        let simulator = try launch("vllm-sim", ["--port", "\(simPort)", "--served-model-name", "qwen"], in: scratch)
+        // vllm-sim binds port 0 and says which; the gateway's ports are chosen here, and chosen again if another
+        // test took one in the moment between (the process then exits at once).
+        let simulator = try launch("vllm-sim", ["--port", "0", "--served-model-name", "qwen"], in: scratch, log: "sim.log")
         defer { simulator.terminate(); simulator.waitUntilExit() }
-        let gateway = try launch("warden", ["gateway", "--config", config], in: scratch)
+        #expect(try await eventually { text("sim.log", in: scratch).contains("listening on") })
+        let announced = text("sim.log", in: scratch).split(separator: "\n").first { $0.contains("listening on") }
+        let simPort = try #require(announced?.split(separator: ":").last.flatMap { Int($0.filter(\.isNumber)) })
+        var started: (process: Process, port: Int, admin: Int)?
+        for attempt in 1...3 where started == nil {
+            let ports = try freePorts(2)
+            let config = try scratch.write("warden-\(attempt).yaml", """
+                vllm: {model: /models/qwen, served_model_name: qwen}
+                gateway:
+                  listen: 127.0.0.1:\(ports[0])
+                  admin_listen: 127.0.0.1:\(ports[1])
+                  upstream: http://127.0.0.1:\(simPort)
+                  key_store: \(store)
+                """)
+            let gateway = try launch("warden", ["gateway", "--config", config], in: scratch, log: "gateway-\(attempt).log")
+            if try await eventually(timeout: .seconds(10), { !gateway.isRunning || (try? request(port: ports[1], "GET", "/readyz").status) == 200 }),
+               gateway.isRunning {
+                started = (gateway, ports[0], ports[1])
+            } else {
+                gateway.terminate()
+                gateway.waitUntilExit()
+                print("gateway attempt \(attempt) did not become ready:\n\(text("gateway-\(attempt).log", in: scratch))")
+            }
+        }
+        let (gateway, port, adminPort) = try #require(started)
         defer { gateway.terminate(); gateway.waitUntilExit() }
-        #expect(try await eventually(timeout: .seconds(10)) { (try? request(port: adminPort, "GET", "/readyz").status) == 200 })
+        #expect(try request(port: adminPort, "GET", "/readyz").status == 200)
         for process in [simulator, gateway] { #expect(try realUID(of: process) != 0) }
 
         let direct = try request(port: simPort, "GET", "/v1/models", headers: ["Authorization": "Bearer upstream-key"])

@@ -178,4 +178,12 @@ struct DeploymentValidationTests {
         let both = issues("vllm:\n  port: 1\ngateway:\n  drain_timeout: soon\n")
         #expect(Set(both.map(\.path)) == ["vllm.model", "gateway.drain_timeout"], "the gateway's problem is reported with vllm's")
     }
+
+    @Test("routes where vLLM generates tokens the gateway cannot meter are refused in the allow-list")
+    func unmeteredRoutes() {
+        let found = issues("vllm: {model: m}\ngateway:\n  allowed_endpoints: [\"POST /v1/chat/completions\", \"POST /v1/responses\", \"POST /invocations\", \"POST /tokenize\"]\n")
+        #expect(found.map(\.path) == ["gateway.allowed_endpoints", "gateway.allowed_endpoints"])
+        #expect(found[0].message.contains("'POST /v1/responses' makes vLLM generate tokens the gateway cannot meter yet"))
+        #expect(found[1].message.contains("'POST /invocations'"))
+    }
 }

@@ -76,6 +76,7 @@ struct AdmissionTests {
             }
             guard case .forward(let first) = decide(#"{"prompt":"x","max_tokens":600}"#) else { Issue.record("first refused"); return }
             #expect(first.admission.reservedTokens == 601)
+            limits.finish(first.admission, charged: 601)  // it ends; a running request would stay counted
             clock.advance(.seconds(59))
             guard case .reject(let refused) = decide(#"{"prompt":"x","max_tokens":600}"#) else { Issue.record("admitted into debt"); return }
             #expect(refused.error.status == .tooManyRequests)

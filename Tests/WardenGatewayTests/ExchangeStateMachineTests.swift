@@ -85,7 +85,7 @@ struct ExchangeStateMachineTests {
         #expect(outcome(machine.handle(.clientGone))?.charged == 19)
     }
 
-    @Test("never reaching vLLM costs nothing; a 4xx from vLLM costs nothing; a 5xx costs the reservation")
+    @Test("never reaching vLLM costs nothing; a 404 from vLLM costs nothing; a 400 (vLLM returns it after generating too) and a 5xx cost the reservation")
     func upstreamRefusals() {
         var unreachable = ExchangeStateMachine(request: .init(requestID: "r", keepAlive: true, reservedTokens: 50, dropUsageEvent: false,
                                                               visibleModels: [], isModelList: false))
@@ -94,10 +94,14 @@ struct ExchangeStateMachineTests {
         #expect(outcome(failed)?.charged == 0)
         #expect(outcome(failed)?.status == 503)
 
+        var unknownModel = machine()
+        _ = unknownModel.handle(.responseHead(Self.head(.notFound, eventStream: false)))
+        _ = unknownModel.handle(.responseBody(ByteBuffer(string: #"{"error":{"message":"The model `x` does not exist."}}"#)))
+        #expect(outcome(unknownModel.handle(.responseEnd))?.charged == 0)
         var refused = machine()
         _ = refused.handle(.responseHead(Self.head(.badRequest, eventStream: false)))
-        _ = refused.handle(.responseBody(ByteBuffer(string: #"{"error":{"message":"too long"}}"#)))
-        #expect(outcome(refused.handle(.responseEnd))?.charged == 0)
+        _ = refused.handle(.responseBody(ByteBuffer(string: #"{"error":{"message":"could not parse the output"}}"#)))
+        #expect(outcome(refused.handle(.responseEnd))?.charged == Self.reserved)
 
         var failedUpstream = machine()
         #expect(failedUpstream.handle(.responseHead(Self.head(.internalServerError, eventStream: false))).isEmpty, "5xx text is replaced")

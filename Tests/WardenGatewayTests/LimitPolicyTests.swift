@@ -49,13 +49,16 @@ struct LimitPolicyTests {
         var window = TokenWindow(perMinute: 6000)
         // A slot leaves the window when its last instant is 60 s old: the slot [0, 0.1 s) at 60.1 s.
         #expect(window.reserve(4000, now: .zero) == .admitted(remaining: 2000, resetAfter: .milliseconds(60_100)))
-        #expect(window.reserve(3000, now: .seconds(10)) == .rejected(retryAfter: .milliseconds(50_100)))
+        // Still running: its reservation leaves the window only when it ends, so no wait can be promised.
+        #expect(window.reserve(3000, now: .seconds(10)) == .rejected(retryAfter: .seconds(60)))
         window.settle(admittedAt: .zero, reserved: 4000, charged: 1000, now: .seconds(10))
         #expect(window.charged == 1000)
         #expect(window.reserve(3000, now: .seconds(20)) == .admitted(remaining: 2000, resetAfter: .milliseconds(60_100)))
         // Charged more than reserved (vLLM counted more prompt tokens than estimated): the window holds the overrun.
         window.settle(admittedAt: .seconds(20), reserved: 3000, charged: 4500, now: .seconds(30))
         #expect(window.charged == 5500)
+        // Both settled: the first slot's 1,000 leave at 60.1 s.
+        #expect(window.reserve(1000, now: .seconds(30)) == .rejected(retryAfter: .milliseconds(30_100)))
         #expect(window.peek(now: .seconds(60)).remaining == 500)
         #expect(window.peek(now: .milliseconds(60_100)).remaining == 1500)
         #expect(window.peek(now: .milliseconds(80_100)).remaining == 6000)
@@ -69,15 +72,35 @@ struct LimitPolicyTests {
         #expect(window.reserve(1000, now: .zero) == .admitted(remaining: 0, resetAfter: .milliseconds(60_100)))
     }
 
-    @Test("tokens: a request that outlives the window leaves only its overrun, counted from its end")
+    @Test("tokens: a request still running when its slot leaves the window stays counted until it ends; then only its overrun stays")
     func tokenWindowLongRequest() {
         var window = TokenWindow(perMinute: 1000)
         _ = window.reserve(600, now: .zero)
-        #expect(window.peek(now: .seconds(61)).remaining == 1000)
+        // Still generating at 61 s: its reservation is carried, so the key cannot start another minute's worth.
+        #expect(window.peek(now: .seconds(61)).remaining == 400)
+        #expect(window.reserve(600, now: .seconds(61)) == .rejected(retryAfter: .seconds(60)))
         window.settle(admittedAt: .zero, reserved: 600, charged: 700, now: .seconds(90))
-        #expect(window.peek(now: .seconds(90)).remaining == 900)
+        #expect(window.carried == 0)
+        #expect(window.peek(now: .seconds(90)).remaining == 900, "the 100 tokens beyond the reservation, counted from its end")
         window.settle(admittedAt: .seconds(5), reserved: 600, charged: 100, now: .seconds(90))
-        #expect(window.peek(now: .seconds(90)).remaining == 900)
+        #expect(window.peek(now: .seconds(90)).remaining == 900, "a settlement the window never counted changes nothing")
+        #expect(window.carried == 0)
+    }
+
+    @Test("tokens: two long requests of N/2 started at 0 s and another N at 60 s never add up to more than N counted")
+    func tokenWindowLongRequestsBound() {
+        var window = TokenWindow(perMinute: 1000)
+        #expect(window.reserve(500, now: .zero) != .exceedsLimit)
+        #expect(window.reserve(500, now: .zero) != .exceedsLimit)
+        guard case .rejected = window.reserve(1000, now: .seconds(60) + .milliseconds(100)) else {
+            Issue.record("admitted a new minute's worth while the first two still generate")
+            return
+        }
+        window.settle(admittedAt: .zero, reserved: 500, charged: 500, now: .seconds(100))
+        window.settle(admittedAt: .zero, reserved: 500, charged: 500, now: .seconds(100))
+        #expect(window.reserve(1000, now: .seconds(100)) == .admitted(remaining: 0, resetAfter: .milliseconds(60_100)))
+        window.settle(admittedAt: .seconds(100), reserved: 1000, charged: Int.max, now: .seconds(101))
+        #expect(window.peek(now: .seconds(101)).remaining == 0, "absurd counts saturate, never trap")
     }
 
     @Test("tokens: at 2,000 requests a second the window counts exactly the slots of the last 60 s")

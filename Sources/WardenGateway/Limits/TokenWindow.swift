@@ -3,8 +3,10 @@
 /// than the estimate), which is bounded by one reservation's prompt.
 ///
 /// A request reserves its worst case at admission; when it ends, its reservation is replaced by what it was charged.
-/// Charges are kept in 100 ms slots (at most 601 per key, whatever the request rate), and a slot leaves the window
-/// only when its last instant is 60 s old: the window errs by up to 100 ms on the safe side.
+/// A request still running when its slot leaves the window keeps its reservation counted until it ends, so tokens a
+/// long request generates late are never outside every window. Charges are kept in 100 ms slots (at most 601 per key,
+/// whatever the request rate), and a slot leaves the window only when its last instant is 60 s old: the window errs
+/// by up to 100 ms on the safe side.
 /// Pure value type: time is passed in (a monotonic `Duration` since any fixed origin), so tests drive it exactly.
 public struct TokenWindow: Sendable, Equatable {
     public static let length = Duration.seconds(60)
@@ -16,11 +18,18 @@ public struct TokenWindow: Sendable, Equatable {
     private var start = 0
     /// Sum of the slots in the window.
     private(set) public var charged = 0
+    /// Reservations of requests still running whose slots have left the window.
+    private(set) public var carried = 0
 
     struct Slot: Sendable, Equatable {
         var number: Int64
         var tokens: Int
+        /// The part of `tokens` reserved by requests not yet settled.
+        var unsettled: Int
     }
+
+    /// What counts against the limit now.
+    private var counted: Int { charged.saturatingAdded(carried) }
 
     public init(perMinute: Int) {
         self.perMinute = max(1, perMinute)
@@ -38,14 +47,14 @@ public struct TokenWindow: Sendable, Equatable {
     public mutating func evaluate(_ tokens: Int, now: Duration) -> Decision {
         expire(now)
         guard tokens <= perMinute else { return .exceedsLimit }
-        let excess = charged.saturatingAdded(tokens) - perMinute
+        let excess = counted.saturatingAdded(tokens) - perMinute
         guard excess <= 0 else { return .rejected(retryAfter: wait(toFree: excess, now: now)) }
-        return .admitted(remaining: perMinute - charged - tokens, resetAfter: Self.end(of: Self.slot(at: now)) + Self.length - now)
+        return .admitted(remaining: perMinute - counted - tokens, resetAfter: Self.end(of: Self.slot(at: now)) + Self.length - now)
     }
 
     /// Reserves `tokens` at `now` (after `evaluate` admitted them).
     public mutating func record(_ tokens: Int, now: Duration) {
-        add(tokens, toSlot: Self.slot(at: now))
+        add(tokens, unsettled: tokens, toSlot: Self.slot(at: now))
     }
 
     /// `evaluate`, and when admitted, `record`.
@@ -56,36 +65,48 @@ public struct TokenWindow: Sendable, Equatable {
     }
 
     /// Replaces a reservation made at `admittedAt` by what the request was charged. A request that outlived the
-    /// window leaves only what it was charged beyond its reservation, counted from now.
+    /// window stops being carried and leaves only what it was charged beyond its reservation, counted from now.
     public mutating func settle(admittedAt: Duration, reserved: Int, charged amount: Int, now: Duration) {
         expire(now)
+        // vLLM's counts are trusted, but no number may trap: far beyond any real request is as good as infinite.
+        let amount = min(amount, Self.ceiling), reserved = min(reserved, Self.ceiling)
+        // Clamped at 0: a request admitted before a reload replaced this window was never counted in it.
         if let index = index(ofSlot: Self.slot(at: admittedAt)) {
-            slots[index].tokens += amount - reserved
-            charged += amount - reserved
-        } else if amount > reserved {
-            add(amount - reserved, toSlot: Self.slot(at: now))
+            let before = slots[index].tokens
+            slots[index].tokens = max(0, before + amount - reserved)
+            slots[index].unsettled = max(0, slots[index].unsettled - reserved)
+            charged += slots[index].tokens - before
+        } else {
+            carried = max(0, carried - reserved)
+            if amount > reserved { add(amount - reserved, unsettled: 0, toSlot: Self.slot(at: now)) }
         }
     }
+
+    /// Token counts are clamped here before any arithmetic (2^48: far beyond any request).
+    static let ceiling = 1 << 48
 
     /// What `reserve` would report as remaining and reset now, without reserving.
     public mutating func peek(now: Duration) -> (remaining: Int, resetAfter: Duration) {
         expire(now)
-        guard let newest = slots.last, start < slots.count else { return (perMinute, .zero) }
-        return (max(0, perMinute - charged), max(.zero, Self.end(of: newest.number) + Self.length - now))
+        guard let newest = slots.last, start < slots.count else { return (max(0, perMinute - counted), .zero) }
+        return (max(0, perMinute - counted), max(.zero, Self.end(of: newest.number) + Self.length - now))
     }
 
-    private mutating func add(_ tokens: Int, toSlot number: Int64) {
+    private mutating func add(_ tokens: Int, unsettled: Int, toSlot number: Int64) {
+        let tokens = min(tokens, Self.ceiling)
         if let last = slots.last, start < slots.count, last.number == number {
-            slots[slots.count - 1].tokens = last.tokens.saturatingAdded(tokens)
+            slots[slots.count - 1].tokens += tokens
+            slots[slots.count - 1].unsettled += min(unsettled, Self.ceiling)
         } else {
-            slots.append(Slot(number: number, tokens: tokens))
+            slots.append(Slot(number: number, tokens: tokens, unsettled: min(unsettled, Self.ceiling)))
         }
-        charged = charged.saturatingAdded(tokens)
+        charged += tokens
     }
 
     private mutating func expire(_ now: Duration) {
         while start < slots.count, Self.end(of: slots[start].number) + Self.length <= now {
             charged -= slots[start].tokens
+            carried += slots[start].unsettled
             start += 1
         }
         if start > 32, start * 2 > slots.count {
@@ -98,9 +119,10 @@ public struct TokenWindow: Sendable, Equatable {
     private func wait(toFree excess: Int, now: Duration) -> Duration {
         var freed = 0
         for slot in slots[start...] {
-            freed += slot.tokens
+            freed += slot.tokens - slot.unsettled  // what is still running stays counted
             if freed >= excess { return Self.end(of: slot.number) + Self.length - now }
         }
+        // Only requests still running hold the rest: the earliest they can free it is unknown; a minute is a fair guess.
         return Self.length
     }
 
