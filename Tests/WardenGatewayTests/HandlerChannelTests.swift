@@ -112,6 +112,9 @@ struct PublicHealthTests {
     @Test("GET /health and /ping answer 200 with an empty body and no key while ready, 503 once draining; /version is refused; none reach vLLM")
     func health() async throws {
         try await withGateway { harness in
+            // The harness starts the gateway without its run loop (which re-probes every 2 s): probe once more here,
+            // so a first probe that lost a race on a loaded machine does not decide the test.
+            await harness.gateway.refreshUpstreamHealth()
             #expect(try await eventually { (try? request(port: harness.adminPort, "GET", "/readyz").status) == 200 })
             let before = try harness.upstreamRequests()
             let health = try request(port: harness.port, "GET", "/health")
