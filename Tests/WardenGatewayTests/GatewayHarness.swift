@@ -20,9 +20,11 @@ struct GatewayHarness {
 
     var bearer: [String: String] { ["Authorization": "Bearer \(key)"] }
 
-    /// Requests the simulator has seen on any route, except the gateway's own readiness probes of `/health`.
+    /// Requests the simulator has seen on any route, except the gateway's own readiness probes (`GET /health`,
+    /// `HEAD /v1/models`).
     func upstreamRequests() throws -> Int {
-        (try jsonObject(simulator.statsJSON)["requests"] as? [String: Int] ?? [:]).filter { $0.key != "GET /health" }.values.reduce(0, +)
+        (try jsonObject(simulator.statsJSON)["requests"] as? [String: Int] ?? [:])
+            .filter { $0.key != "GET /health" && $0.key != "HEAD /v1/models" }.values.reduce(0, +)
     }
 
     func simStat(_ name: String) throws -> Int { try jsonObject(simulator.statsJSON)[name] as? Int ?? -1 }

@@ -136,3 +136,17 @@ struct PublicHealthTests {
         }
     }
 }
+
+@Suite("gateway readiness checks vLLM's key")
+struct UpstreamKeyReadinessTests {
+    @Test("a gateway whose VLLM_API_KEY vLLM refuses is not ready, and /readyz says why")
+    func wrongKey() async throws {
+        try await withGateway(configure: { $0.upstreamKey = "not-vllms-key" }) { harness in
+            await harness.gateway.refreshUpstreamHealth()
+            let ready = try request(port: harness.adminPort, "GET", "/readyz")
+            #expect(ready.status == 503)
+            #expect(ready.body.contains("vLLM refuses the gateway's key"))
+            #expect(try request(port: harness.port, "GET", "/health").status == 503)
+        }
+    }
+}

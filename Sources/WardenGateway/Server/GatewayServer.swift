@@ -208,12 +208,13 @@ public final class GatewayServer: Service, Sendable {
     func refreshUpstreamHealth() async {
         let configuration = core.configuration
         let problem = await UpstreamHealth.probe(host: configuration.upstreamHost, port: configuration.upstreamPort,
-                                                 authority: configuration.upstreamAuthority, timeout: .seconds(2), group: group)
+                                                 authority: configuration.upstreamAuthority, upstreamKey: configuration.upstreamKey,
+                                                 timeout: .seconds(2), group: group)
         let previous = core.state.exchangeUpstreamProblem(problem)
         if let problem, problem != previous {
             core.logger.warning("not ready: vLLM is not usable", metadata: ["reason": "\(problem)"])
         } else if problem == nil, previous != nil {
-            core.logger.info("ready: vLLM answers /health", metadata: ["upstream": "\(configuration.upstreamAuthority)"])
+            core.logger.info("ready: vLLM answers /health and takes the gateway's key", metadata: ["upstream": "\(configuration.upstreamAuthority)"])
         }
     }
 

@@ -2,10 +2,33 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 
-/// Asks vLLM's `GET /health` on a fresh connection set up exactly as proxied ones are.
+/// Asks vLLM's `GET /health`, then whether it accepts the gateway's key (`HEAD /v1/models`: vLLM checks the key
+/// before routing, and a HEAD generates and returns nothing), each on a fresh connection set up exactly as proxied
+/// ones are.
 enum UpstreamHealth {
-    /// `nil` for a 200 within the timeout, else why vLLM is not usable (shown by `/readyz` and logged).
-    static func probe(host: String, port: Int, authority: String, timeout: TimeAmount, group: any EventLoopGroup) async -> String? {
+    /// `nil` when vLLM is healthy and takes the gateway's key, else why vLLM is not usable (shown by `/readyz`, logged).
+    static func probe(host: String, port: Int, authority: String, upstreamKey: String?, timeout: TimeAmount,
+                      group: any EventLoopGroup) async -> String? {
+        let health = await status(.GET, "/health", host: host, port: port, authority: authority, key: nil, timeout: timeout, group: group)
+        guard case .success(200) = health else { return describe(health, "/health", authority) }
+        // /health is open in vLLM; a key vLLM refuses would only show as a 502 on every proxied request.
+        let models = await status(.HEAD, "/v1/models", host: host, port: port, authority: authority, key: upstreamKey, timeout: timeout, group: group)
+        if case .success(401) = models {
+            return "vLLM refuses the gateway's key (\(upstreamKey == nil ? "none is set" : "VLLM_API_KEY differs")): give the gateway vLLM's VLLM_API_KEY (the env file both units read)"
+        }
+        return nil
+    }
+
+    private static func describe(_ result: Result<Int, any Error>, _ path: String, _ authority: String) -> String {
+        switch result {
+        case .success(let code): "GET \(path) on \(authority) answered \(code)"
+        case .failure(let error): "GET \(path) on \(authority) failed: \(error)"
+        }
+    }
+
+    /// The status of one request, or why there was none.
+    private static func status(_ method: HTTPMethod, _ path: String, host: String, port: Int, authority: String, key: String?, timeout: TimeAmount,
+                               group: any EventLoopGroup) async -> Result<Int, any Error> {
         let eventLoop = group.next()
         let status = eventLoop.makePromise(of: Int.self)
         do {
@@ -20,14 +43,15 @@ enum UpstreamHealth {
             var headers = HTTPHeaders()
             headers.add(name: "Host", value: authority)
             headers.add(name: "Connection", value: "close")
-            channel.write(HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/health", headers: headers)), promise: nil)
+            if let key { headers.add(name: "Authorization", value: "Bearer \(key)") }
+            channel.write(HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: headers)), promise: nil)
             channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
             let code = try await status.futureResult.get()
             channel.close(promise: nil)
-            return code == 200 ? nil : "GET /health on \(authority) answered \(code)"
+            return .success(code)
         } catch {
             status.fail(error)  // harmless when already completed by the handler
-            return "GET /health on \(authority) failed: \(error)"
+            return .failure(error)
         }
     }
 
