@@ -112,10 +112,7 @@ struct PublicHealthTests {
     @Test("GET /health and /ping answer 200 with an empty body and no key while ready, 503 once draining; /version is refused; none reach vLLM")
     func health() async throws {
         try await withGateway { harness in
-            // The harness starts the gateway without its run loop (which re-probes every 2 s): probe once more here,
-            // so a first probe that lost a race on a loaded machine does not decide the test.
-            await harness.gateway.refreshUpstreamHealth()
-            #expect(try await eventually { (try? request(port: harness.adminPort, "GET", "/readyz").status) == 200 })
+            #expect(await probeUntil(harness) { $0 == nil })
             let before = try harness.upstreamRequests()
             let health = try request(port: harness.port, "GET", "/health")
             #expect(health.status == 200)
@@ -142,11 +139,23 @@ struct UpstreamKeyReadinessTests {
     @Test("a gateway whose VLLM_API_KEY vLLM refuses is not ready, and /readyz says why")
     func wrongKey() async throws {
         try await withGateway(configure: { $0.upstreamKey = "not-vllms-key" }) { harness in
-            await harness.gateway.refreshUpstreamHealth()
+            #expect(await probeUntil(harness) { $0?.contains("vLLM refuses the gateway's key") == true })
             let ready = try request(port: harness.adminPort, "GET", "/readyz")
             #expect(ready.status == 503)
             #expect(ready.body.contains("vLLM refuses the gateway's key"))
             #expect(try request(port: harness.port, "GET", "/health").status == 503)
         }
     }
+}
+
+/// Probes vLLM until the readiness problem (`nil`: ready) is as expected (at most 30 times, 0.2 s apart). The harness
+/// starts the gateway without its run loop, which re-probes every 2 s; on a loaded machine one probe can time out,
+/// and one probe must not decide a test.
+func probeUntil(_ harness: GatewayHarness, _ expected: (String?) -> Bool) async -> Bool {
+    for _ in 0..<30 {
+        await harness.gateway.refreshUpstreamHealth()
+        if expected(harness.gateway.core.state.upstreamProblem) { return true }
+        try? await Task.sleep(for: .milliseconds(200))
+    }
+    return false
 }

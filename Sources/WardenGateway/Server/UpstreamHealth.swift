@@ -13,10 +13,12 @@ enum UpstreamHealth {
         guard case .success(200) = health else { return describe(health, "/health", authority) }
         // /health is open in vLLM; a key vLLM refuses would only show as a 502 on every proxied request.
         let models = await status(.HEAD, "/v1/models", host: host, port: port, authority: authority, key: upstreamKey, timeout: timeout, group: group)
-        if case .success(401) = models {
+        switch models {
+        case .success(401):
             return "vLLM refuses the gateway's key (\(upstreamKey == nil ? "none is set" : "VLLM_API_KEY differs")): give the gateway vLLM's VLLM_API_KEY (the env file both units read)"
+        case .success: return nil
+        case .failure: return describe(models, "/v1/models", authority)
         }
-        return nil
     }
 
     private static func describe(_ result: Result<Int, any Error>, _ path: String, _ authority: String) -> String {
