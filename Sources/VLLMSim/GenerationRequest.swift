@@ -2,7 +2,7 @@ import WardenJSON
 
 /// A chat or completion request after vLLM's validation: everything the generator needs, nothing else.
 struct GenerationRequest {
-    enum Kind { case chat, completion }
+    enum Kind { case chat, completion, responses, messages }
 
     struct Prompt {
         var text: String
@@ -19,6 +19,9 @@ struct GenerationRequest {
     var n: Int
     var maxTokens: Int
     var ignoreEOS: Bool
+    /// Responses API: the stored response continued, and whether it runs in the background.
+    var previousResponseID: String?
+    var background = false
 
     var promptTokens: Int { prompts.reduce(0) { $0 + $1.tokenCount } }
 
@@ -28,7 +31,8 @@ struct GenerationRequest {
     static let completionsDefaultMaxTokens = 16
 
     /// Validates a request body the way vLLM's protocol models and serving layer do.
-    static func parse(_ body: JSONValue, kind: Kind, configuration: SimulatorConfiguration) throws(SimulatorError) -> GenerationRequest {
+    static func parse(_ body: JSONValue, kind: Kind, configuration: SimulatorConfiguration, batch: Bool = false,
+                      storedContext: (String) -> String? = { _ in nil }) throws(SimulatorError) -> GenerationRequest {
         guard case .object = body else { throw .validation("", "Input should be a valid dictionary or object") }
         var model = configuration.servedModelName
         if let value = body["model"], !value.isNull {
@@ -37,9 +41,21 @@ struct GenerationRequest {
             model = name
         }
         let prompts: [Prompt]
+        var previousResponseID: String?
         switch kind {
-        case .chat: prompts = [try chatPrompt(body)]
+        case .chat: prompts = batch ? try batchPrompts(body) : [try chatPrompt(body)]
         case .completion: prompts = try completionPrompts(body)
+        case .responses:
+            previousResponseID = try optionalString(body, "previous_response_id")
+            var context = ""
+            if let previous = previousResponseID {
+                guard let stored = storedContext(previous) else {
+                    throw SimulatorError(status: 404, type: "invalid_request_error", message: "Response with id '\(previous)' not found.", param: nil)
+                }
+                context = stored
+            }
+            prompts = [try NamedRequests.responsesPrompt(body, context: context)]
+        case .messages: prompts = [try NamedRequests.messagesPrompt(body)]
         }
 
         let stream = try optionalBool(body, "stream") ?? false
@@ -59,8 +75,14 @@ struct GenerationRequest {
         guard n >= 1 else { throw .badRequest("n must be at least 1, got \(n).", param: "n") }
         guard n <= maxSequences else { throw .badRequest("n must be at most \(maxSequences), got \(n).", param: "n") }
 
+        if batch, stream { throw .badRequest("Streaming is not supported for batched chat completions.", param: "stream") }
         let requested: Int?
         switch kind {
+        case .responses:
+            requested = try optionalInt(body, "max_output_tokens")
+        case .messages:
+            guard let cap = try optionalInt(body, "max_tokens") else { throw .validation("max_tokens", "Field required") }
+            requested = cap
         case .chat:
             // max_completion_tokens wins; a null one falls through to max_tokens.
             let completionCap = try optionalInt(body, "max_completion_tokens")
@@ -88,10 +110,24 @@ struct GenerationRequest {
         }
         let ignoreEOS = try optionalBool(body, "ignore_eos") ?? false
         return GenerationRequest(kind: kind, model: model, prompts: prompts, stream: stream, includeUsage: includeUsage,
-                                 continuousUsage: continuousUsage, n: n, maxTokens: maxTokens, ignoreEOS: ignoreEOS)
+                                 continuousUsage: continuousUsage, n: n, maxTokens: maxTokens, ignoreEOS: ignoreEOS,
+                                 previousResponseID: previousResponseID, background: try optionalBool(body, "background") ?? false)
     }
 
-    private static func chatPrompt(_ body: JSONValue) throws(SimulatorError) -> Prompt {
+    /// `/v1/chat/completions/batch`: `messages` is a list of conversations, one prompt each.
+    private static func batchPrompts(_ body: JSONValue) throws(SimulatorError) -> [Prompt] {
+        guard let conversations = body["messages"]?.arrayValue, !conversations.isEmpty else {
+            throw .validation("messages", "Input should be a non-empty list of conversations")
+        }
+        var prompts: [Prompt] = []
+        for (index, conversation) in conversations.enumerated() {
+            guard conversation.arrayValue != nil else { throw .validation("messages.\(index)", "Input should be a valid list") }
+            prompts.append(try chatPrompt(.object([("messages", conversation)])))
+        }
+        return prompts
+    }
+
+    static func chatPrompt(_ body: JSONValue) throws(SimulatorError) -> Prompt {
         guard let messages = body["messages"] else { throw .validation("messages", "Field required") }
         guard let list = messages.arrayValue else { throw .validation("messages", "Input should be a valid list") }
         var parsed: [ChatMessage] = []
@@ -158,6 +194,12 @@ struct GenerationRequest {
         guard let value = object[key], !value.isNull else { return nil }
         guard let flag = value.boolValue else { throw .validation(location ?? key, "Input should be a valid boolean") }
         return flag
+    }
+
+    static func optionalString(_ object: JSONValue, _ key: String) throws(SimulatorError) -> String? {
+        guard let value = object[key], !value.isNull else { return nil }
+        guard let text = value.stringValue else { throw .validation(key, "Input should be a valid string") }
+        return text
     }
 
     static func optionalInt(_ object: JSONValue, _ key: String) throws(SimulatorError) -> Int? {

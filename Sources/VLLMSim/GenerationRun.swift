@@ -9,7 +9,9 @@ final class GenerationRun {
 
     private let id: UInt64
     private let plan: GenerationPlan
-    private let encoder: ResponseEncoder
+    private var encoder: ResponseEncoder
+    /// `METHOD /path`, for the per-route counts of `/sim/stats`.
+    private let route: String
     private let core: SimulatorCore
     private let context: ChannelHandlerContext
     private let keepAlive: Bool
@@ -29,9 +31,10 @@ final class GenerationRun {
         var errorAfterTokens: Int?
     }
 
-    init(id: UInt64, plan: GenerationPlan, encoder: ResponseEncoder, core: SimulatorCore, context: ChannelHandlerContext,
+    init(id: UInt64, route: String, plan: GenerationPlan, encoder: ResponseEncoder, core: SimulatorCore, context: ChannelHandlerContext,
          keepAlive: Bool, timing: Timing, onFinished: @escaping (GenerationRun) -> Void) {
         self.id = id
+        self.route = route
         self.plan = plan
         self.encoder = encoder
         self.core = core
@@ -125,22 +128,24 @@ final class GenerationRun {
     private func firstToken() {
         let elapsed = NIODeadline.now() - arrival
         core.state.recordTimeToFirstToken(seconds: Double(elapsed.nanoseconds) / 1e9)
-        guard request.stream, request.kind == .chat else { return }
-        for choice in 0..<plan.choiceCount {
-            let usage = request.continuousUsage ? Usage(promptTokens: request.promptTokens, completionTokens: 0) : nil
-            write(encoder.roleChunk(choice: choice, usage: usage))
-        }
+        guard request.stream else { return }
+        let usage = request.continuousUsage ? Usage(promptTokens: request.promptTokens, completionTokens: 0) : nil
+        write(encoder.opening(choices: plan.choiceCount, usage: usage, request: request))
     }
 
     private func complete() {
         let usage = Usage(promptTokens: request.promptTokens, completionTokens: generatedTokens)
+        let texts = (0..<plan.choiceCount).map { plan.text(choice: $0, tokens: step) }
+        if request.kind == .responses {
+            // Stored, as vLLM's `store` default keeps it: retrievable, and the context of a continuation.
+            core.state.storeResponse(id: encoder.id, object: encoder.responseObject(status: "completed", text: texts[0], usage: usage, request: request),
+                                     context: request.prompts[0].text + texts[0])
+        }
         if request.stream {
-            if request.includeUsage { write(encoder.usageChunk(usage)) }
-            write(ResponseEncoder.done)
+            write(encoder.closing(usage: usage, text: texts[0], finishReason: plan.finishReason, request: request))
             endResponse(.init(rawValue: plan.finishReason) ?? .stop)
         } else {
-            let texts = (0..<plan.choiceCount).map { plan.text(choice: $0, tokens: step) }
-            let body = encoder.completeResponse(texts: texts, finishReason: plan.finishReason, usage: usage)
+            let body = encoder.completeResponse(texts: texts, finishReason: plan.finishReason, usage: usage, request: request)
             finish(.init(rawValue: plan.finishReason) ?? .stop)
             HTTPResponseWriter.respond(context, status: .ok, contentType: "application/json", body: body, keepAlive: keepAlive)
         }
@@ -150,8 +155,7 @@ final class GenerationRun {
     private func failMidway() {
         let error = SimulatorError.engineError("Simulated engine failure after \(step) tokens (x-sim-fault error-after).")
         if request.stream {
-            write(ResponseEncoder.errorEvent(error))
-            write(ResponseEncoder.done)
+            write(encoder.midStreamError(error))
             endResponse(.error)
         } else {
             finish(.error)
@@ -169,6 +173,7 @@ final class GenerationRun {
     }
 
     private func write(_ event: String) {
+        guard !event.isEmpty else { return }
         let buffer = context.channel.allocator.buffer(string: event)
         context.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(buffer))), promise: nil)
     }
@@ -183,7 +188,7 @@ final class GenerationRun {
         guard phase == .running || phase == .abortedWhileQueued else { return }
         phase = .finished
         scheduled?.cancel()
-        core.state.finish(reason, promptTokens: request.promptTokens, generatedTokens: generatedTokens)
+        core.state.finish(reason, route: route, promptTokens: request.promptTokens, generatedTokens: generatedTokens)
         onFinished(self)
     }
 }

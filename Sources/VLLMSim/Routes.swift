@@ -1,6 +1,14 @@
 /// The endpoints the simulator serves, as vLLM's API server exposes them.
 enum Route: Equatable {
-    case models, chatCompletions, completions, embeddings, tokenize, detokenize
+    case models, chatCompletions, completions, tokenize, detokenize
+    case batchChat, responses, messages, countTokens
+    /// `GET /v1/responses/{id}`, `POST /v1/responses/{id}/cancel`.
+    case storedResponse(String), cancelResponse(String)
+    /// Embeddings and the other pooling routes, by path.
+    case pooling(String)
+    case audio(String)
+    /// `/v1/chat/completions/render`, `/v1/completions/render`: the prompt vLLM would run, no generation.
+    case render(String)
     case health, metrics, version, load
     /// SageMaker's entry point: the same inference as `/v1`, never authenticated.
     case invocations
@@ -14,7 +22,14 @@ enum Route: Equatable {
             "/v1/models": ["GET": .models],
             "/v1/chat/completions": ["POST": .chatCompletions],
             "/v1/completions": ["POST": .completions],
-            "/v1/embeddings": ["POST": .embeddings],
+            "/v1/chat/completions/batch": ["POST": .batchChat],
+            "/v1/chat/completions/render": ["POST": .render("/v1/chat/completions/render")],
+            "/v1/completions/render": ["POST": .render("/v1/completions/render")],
+            "/v1/responses": ["POST": .responses],
+            "/v1/messages": ["POST": .messages],
+            "/v1/messages/count_tokens": ["POST": .countTokens],
+            "/v1/audio/transcriptions": ["POST": .audio("/v1/audio/transcriptions")],
+            "/v1/audio/translations": ["POST": .audio("/v1/audio/translations")],
             "/tokenize": ["POST": .tokenize],
             "/detokenize": ["POST": .detokenize],
             "/health": ["GET": .health],
@@ -29,10 +44,10 @@ enum Route: Equatable {
         ]
         let controlPosts = ["/pause", "/resume", "/sleep", "/wake_up", "/collective_rpc", "/v1/load_lora_adapter",
                             "/v1/unload_lora_adapter", "/reset_prefix_cache", "/reset_mm_cache", "/reset_encoder_cache",
-                            "/scale_elastic_ep", "/pooling", "/classify", "/score", "/rerank", "/v1/score", "/v1/rerank",
-                            "/v2/rerank", "/v2/embed", "/update_weights", "/init_weight_transfer_engine", "/abort_requests",
+                            "/scale_elastic_ep", "/update_weights", "/init_weight_transfer_engine", "/abort_requests",
                             "/start_profile", "/stop_profile", "/inference/v1/generate", "/generative_scoring"]
         for path in controlPosts { table[path] = ["POST": .control(path)] }
+        for path in PoolingRoutes.paths { table[path] = ["POST": .pooling(path)] }
         let controlGets = ["/is_paused", "/is_sleeping", "/is_scaling_elastic_ep", "/get_world_size", "/server_info",
                            "/tokenizer_info", "/openapi.json", "/docs", "/redoc"]
         for path in controlGets { table[path] = ["GET": .control(path)] }
@@ -40,6 +55,15 @@ enum Route: Equatable {
     }()
 
     static func resolve(method: String, path: String) -> Route {
+        let segments = path.split(separator: "/", omittingEmptySubsequences: false)
+        if segments.count >= 4, segments[1] == "v1", segments[2] == "responses", !segments[3].isEmpty {
+            let id = String(segments[3])
+            switch (segments.count, method) {
+            case (4, "GET"): return .storedResponse(id)
+            case (5, "POST") where segments[4] == "cancel": return .cancelResponse(id)
+            default: return .notFound
+            }
+        }
         guard let methods = table[path] else { return .notFound }
         return methods[method] ?? .methodNotAllowed
     }

@@ -95,6 +95,18 @@ final class SimulatorHTTPHandler: ChannelInboundHandler {
             generate(context: context, head: head, kind: .chat, keepAlive: keepAlive)
         case .completions:
             generate(context: context, head: head, kind: .completion, keepAlive: keepAlive)
+        case .batchChat:
+            generate(context: context, head: head, kind: .chat, batch: true, keepAlive: keepAlive)
+        case .responses:
+            generate(context: context, head: head, kind: .responses, keepAlive: keepAlive)
+        case .messages:
+            generate(context: context, head: head, kind: .messages, keepAlive: keepAlive)
+        case .pooling(let route):
+            let (status, headers, answer) = PoolingRoutes.answer(route, body: body, core: core)
+            HTTPResponseWriter.respond(context, status: status, contentType: headers.contentType, body: answer, keepAlive: keepAlive,
+                                       extraHeaders: headers.extra)
+        case .audio(let route):
+            AudioRoutes.answer(route, head: head, body: body, core: core, context: context, keepAlive: keepAlive)
         case .invocations:
             // SageMaker: the body's shape picks the handler.
             let kind: GenerationRequest.Kind = (try? JSONValue.parse(body.readableBytesView))?["messages"] != nil ? .chat : .completion
@@ -130,7 +142,7 @@ final class SimulatorHTTPHandler: ChannelInboundHandler {
         }
     }
 
-    private func generate(context: ChannelHandlerContext, head: HTTPRequestHead, kind: GenerationRequest.Kind, keepAlive: Bool) {
+    private func generate(context: ChannelHandlerContext, head: HTTPRequestHead, kind: GenerationRequest.Kind, batch: Bool = false, keepAlive: Bool) {
         let configuration = core.configuration
         let fail = { (error: SimulatorError) in
             self.core.state.countFailure()
@@ -151,7 +163,9 @@ final class SimulatorHTTPHandler: ChannelInboundHandler {
         let request: GenerationRequest
         do {
             let document = try JSONValue.parse(body.readableBytesView)
-            request = try GenerationRequest.parse(document, kind: kind, configuration: configuration)
+            let state = core.state
+            request = try GenerationRequest.parse(document, kind: kind, configuration: configuration, batch: batch,
+                                                  storedContext: { state.storedResponse($0)?.context })
         } catch let error as SimulatorError {
             return fail(error)
         } catch {
@@ -171,7 +185,14 @@ final class SimulatorHTTPHandler: ChannelInboundHandler {
             interTokenLatency: .init(overrides.interTokenLatency ?? configuration.interTokenLatency),
             closeAfterTokens: overrides.closeAfterTokens ?? faults.closeAfterTokens,
             errorAfterTokens: overrides.errorAfterTokens ?? faults.errorAfterTokens)
-        let generation = GenerationRun(id: id, plan: plan, encoder: encoder, core: core, context: context, keepAlive: keepAlive,
+        if request.background {
+            // Queued and stored; the simulator does not run background work (the gateway refuses it by default).
+            let object = encoder.responseObject(status: "queued", text: nil, usage: nil, request: request)
+            core.state.storeResponse(id: encoder.id, object: object, context: request.prompts[0].text)
+            HTTPResponseWriter.respond(context, status: .ok, contentType: "application/json", body: object, keepAlive: keepAlive)
+            return
+        }
+        let generation = GenerationRun(id: id, route: "\(head.method.rawValue) \(String(head.uri.prefix { $0 != "?" }))", plan: plan, encoder: encoder, core: core, context: context, keepAlive: keepAlive,
                                        timing: timing) { [weak self] finished in
             if self?.run === finished { self?.run = nil }
         }

@@ -51,6 +51,9 @@ enum SimulatorReports {
             ("failed", .number(String(counters.failed))),
             ("prompt_tokens", .number(String(counters.promptTokens))),
             ("generated_tokens", .number(String(counters.generatedTokens))),
+            ("routes", .object(counters.tokensByRoute.sorted { $0.key < $1.key }.map {
+                ($0.key, .object([("prompt_tokens", .number(String($0.value.prompt))), ("generated_tokens", .number(String($0.value.generated)))]))
+            })),
             ("last_request_path", .string(counters.lastRequestPath)),
             ("last_request_headers", headers),
             ("last_request_body", .string(String(buffer: counters.lastRequestBody))),

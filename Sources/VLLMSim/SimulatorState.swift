@@ -18,6 +18,10 @@ final class SimulatorState: Sendable {
         var failed = 0
         var promptTokens = 0
         var generatedTokens = 0
+        /// Per `METHOD /path`: prompt and generated tokens, so every meter is checked against its route's count.
+        var tokensByRoute: [String: (prompt: Int, generated: Int)] = [:]
+        /// Responses API store: id → the response object and the context a continuation prepends.
+        var storedResponses: [String: (object: String, context: String)] = [:]
         var finishedByReason: [String: Int] = [:]
         var timeToFirstToken = Histogram(bounds: Histogram.vllmTimeToFirstTokenBounds)
         /// Kept as received (copy-on-write values) and turned into text only when `/sim/stats` is read.
@@ -86,11 +90,13 @@ final class SimulatorState: Sendable {
     }
 
     /// Ends a running request, counts its tokens, and starts the next waiting one.
-    func finish(_ reason: FinishReason, promptTokens: Int, generatedTokens: Int) {
+    func finish(_ reason: FinishReason, route: String, promptTokens: Int, generatedTokens: Int) {
         let next: (@Sendable () -> Void)? = counters.withLock { counters in
             counters.running -= 1
             counters.promptTokens += promptTokens
             counters.generatedTokens += generatedTokens
+            counters.tokensByRoute[route, default: (0, 0)].prompt += promptTokens
+            counters.tokensByRoute[route, default: (0, 0)].generated += generatedTokens
             counters.finishedByReason[reason.rawValue, default: 0] += 1
             switch reason {
             case .stop, .length: counters.completed += 1
@@ -102,6 +108,25 @@ final class SimulatorState: Sendable {
             return counters.waiting.removeFirst().start
         }
         next?()
+    }
+
+    /// Counts a request answered at once, without the scheduler (pooling, audio).
+    func countImmediate(route: String, promptTokens: Int, generatedTokens: Int = 0) {
+        counters.withLock { counters in
+            counters.completed += 1
+            counters.promptTokens += promptTokens
+            counters.generatedTokens += generatedTokens
+            counters.tokensByRoute[route, default: (0, 0)].prompt += promptTokens
+            counters.tokensByRoute[route, default: (0, 0)].generated += generatedTokens
+        }
+    }
+
+    func storeResponse(id: String, object: String, context: String) {
+        counters.withLock { $0.storedResponses[id] = (object, context) }
+    }
+
+    func storedResponse(_ id: String) -> (object: String, context: String)? {
+        counters.withLock { $0.storedResponses[id] }
     }
 
     /// Counts a request refused before it ran (validation, injected failure).
@@ -120,7 +145,9 @@ final class SimulatorState: Sendable {
             let faults = counters.faults
             let waiting = counters.waiting
             let running = counters.running
+            let stored = counters.storedResponses
             counters = Counters(faults: faults)
+            counters.storedResponses = stored
             counters.waiting = waiting
             counters.running = running
         }

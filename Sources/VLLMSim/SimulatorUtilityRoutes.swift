@@ -7,14 +7,29 @@ import WardenJSON
 enum SimulatorUtilityRoutes {
     static func answer(_ route: Route, body: ByteBuffer, core: SimulatorCore) -> (HTTPResponseStatus, String) {
         let configuration = core.configuration
-        do {
+        do throws(SimulatorError) {
             switch route {
             case .models: return (.ok, models(core))
             case .version: return (.ok, "{\"version\":\"\(configuration.version)\"}")
             case .load: return (.ok, "{\"server_load\":\(core.state.inFlight)}")
             case .tokenize: return (.ok, try tokenize(try parseBody(body), configuration: configuration))
             case .detokenize: return (.ok, try detokenize(try parseBody(body), configuration: configuration))
-            case .embeddings: return (.ok, try embeddings(try parseBody(body), configuration: configuration))
+            case .countTokens:
+                let document = try parseBody(body)
+                _ = try checkModel(document, configuration)
+                return (.ok, "{\"input_tokens\":\(try NamedRequests.messagesPrompt(document).tokenCount)}")
+            case .render(let path): return (.ok, try render(path, try parseBody(body), configuration: configuration))
+            case .storedResponse(let id):
+                guard let stored = core.state.storedResponse(id) else { throw responseNotFound(id) }
+                return (.ok, stored.object)
+            case .cancelResponse(let id):
+                guard let stored = core.state.storedResponse(id) else { throw responseNotFound(id) }
+                guard stored.object.contains("\"status\":\"queued\"") || stored.object.contains("\"status\":\"in_progress\"") else {
+                    throw SimulatorError.badRequest("Cannot cancel a synchronous response.")
+                }
+                let cancelled = stored.object.replacing("\"status\":\"queued\"", with: "\"status\":\"cancelled\"", maxReplacements: 1)
+                core.state.storeResponse(id: id, object: cancelled, context: stored.context)
+                return (.ok, cancelled)
             case .control(let path): return (.ok, controlAnswer(path))
             default: return (.notFound, "{\"detail\":\"Not Found\"}")
             }
@@ -32,7 +47,7 @@ enum SimulatorUtilityRoutes {
         }
     }
 
-    private static func checkModel(_ body: JSONValue, _ configuration: SimulatorConfiguration) throws(SimulatorError) -> String {
+    static func checkModel(_ body: JSONValue, _ configuration: SimulatorConfiguration) throws(SimulatorError) -> String {
         guard let value = body["model"], !value.isNull else { return configuration.servedModelName }
         guard let name = value.stringValue else { throw .validation("model", "Input should be a valid string") }
         guard name == configuration.servedModelName else { throw .unknownModel(name) }
@@ -47,6 +62,21 @@ enum SimulatorUtilityRoutes {
         let created = core.startedAt
         let permission = "{\"id\":\"modelperm-sim\",\"object\":\"model_permission\",\"created\":\(created),\"allow_create_engine\":false,\"allow_sampling\":true,\"allow_logprobs\":true,\"allow_search_indices\":false,\"allow_view\":true,\"allow_fine_tuning\":false,\"organization\":\"*\",\"group\":null,\"is_blocking\":false}"
         return "{\"object\":\"list\",\"data\":[{\"id\":\(name),\"object\":\"model\",\"created\":\(created),\"owned_by\":\"vllm\",\"root\":\(root),\"parent\":null,\"max_model_len\":\(configuration.maxModelLen),\"permission\":[\(permission)]}]}"
+    }
+
+    private static func responseNotFound(_ id: String) -> SimulatorError {
+        SimulatorError(status: 404, type: "invalid_request_error", message: "Response with id '\(id)' not found.", param: nil)
+    }
+
+    /// The render routes: the prompt vLLM would run, tokenised, without generating.
+    static func render(_ path: String, _ body: JSONValue, configuration: SimulatorConfiguration) throws(SimulatorError) -> String {
+        _ = try checkModel(body, configuration)
+        let prompt = path == "/v1/chat/completions/render"
+            ? try GenerationRequest.chatPrompt(body)
+            : GenerationRequest.Prompt(text: body["prompt"]?.stringValue ?? "", tokenCount: FakeTokenizer.count(body["prompt"]?.stringValue ?? "", addSpecialTokens: true))
+        var quoted = ""
+        quoted.appendJSONString(prompt.text)
+        return "{\"prompt\":\(quoted),\"prompt_token_count\":\(prompt.tokenCount)}"
     }
 
     /// `/tokenize`: a completion-style `prompt` or a chat-style `messages` list.
@@ -88,38 +118,7 @@ enum SimulatorUtilityRoutes {
         return "{\"prompt\":\(quoted)}"
     }
 
-    /// Deterministic 8-dimensional unit vectors, one per input.
-    static func embeddings(_ body: JSONValue, configuration: SimulatorConfiguration) throws(SimulatorError) -> String {
-        let model = try checkModel(body, configuration)
-        guard let input = body["input"], !input.isNull else { throw .validation("input", "Field required") }
-        var texts: [String] = []
-        var tokenCount = 0
-        if let text = input.stringValue {
-            texts = [text]
-        } else if let items = input.arrayValue, !items.isEmpty {
-            if items.allSatisfy({ $0.intValue != nil }) {
-                texts = [items.compactMap(\.intValue).map(String.init).joined(separator: ",")]
-                tokenCount = items.count
-            } else {
-                for (index, item) in items.enumerated() {
-                    guard let text = item.stringValue else { throw .validation("input.\(index)", "Input should be a valid string") }
-                    texts.append(text)
-                }
-            }
-        } else {
-            throw .validation("input", "Input should be a valid string or list")
-        }
-        if tokenCount == 0 { tokenCount = texts.reduce(0) { $0 + FakeTokenizer.count($1, addSpecialTokens: true) } }
-        var quotedModel = ""
-        quotedModel.appendJSONString(model)
-        let data = texts.enumerated().map { index, text in
-            "{\"index\":\(index),\"object\":\"embedding\",\"embedding\":[\(vector(for: text).map { String($0) }.joined(separator: ","))]}"
-        }
-        let created = epochSeconds()
-        return "{\"id\":\"embd-sim\(created)\",\"object\":\"list\",\"created\":\(created),\"model\":\(quotedModel),\"data\":[\(data.joined(separator: ","))],\"usage\":{\"prompt_tokens\":\(tokenCount),\"total_tokens\":\(tokenCount),\"completion_tokens\":0,\"prompt_tokens_details\":null}}"
-    }
-
-    private static func vector(for text: String) -> [Double] {
+    static func vector(for text: String) -> [Double] {
         var seed = FakeTokenizer.seed(of: text)
         var values: [Double] = []
         for _ in 0..<8 {

@@ -20,10 +20,13 @@ public final class VLLMSimulator: Service, Sendable {
     private let server = NIOLockedValueBox<(any Channel)?>(nil)
     private let connections = ConnectionRegistry()
     private let logger: Logger
+    private let lastResponse = NIOLockedValueBox<[UInt8]>([])
+    private let recordsResponses: Bool
 
     public init(configuration: SimulatorConfiguration, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-                logger: Logger = Logger(label: "vllm-sim")) {
+                logger: Logger = Logger(label: "vllm-sim"), recordsResponses: Bool = false) {
         self.configuration = configuration
+        self.recordsResponses = recordsResponses
         self.core = SimulatorCore(configuration: configuration, startedAt: epochSeconds())
         self.group = group
         self.logger = logger
@@ -33,8 +36,10 @@ public final class VLLMSimulator: Service, Sendable {
     @discardableResult
     public func start(host: String, port: Int) async throws -> Int {
         let core = self.core
+        let recorder = recordsResponses ? lastResponse : nil
         let bootstrap = connections.httpServerBootstrap(group: group) { pipeline in
             try pipeline.configureHTTPServerPipeline(withErrorHandling: true)
+            if let recorder { try pipeline.addHandler(ResponseRecorder(store: recorder)) }
             try pipeline.addHandler(SimulatorHTTPHandler(core: core))
         }
         let listener = try await bootstrap.bind(host: host, port: port).get()
@@ -46,6 +51,12 @@ public final class VLLMSimulator: Service, Sendable {
 
     /// Statistics as `GET /sim/stats` reports them, for in-process tests.
     public var statsJSON: String { SimulatorReports.stats(core.state.snapshot()) }
+
+    /// The body bytes of the last complete response, as written (only with `recordsResponses`).
+    public var lastResponseBody: [UInt8] { lastResponse.withLockedValue { $0 } }
+
+    /// Zeroes the counters of `/sim/stats` (what `POST /sim/reset` does); stored responses are kept.
+    public func resetStats() throws { core.state.reset() }
 
     /// Requests admitted or queued and not yet finished.
     public var inFlight: Int { core.state.inFlight }

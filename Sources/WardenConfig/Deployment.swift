@@ -102,16 +102,19 @@ extension Deployment {
         public var maxConnectionsPerAddress: Int = 256
         /// Seconds a client may leave its stream unread before the request is ended (and charged its reservation).
         public var writeTimeout: Int = 60
+        /// Tokens per request for allowed routes Warden has no meter for (`"POST /invocations": 4000`): charged
+        /// the request's usage when its response carries an OpenAI `usage`, else this.
+        public var routeCosts: [String: Int] = [:]
+        /// Tokens one second of audio costs on `/v1/audio/*`; those routes cannot be allowed without it.
+        public var audioTokensPerSecond: Int?
+        /// `POST /v1/responses` with `background: true` (vLLM generates after the POST returns, out of the
+        /// gateway's sight): refused unless true, and then charged its whole reservation.
+        public var allowBackgroundResponses = false
 
         /// Headers the gateway sets itself or that change framing or metering: never taken from a client.
         public static let reservedHeaders: Set<String> = ["authorization", "host", "content-length", "transfer-encoding", "connection",
                                                            "x-request-id", "x-forwarded-for", "accept-encoding", "expect", "upgrade", "te",
                                                            "keep-alive", "proxy-authorization", "cookie"]
-
-        /// Routes on which vLLM generates tokens whose usage the gateway does not read yet (their own usage shapes, or
-        /// the chat handlers behind another path): allowing one would let any key past its token limit.
-        public static let unmeteredGeneratingRoutes = ["/v1/responses", "/v1/messages", "/v1/audio/transcriptions", "/v1/audio/translations",
-                                                       "/v1/chat/completions/batch", "/invocations", "/inference/v1/generate"]
 
         public static let defaultAllowedEndpoints = [
             "POST /v1/chat/completions", "POST /v1/completions", "POST /v1/embeddings", "GET /v1/models",
@@ -131,6 +134,9 @@ extension Deployment {
             case maxConnections = "max_connections"
             case maxConnectionsPerAddress = "max_connections_per_address"
             case writeTimeout = "write_timeout"
+            case routeCosts = "route_costs"
+            case audioTokensPerSecond = "audio_tokens_per_second"
+            case allowBackgroundResponses = "allow_background_responses"
         }
     }
 

@@ -3,7 +3,6 @@ struct DeploymentReader {
     let issues: IssueCollector
 
     static let portRange = 1...65_535
-    static let httpMethods: Set<String> = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
     func read(_ root: MappingReader) -> Deployment? {
         let vllmSection = root.section("vllm")
@@ -35,9 +34,7 @@ struct DeploymentReader {
            listen.host == vllmAddress.host || ["0.0.0.0", "::"].contains(listen.host) || ["0.0.0.0", "::"].contains(vllmAddress.host) {
             gatewaySection?.report("listen", "\(gateway.listen) is vLLM's own address (vllm.host:vllm.port): the gateway would proxy to itself; give one of them another port")
         }
-        for entry in gateway.allowedEndpoints where Deployment.Gateway.unmeteredGeneratingRoutes.contains(where: { entry.hasSuffix(" " + $0) }) {
-            gatewaySection?.report("allowed_endpoints", "'\(entry)' makes vLLM generate tokens the gateway cannot meter yet: every key's token limit would stop holding there; remove it")
-        }
+        checkMeters(gateway, gatewaySection)
         if gateway.tls != nil {
             gatewaySection?.report("tls", "serving TLS directly is not implemented yet (the gateway would refuse to start): remove it and terminate TLS in Caddy or nginx in front, listed in gateway.trusted_proxies")
         }
@@ -131,6 +128,9 @@ struct DeploymentReader {
         gateway.maxConnections = section.int("max_connections", in: 16...1_000_000) ?? gateway.maxConnections
         gateway.maxConnectionsPerAddress = section.int("max_connections_per_address", in: 1...1_000_000) ?? gateway.maxConnectionsPerAddress
         gateway.writeTimeout = section.seconds("write_timeout", in: 1...3600) ?? gateway.writeTimeout
+        gateway.routeCosts = routeCosts(section)
+        gateway.audioTokensPerSecond = section.int("audio_tokens_per_second", in: 1...100_000)
+        gateway.allowBackgroundResponses = section.bool("allow_background_responses") ?? gateway.allowBackgroundResponses
         section.finish()
         return gateway
     }
@@ -215,9 +215,40 @@ struct DeploymentReader {
         return entries
     }
 
-    private func isValidEndpoint(_ text: String) -> Bool {
-        let parts = text.split(separator: " ", omittingEmptySubsequences: true)
-        return parts.count == 2 && Self.httpMethods.contains(String(parts[0])) && parts[1].hasPrefix("/")
+    private func isValidEndpoint(_ text: String) -> Bool { RouteTemplate(text) != nil }
+
+    /// `route_costs`: `METHOD /path` → whole tokens per request.
+    private func routeCosts(_ section: MappingReader) -> [String: Int] {
+        guard let map = section.stringMap("route_costs") else { return [:] }
+        var costs: [String: Int] = [:]
+        for (entry, value) in map {
+            guard let template = RouteTemplate(entry) else {
+                section.report("route_costs", "'\(entry)' must be `METHOD /path`, e.g. `POST /invocations`")
+                continue
+            }
+            guard let cost = Int(value), (0...10_000_000).contains(cost) else {
+                section.report("route_costs", "'\(entry)': '\(value)' must be a whole number of tokens from 0 to 10000000")
+                continue
+            }
+            costs[template.description] = cost
+        }
+        return costs
+    }
+
+    /// Every allowed route has a meter, or an explicit cost: a route vLLM generates on without either would let
+    /// every key past its token limit.
+    private func checkMeters(_ gateway: Deployment.Gateway, _ section: MappingReader?) {
+        for entry in gateway.allowedEndpoints {
+            guard let template = RouteTemplate(entry), gateway.routeCosts[template.description] == nil else { continue }
+            switch RouteCatalog.meter(for: template) {
+            case nil:
+                section?.report("allowed_endpoints", "'\(entry)' has no meter in Warden (vLLM may generate tokens there that no limit would count): remove it, or give it a cost per request with `route_costs: {\"\(template)\": TOKENS}`")
+            case .audio? where gateway.audioTokensPerSecond == nil:
+                section?.report("allowed_endpoints", "'\(entry)' is charged by the length of the audio: set `audio_tokens_per_second` (e.g. 50) in the gateway section, or remove it")
+            default:
+                break
+            }
+        }
     }
 
     private func isValidUpstream(_ text: String) -> Bool {

@@ -14,7 +14,8 @@ public struct GatewayConfiguration: Sendable {
     /// vLLM's own key (`VLLM_API_KEY`), injected upstream in place of the client's.
     public var upstreamKey: String?
     public var keyStorePath: String
-    public var allowedEndpoints: [String]
+    /// The allow-list and how its routes are metered (re-read on SIGHUP).
+    public var routes: Routes
     public var servedModelName: String
     public var maxBodyBytes: Int
     public var maxHeaderBytes = 32 * 1024
@@ -61,7 +62,7 @@ public struct GatewayConfiguration: Sendable {
         self.upstreamPort = upstream.port
         self.upstreamKey = upstreamKey.flatMap { $0.isEmpty ? nil : $0 }
         self.keyStorePath = gateway.keyStore
-        self.allowedEndpoints = gateway.allowedEndpoints
+        self.routes = Routes(gateway)
         self.servedModelName = deployment.vllm.servedModelName
         self.maxBodyBytes = gateway.maxBodyBytes
         self.drainTimeout = .seconds(gateway.drainTimeout)
@@ -73,6 +74,19 @@ public struct GatewayConfiguration: Sendable {
         self.perAddressCapExempt += self.trustedProxies
         self.deploymentPath = deploymentPath
         self.limits = GatewayLimits.Defaults(gateway)
+    }
+
+    /// The route part of the deployment file.
+    public struct Routes: Sendable {
+        public var allowedEndpoints: [String]
+        public var routeCosts: [String: Int]
+        var metering: MeteringSettings
+
+        public init(_ gateway: Deployment.Gateway) {
+            allowedEndpoints = gateway.allowedEndpoints
+            routeCosts = gateway.routeCosts
+            metering = MeteringSettings(audioTokensPerSecond: gateway.audioTokensPerSecond, allowBackgroundResponses: gateway.allowBackgroundResponses)
+        }
     }
 
     /// `host:port` for the upstream `Host` header (brackets around IPv6).

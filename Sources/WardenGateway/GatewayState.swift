@@ -6,6 +6,20 @@ import Synchronization
 struct GatewayPolicy: Sendable {
     var keys: KeyTable
     var allowList: EndpointAllowList
+    var metering: MeteringSettings
+
+    init(keys: KeyTable, gateway: GatewayConfiguration.Routes) {
+        self.keys = keys
+        allowList = EndpointAllowList(gateway.allowedEndpoints, costs: gateway.routeCosts)
+        metering = gateway.metering
+    }
+}
+
+/// The deployment file's choices for routes whose cost the request alone does not tell.
+struct MeteringSettings: Sendable, Equatable {
+    /// Tokens per second of audio; `nil`: audio routes cannot be allowed.
+    var audioTokensPerSecond: Int?
+    var allowBackgroundResponses = false
 }
 
 /// State shared by every connection: the current policy, drain and health flags, and the live exchanges

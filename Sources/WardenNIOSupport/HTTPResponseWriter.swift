@@ -7,7 +7,13 @@ public enum HTTPResponseWriter {
     /// Head with `content-length` (and `connection: close` when the connection ends), body, end.
     public static func respond(_ context: ChannelHandlerContext, status: HTTPResponseStatus, contentType: String?, body: String,
                         keepAlive: Bool, extraHeaders: [(String, String)] = []) {
-        let buffer = context.channel.allocator.buffer(string: body)
+        respond(context, status: status, contentType: contentType, body: context.channel.allocator.buffer(string: body), keepAlive: keepAlive,
+                extraHeaders: extraHeaders)
+    }
+
+    /// The same, with a binary body.
+    public static func respond(_ context: ChannelHandlerContext, status: HTTPResponseStatus, contentType: String?, body buffer: ByteBuffer,
+                               keepAlive: Bool, extraHeaders: [(String, String)] = []) {
         var headers = HTTPHeaders()
         if let contentType { headers.add(name: "content-type", value: contentType) }
         headers.add(name: "content-length", value: String(buffer.readableBytes))

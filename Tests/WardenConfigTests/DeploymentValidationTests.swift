@@ -179,11 +179,31 @@ struct DeploymentValidationTests {
         #expect(Set(both.map(\.path)) == ["vllm.model", "gateway.drain_timeout"], "the gateway's problem is reported with vllm's")
     }
 
-    @Test("routes where vLLM generates tokens the gateway cannot meter are refused in the allow-list")
+    @Test("an allowed route needs a meter or an explicit cost; audio needs its rate; templates are checked")
     func unmeteredRoutes() {
-        let found = issues("vllm: {model: m}\ngateway:\n  allowed_endpoints: [\"POST /v1/chat/completions\", \"POST /v1/responses\", \"POST /invocations\", \"POST /tokenize\"]\n")
-        #expect(found.map(\.path) == ["gateway.allowed_endpoints", "gateway.allowed_endpoints"])
-        #expect(found[0].message.contains("'POST /v1/responses' makes vLLM generate tokens the gateway cannot meter yet"))
-        #expect(found[1].message.contains("'POST /invocations'"))
+        let allowed = ["POST /v1/chat/completions", "POST /v1/responses", "GET /v1/responses/{id}", "POST /v1/messages", "POST /v1/rerank",
+                       "POST /invocations", "POST /tokenize", "POST /v1/audio/transcriptions", "POST /inference/v1/generate"]
+        let list = allowed.map { "\"\($0)\"" }.joined(separator: ", ")
+        let found = issues("vllm: {model: m}\ngateway:\n  allowed_endpoints: [\(list)]\n")
+        #expect(found.map(\.path) == ["gateway.allowed_endpoints", "gateway.allowed_endpoints", "gateway.allowed_endpoints"])
+        #expect(found[0].message.contains("'POST /invocations' has no meter") && found[0].message.contains("route_costs"))
+        #expect(found[1].message.contains("'POST /v1/audio/transcriptions'") && found[1].message.contains("audio_tokens_per_second"))
+        #expect(found[2].message.contains("'POST /inference/v1/generate' has no meter"))
+        let costed = issues("""
+            vllm: {model: m}
+            gateway:
+              allowed_endpoints: [\(list)]
+              route_costs: {"POST /invocations": 4000, "POST /inference/v1/generate": 2000}
+              audio_tokens_per_second: 50
+            """)
+        #expect(costed.isEmpty, "\(costed)")
+        let broken = issues("""
+            vllm: {model: m}
+            gateway:
+              allowed_endpoints: ["GET /v1/responses/{id}/../x", "GET /v1/responses/%2e", "FETCH /x"]
+              route_costs: {"POST /x": lots, "nonsense": 1}
+            """)
+        #expect(broken.map(\.path).sorted() == ["gateway.allowed_endpoints[0]", "gateway.allowed_endpoints[1]", "gateway.allowed_endpoints[2]",
+                                       "gateway.route_costs", "gateway.route_costs"], "\(broken)")
     }
 }

@@ -33,3 +33,24 @@ struct NetworkAddressTests {
         #expect(ListenAddress("::1:80") == nil)
     }
 }
+
+@Suite("route templates: a parameter is exactly one plain segment")
+struct RouteTemplateTests {
+    @Test("templates match one id segment and nothing else")
+    func matching() throws {
+        let get = try #require(RouteTemplate("GET /v1/responses/{id}"))
+        let cancel = try #require(RouteTemplate("POST /v1/responses/{response_id}/cancel"))
+        #expect(get.matches(method: "GET", path: "/v1/responses/resp_0123abc"))
+        #expect(cancel.matches(method: "POST", path: "/v1/responses/resp_1/cancel"))
+        for path in ["/v1/responses/a/b", "/v1/responses/", "/v1/responses", "/v1/responses/..", "/v1/responses/.", "/v1/responses/a%2Fb",
+                     "/v1/responses/a;b", "/v1/responses/a:b", "/v1/responses/résumé"] {
+            #expect(!get.matches(method: "GET", path: path), "\(path)")
+        }
+        #expect(!get.matches(method: "POST", path: "/v1/responses/resp_1"))
+        #expect(!cancel.matches(method: "POST", path: "/v1/responses/resp_1/cancel/x"))
+        #expect(RouteCatalog.meter(for: cancel) == .requestOnly, "the parameter's name does not matter")
+        for bad in ["GET /v1/{id", "FETCH /x", "GET v1", "GET /a/../b", "GET /a//b", "GET /a%2e", "GET"] {
+            #expect(RouteTemplate(bad) == nil, "\(bad)")
+        }
+    }
+}

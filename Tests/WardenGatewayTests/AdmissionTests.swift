@@ -11,7 +11,8 @@ import WardenJSON
 @Suite("admission: reservations, limits on a manual clock, and hostile bodies")
 struct AdmissionTests {
     func budget(_ body: String, path: String = "/v1/completions", defaultCap: Int = 1024) throws -> TokenBudget {
-        try InferenceRequest.parse(Array(body.utf8), path: path, servedModel: "qwen", defaultMaxTokens: defaultCap).budget
+        let meter = RouteCatalog.meters["POST \(path)"]!
+        return try InferenceRequest.parse(Array(body.utf8), meter: meter, servedModel: "qwen", defaultMaxTokens: defaultCap).budget
     }
 
     @Test("reservations bound what vLLM may generate: prompts × choices × the cap vLLM would apply")
@@ -34,6 +35,42 @@ struct AdmissionTests {
         #expect(try budget(#"{"prompt":"x","max_tokens":9223372036854775807,"n":16}"#).worstCase == Int.max, "saturates, never traps")
     }
 
+    @Test("each route family reserves what vLLM would run: conversations, documents × query, output caps")
+    func routeReservations() throws {
+        let batch = try budget(#"{"messages":[[{"role":"user","content":"hi"}],[{"role":"user","content":"yo"}],[]],"max_tokens":10,"n":2}"#,
+                               path: "/v1/chat/completions/batch")
+        #expect(batch.sequences == 6 && batch.completionCap == 10, "3 conversations × n 2")
+        let responses = try budget(#"{"input":"hello","max_output_tokens":70}"#, path: "/v1/responses")
+        #expect(responses.sequences == 1 && responses.completionCap == 70)
+        #expect(try budget(#"{"input":"hello"}"#, path: "/v1/responses", defaultCap: 33).injectedCap == 33)
+        #expect(throws: GatewayError.self) { try budget(#"{"max_output_tokens":5}"#, path: "/v1/responses") }
+        let messages = try budget(#"{"system":"s","messages":[{"role":"user","content":"hi"}],"max_tokens":64}"#, path: "/v1/messages")
+        #expect(messages.completionCap == 64 && messages.injectedCap == nil)
+        #expect(throws: GatewayError.self) { try budget(#"{"messages":[]}"#, path: "/v1/messages") }
+        let query = String(repeating: "q", count: 400)  // 101 tokens at 4 bytes a token
+        let rerank = try budget(#"{"query":"\#(query)","documents":["a","b","c","d","e"]}"#, path: "/v1/rerank")
+        #expect(rerank.promptTokens == 101 * 5 + 5, "the query counts once per document")
+        #expect(rerank.completionTokens == 0)
+        let score = try budget(#"{"text_1":["a","b"],"text_2":["c","d"]}"#, path: "/v1/score")
+        #expect(score.promptTokens == 4, "paired lists count each text once")
+        #expect(try budget(#"{"input":[1,2,3,4,5,6,7]}"#, path: "/v1/embeddings").promptTokens == 7, "token ids count exactly")
+        #expect(throws: GatewayError.self) { try budget(#"{"documents":["a"]}"#, path: "/v1/rerank") }
+    }
+
+    @Test("audio: WAV length read from its header, other files bounded by size at 16 kbit/s, forms without a file refused")
+    func audioSeconds() throws {
+        #expect(AudioRequest.seconds(of: ArraySlice(AudioFixtures.wave(seconds: 4))) == 4)
+        #expect(AudioRequest.seconds(of: ArraySlice(Array(repeating: 0xFF, count: 10_001))) == 6)
+        var lying = AudioFixtures.wave(seconds: 1)
+        lying.replaceSubrange(40..<44, with: [0xFF, 0xFF, 0xFF, 0x7F])  // claims 2 GB of data
+        #expect(AudioRequest.seconds(of: ArraySlice(lying)) == 1, "the bytes present bound what the header claims")
+        let (type, form) = AudioFixtures.form(file: AudioFixtures.wave(seconds: 2), fields: ["model": "whisper"])
+        let parsed = try AudioRequest.parse(form, contentType: type)
+        #expect(parsed == AudioRequest(model: "whisper", seconds: 2))
+        #expect(throws: GatewayError.self) { try AudioRequest.parse(Array("--b\r\n\r\n--b--".utf8), contentType: "multipart/form-data; boundary=b") }
+        #expect(throws: GatewayError.self) { try AudioRequest.parse(form, contentType: "application/json") }
+    }
+
     /// A manual clock for the limits.
     final class ManualClock: Sendable {
         private let time = Mutex(Duration.zero)
@@ -43,10 +80,12 @@ struct AdmissionTests {
 
     func context(limits: GatewayLimits, table: KeyTable) throws -> Admission.Context {
         var deployment = Deployment(vllm: .init(model: "/models/qwen", servedModelName: "qwen"))
-        deployment.gateway.allowedEndpoints += ["POST /v1/responses"]
+        deployment.gateway.allowedEndpoints = Array(RouteCatalog.meters.keys)
+        deployment.gateway.audioTokensPerSecond = 50
         let configuration = try GatewayConfiguration(deployment: deployment, deploymentPath: nil, upstreamKey: "k")
-        return Admission.Context(configuration: configuration, policy: GatewayPolicy(keys: table, allowList: EndpointAllowList(configuration.allowedEndpoints)),
-                                 limits: limits, draining: false, peer: IPAddress("192.0.2.7"), epochSeconds: 1_800_000_000)
+        return Admission.Context(configuration: configuration, policy: GatewayPolicy(keys: table, gateway: configuration.routes),
+                                 limits: limits, draining: false, peer: IPAddress("192.0.2.7"), epochSeconds: 1_800_000_000,
+                                 responses: ResponseRegistry())
     }
 
     func withKey(tokensPerMinute: Int? = 1000, _ body: (KeyTable, String) throws -> Void) throws {
@@ -102,7 +141,8 @@ struct AdmissionTests {
             let numbers = ["0", "-1", "1", "16", "17", "1.5", "1e3", "1e400", "-1e400", "9223372036854775807", "9223372036854775808",
                            "-9223372036854775808", "600000000000000000", "0.0", "1E-7", "340282366920938463463374607431768211456"]
             let fields = ["model", "prompt", "messages", "n", "best_of", "max_tokens", "max_completion_tokens", "stream", "stream_options",
-                          "input", "tools", "include_usage", "content", "role"]
+                          "input", "tools", "include_usage", "content", "role", "query", "documents", "text_1", "text_2", "texts",
+                          "max_output_tokens", "background", "previous_response_id", "system", "encoding_format", "instructions"]
             func value(_ depth: Int) -> String {
                 switch generator.next() % (depth > 2 ? 4 : 7) {
                 case 0: return numbers[Int(generator.next() % UInt64(numbers.count))]
@@ -119,9 +159,16 @@ struct AdmissionTests {
             }
             var outcomes = (forwarded: 0, refused: 0)
             for round in 0..<3000 {
+                let paths = ["/v1/completions": #""prompt":"x""#, "/v1/chat/completions": #""messages":[]"#, "/v1/embeddings": #""input":"x""#,
+                             "/v1/responses": #""input":"x""#, "/v1/messages": #""messages":[],"max_tokens":5"#,
+                             "/v1/chat/completions/batch": #""messages":[[]]"#, "/v1/rerank": #""query":"q","documents":["d"]"#,
+                             "/v1/score": #""text_1":"a","text_2":"b""#, "/v2/embed": #""texts":["t"]"#, "/v1/audio/transcriptions": ""]
+                    .sorted { $0.key < $1.key }
+                let (path, required) = paths[round % paths.count]
+                // Half the bodies start from the route's required fields, so the rest of each is exercised too.
                 var body = object(0)
+                if round % 2 == 0, !required.isEmpty { body = "{" + required + (body == "{}" ? "}" : "," + body.dropFirst()) }
                 if round % 10 == 0 { body = String(body.dropLast(Int(generator.next() % 3))) }  // truncated JSON
-                let path = ["/v1/completions", "/v1/chat/completions", "/v1/embeddings", "/v1/responses"][round % 4]
                 let identity = Admission.identify(head(key, path: path), context: context)
                 switch Admission.decide(head(key, path: path), body: ByteBuffer(string: body), bodyViolation: nil, identity: identity, context: context) {
                 case .reject(let rejection):
@@ -136,7 +183,7 @@ struct AdmissionTests {
                     limits.finish(forward.admission, charged: 0)
                 }
             }
-            #expect(outcomes.forwarded > 100 && outcomes.refused > 100, "\(outcomes)")
+            #expect(outcomes.forwarded > 300 && outcomes.refused > 300, "\(outcomes)")
         }
     }
 }

@@ -214,4 +214,45 @@ struct ResponseMeterTests {
         #expect(meter.final?.prompt == Int.max)
         #expect(meter.final?.total == Int.max)
     }
+
+    static let responsesStream = [
+        "event: response.created\ndata: " + #"{"response":{"id":"resp_abc","status":"in_progress","usage":null},"sequence_number":0,"type":"response.created"}"# + "\n\n",
+        "event: response.output_text.delta\ndata: " + #"{"delta":"\"usage\":{\"input_tokens\":1}","sequence_number":1,"type":"response.output_text.delta"}"# + "\n\n",
+        "event: response.completed\ndata: " + #"{"response":{"id":"resp_abc","status":"completed","usage":{"input_tokens":11,"input_tokens_details":{"cached_tokens":0},"output_tokens":5,"output_tokens_details":{"reasoning_tokens":0},"total_tokens":16}},"sequence_number":2,"type":"response.completed"}"# + "\n\n",
+    ]
+
+    @Test("Responses streams: usage on response.completed is final, the id is captured, every byte passes", arguments: [1, 5, 4096])
+    func responsesEvents(chunkSize: Int) {
+        var meter = ResponseMeter(format: .eventStream(dropUsageEvent: true), shape: .responses)
+        #expect(run(&meter, Self.responsesStream.joined(), chunkSize: chunkSize) == Self.responsesStream.joined(), "nothing removed, even asked to")
+        #expect(meter.final == Usage(prompt: 11, completion: 5))
+        #expect(meter.responseID == "resp_abc")
+    }
+
+    @Test("Anthropic streams: message_start's input is running usage, message_delta's is final")
+    func messagesEvents() {
+        let start = "event: message_start\ndata: " + #"{"type":"message_start","message":{"id":"msg_1","usage":{"input_tokens":9,"output_tokens":0}}}"# + "\n\n"
+        let delta = "event: message_delta\ndata: " + #"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"input_tokens":9,"output_tokens":4}}"# + "\n\n"
+        var meter = ResponseMeter(format: .eventStream(dropUsageEvent: false), shape: .messages)
+        _ = run(&meter, start, chunkSize: 4)
+        #expect(meter.final == nil && meter.running == Usage(prompt: 9, completion: 0))
+        #expect(run(&meter, delta, chunkSize: 4) == delta)
+        #expect(meter.final == Usage(prompt: 9, completion: 4))
+        var error = ResponseMeter(format: .eventStream(dropUsageEvent: false), shape: .messages)
+        _ = run(&error, "event: error\ndata: {\"type\":\"error\"}\n\n", chunkSize: 3)
+        #expect(error.sawErrorEvent, "a named error event counts as vLLM failing")
+    }
+
+    @Test("usage in the metadata header, Cohere's meta.tokens, and audio seconds × the rate (fractions round up)")
+    func otherShapes() {
+        var header = ResponseMeter(format: .json)
+        header.readHead(metadata: #"{"id":"e","data":[],"usage":{"prompt_tokens":12,"total_tokens":12}}"#)
+        #expect(header.final == Usage(prompt: 12, completion: 0))
+        var cohere = ResponseMeter(format: .json, shape: .cohereEmbed)
+        _ = run(&cohere, #"{"id":"e","embeddings":{},"meta":{"api_version":{"version":"2"},"tokens":{"input_tokens":21}}}"#, chunkSize: 6)
+        #expect(cohere.final == Usage(prompt: 21, completion: 0))
+        var audio = ResponseMeter(format: .json, shape: .audio(tokensPerSecond: 50))
+        _ = run(&audio, #"{"text":"hi","usage":{"type":"duration","seconds":2.25}}"#, chunkSize: 5)
+        #expect(audio.final == Usage(prompt: 150, completion: 0), "3 seconds (2.25 rounded up) × 50")
+    }
 }

@@ -27,6 +27,12 @@ struct GatewayHarness {
             .filter { $0.key != "GET /health" && $0.key != "HEAD /v1/models" }.values.reduce(0, +)
     }
 
+    /// Prompt and generated tokens vllm-sim counted on one route (`POST /v1/responses`).
+    func simRoute(_ route: String) throws -> (prompt: Int, generated: Int) {
+        let routes = try simStats()["routes"] as? [String: [String: Int]] ?? [:]
+        return (routes[route]?["prompt_tokens"] ?? 0, routes[route]?["generated_tokens"] ?? 0)
+    }
+
     func simStat(_ name: String) throws -> Int { try jsonObject(simulator.statsJSON)[name] as? Int ?? -1 }
     func simStats() throws -> [String: Any] { try jsonObject(simulator.statsJSON) }
 }
@@ -44,7 +50,7 @@ func withGateway(simulator simConfiguration: SimulatorConfiguration = SimulatorC
     var simulation = simConfiguration
     simulation.apiKeys = [upstreamKey]
     let simulatorGroup = ownSimulatorThread ? MultiThreadedEventLoopGroup(numberOfThreads: 1) : nil
-    let simulator = VLLMSimulator(configuration: simulation, group: simulatorGroup ?? MultiThreadedEventLoopGroup.singleton)
+    let simulator = VLLMSimulator(configuration: simulation, group: simulatorGroup ?? MultiThreadedEventLoopGroup.singleton, recordsResponses: true)
     let simPort = try await simulator.start(host: "127.0.0.1", port: 0)
 
     let storePath = scratch.appendingPathComponent("keys.sqlite").path

@@ -24,7 +24,7 @@ struct HandlerChannelTests {
             var deployment = Deployment(vllm: .init(model: "/models/qwen", servedModelName: "qwen"))
             deployment.gateway.keyStore = store.path
             let configuration = try GatewayConfiguration(deployment: deployment, deploymentPath: nil, upstreamKey: "k")
-            let policy = GatewayPolicy(keys: try store.loadTable(), allowList: EndpointAllowList(configuration.allowedEndpoints))
+            let policy = GatewayPolicy(keys: try store.loadTable(), gateway: configuration.routes)
             let core = GatewayCore(configuration: configuration, state: GatewayState(policy: policy), metrics: GatewayMetrics(),
                                    accessLog: accessLog, logger: Logger(label: "test"))
             try channel.pipeline.syncOperations.addHandler(GatewayHTTPHandler(core: core))

@@ -32,9 +32,15 @@ public final class TestHTTPConnection {
 
     deinit { close(socketFD) }
 
-    public func send(_ text: String) {
-        let bytes = Array(text.utf8)
-        _ = bytes.withUnsafeBytes { Glibc.send(socketFD, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+    public func send(_ text: String) { send(bytes: Array(text.utf8)) }
+
+    public func send(bytes: [UInt8]) {
+        var offset = 0
+        while offset < bytes.count {
+            let sent = bytes[offset...].withUnsafeBytes { Glibc.send(socketFD, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            guard sent > 0 else { return }
+            offset += sent
+        }
     }
 
     /// Sends a request with a JSON body and the given extra headers.
@@ -93,7 +99,8 @@ public final class TestHTTPConnection {
     public struct Response: Sendable {
         public var status: Int
         public var headers: [String: String]
-        public var body: String
+        public var bodyBytes: [UInt8]
+        public var body: String { String(decoding: bodyBytes, as: UTF8.self) }
     }
 
     /// Reads one response: the head, then a Content-Length body or a chunked body (de-chunked).
@@ -108,21 +115,21 @@ public final class TestHTTPConnection {
         }
         if let length = headers["content-length"].flatMap(Int.init) {
             while buffer.count < length { try fill(); if closedByPeer && buffer.count < length { throw POSIXError(.ECONNRESET) } }
-            let body = String(decoding: buffer[..<length], as: UTF8.self)
+            let body = Array(buffer[..<length])
             buffer.removeFirst(length)
-            return Response(status: status, headers: headers, body: body)
+            return Response(status: status, headers: headers, bodyBytes: body)
         }
-        var body = ""
+        var body: [UInt8] = []
         while true {
             // "\r\n" is one Character in Swift, so trim it as bytes.
             let sizeLine = String(decoding: try read(through: "\r\n").utf8.dropLast(2), as: UTF8.self)
             let size = Int(sizeLine, radix: 16) ?? 0
             if size == 0 { _ = try read(through: "\r\n"); break }
             while buffer.count < size + 2 { try fill(); if closedByPeer && buffer.count < size + 2 { throw POSIXError(.ECONNRESET) } }
-            body += String(decoding: buffer[..<size], as: UTF8.self)
+            body += buffer[..<size]
             buffer.removeFirst(size + 2)
         }
-        return Response(status: status, headers: headers, body: body)
+        return Response(status: status, headers: headers, bodyBytes: body)
     }
 }
 
@@ -133,6 +140,16 @@ public func request(port: Int, _ method: String, _ path: String, json: String? =
     if let json { text += "Content-Type: application/json\r\nContent-Length: \(json.utf8.count)\r\n" } else if method != "GET" { text += "Content-Length: 0\r\n" }
     for (name, value) in headers { text += "\(name): \(value)\r\n" }
     connection.send(text + "\r\n" + (json ?? ""))
+    return try connection.readResponse()
+}
+
+/// Sends one request with any body (multipart forms, binary) on a new connection and reads the response.
+public func request(port: Int, _ method: String, _ path: String, body: [UInt8], contentType: String,
+                    headers: [String: String] = [:]) throws -> TestHTTPConnection.Response {
+    let connection = try TestHTTPConnection(port: port)
+    var text = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: \(contentType)\r\nContent-Length: \(body.count)\r\n"
+    for (name, value) in headers { text += "\(name): \(value)\r\n" }
+    connection.send(bytes: Array((text + "\r\n").utf8) + body)
     return try connection.readResponse()
 }
 

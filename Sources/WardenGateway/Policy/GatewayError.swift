@@ -51,6 +51,13 @@ public struct GatewayError: Error, Sendable, Equatable {
                      message: "\(method) \(path) is not served by this gateway.", decision: "rejected:not_allowed")
     }
 
+    /// A stored response this key did not create (or the gateway no longer remembers): never forwarded.
+    static func unknownResponse(_ id: String) -> GatewayError {
+        GatewayError(status: .notFound, type: "invalid_request_error", code: "response_not_found",
+                     message: "No response `\(id)` was created with this API key through this gateway (responses are remembered while it runs).",
+                     decision: "rejected:response_not_found")
+    }
+
     static func modelNotAllowed(_ model: String) -> GatewayError {
         GatewayError(status: .forbidden, type: "permission_error", code: "model_not_allowed",
                      message: "This API key may not use the model `\(model)`.", param: "model", decision: "rejected:model")

@@ -1,5 +1,7 @@
 import WardenJSON
 
+import WardenConfig
+
 /// What the gateway reads from an inference body before forwarding it: the fields that decide authorisation,
 /// accounting and streaming. Malformed bodies stop here with a 400 and never reach vLLM.
 public struct InferenceRequest: Sendable {
@@ -11,18 +13,26 @@ public struct InferenceRequest: Sendable {
     /// The most this request can cost, as vLLM would run it.
     public var budget: TokenBudget
     public var body: JSONValue
+    /// The field that carries the completion cap the gateway writes when the client set none.
+    public var capField = "max_tokens"
+    /// Responses API: the stored response whose context vLLM prepends.
+    public var previousResponseID: String?
+    /// Responses API: vLLM generates after the POST returns.
+    public var background = false
+    /// Embeddings and pooling: how the response carries its usage.
+    public var encoding = PoolingEncoding.json
 
-    /// Endpoints whose bodies are JSON and are validated; others (e.g. multipart audio) pass as they are.
-    public static let jsonEndpoints: Set<String> = ["/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses",
-                                                    "/v1/messages", "/v1/messages/count_tokens", "/v1/score", "/v1/rerank", "/v2/rerank"]
+    /// Pooling responses: JSON with `usage`; raw bytes with usage in the `metadata` header; raw bytes without usage.
+    public enum PoolingEncoding: Sendable { case json, bytes, bytesOnly }
+
     /// Largest `n` (and `best_of`) accepted: one request must not fan out into hundreds of sequences.
     public static let maxChoices = 16
     /// vLLM's default `max_tokens` on `/v1/completions` (its protocol model's default).
     public static let completionsDefaultMaxTokens = 16
 
-    /// Parses and validates a body. `defaultMaxTokens` is the cap given to a request that sets none (vLLM would
-    /// otherwise generate up to the context length).
-    public static func parse(_ bytes: some Collection<UInt8>, path: String, servedModel: String,
+    /// Parses and validates a JSON body for `meter`. `defaultMaxTokens` is the cap given to a request that sets
+    /// none (vLLM would otherwise generate up to the context length).
+    public static func parse(_ bytes: some Collection<UInt8>, meter: RouteMeter, servedModel: String,
                              defaultMaxTokens: Int) throws(GatewayError) -> InferenceRequest {
         let body: JSONValue
         do {
@@ -43,32 +53,35 @@ public struct InferenceRequest: Sendable {
             // vLLM's StreamOptions defaults include_usage to true: `{}` asks for usage.
             includesUsage = try optional(options, "include_usage", "a boolean", param: "stream_options.include_usage") { $0.boolValue } ?? true
         }
-        let n = try count(body, "n")
-        let bestOf = try count(body, "best_of")
-        let budget: TokenBudget
-        switch path {
-        case "/v1/chat/completions":
-            guard let messages = body["messages"] else { throw .badRequest("`messages` is required.", code: "missing_field", param: "messages") }
-            guard messages.arrayValue != nil else { throw typeError("messages", "an array") }
+        var request = InferenceRequest(model: model, stream: stream, clientIncludesUsage: stream && includesUsage,
+                                       budget: TokenBudget(promptTokens: 0, sequences: 0, cap: .limited(0), defaultCap: 0), body: body)
+        switch meter {
+        case .chat:
+            try requireArray(body, "messages")
             // Chat reads max_completion_tokens first, then the older max_tokens (`null` falls through, as in vLLM).
             var cap = try maxTokens(body, "max_completion_tokens")
             if case .limited = cap {} else { cap = try maxTokens(body, "max_tokens") }
-            budget = TokenBudget(promptTokens: chatPromptEstimate(body), sequences: max(n, bestOf), cap: cap, defaultCap: defaultMaxTokens)
-        case "/v1/completions":
+            request.budget = TokenBudget(promptTokens: chatPromptEstimate(body), sequences: try choices(body), cap: cap, defaultCap: defaultMaxTokens)
+        case .completions:
             guard let prompt = body["prompt"], !prompt.isNull else { throw .badRequest("`prompt` is required.", code: "missing_field", param: "prompt") }
             let prompts = try promptList(prompt, param: "prompt")
             // Completions read max_tokens only (max_completion_tokens is ignored there); vLLM's default is 16.
             var cap = try maxTokens(body, "max_tokens")
             if case .unset = cap { cap = .limited(completionsDefaultMaxTokens) }
-            budget = TokenBudget(promptTokens: prompts.tokens, sequences: prompts.count.saturatingMultiplied(by: max(n, bestOf)),
-                                 cap: cap, defaultCap: defaultMaxTokens)
-        case "/v1/embeddings":
-            guard let input = body["input"], !input.isNull else { throw .badRequest("`input` is required.", code: "missing_field", param: "input") }
-            budget = TokenBudget(promptTokens: try promptList(input, param: "input").tokens, sequences: 0, cap: .limited(0), defaultCap: 0)
+            request.budget = TokenBudget(promptTokens: prompts.tokens, sequences: prompts.count.saturatingMultiplied(by: try choices(body)),
+                                         cap: cap, defaultCap: defaultMaxTokens)
         default:
-            budget = TokenBudget(promptTokens: textBytes(body) / 4 + 1, sequences: 0, cap: .limited(0), defaultCap: 0)
+            try RouteBudgets.parse(&request, meter: meter, defaultMaxTokens: defaultMaxTokens)
         }
-        return InferenceRequest(model: model, stream: stream, clientIncludesUsage: stream && includesUsage, budget: budget, body: body)
+        return request
+    }
+
+    /// `n`, or `best_of` when larger: the sequences generated per prompt.
+    static func choices(_ body: JSONValue) throws(GatewayError) -> Int { max(try count(body, "n"), try count(body, "best_of")) }
+
+    static func requireArray(_ body: JSONValue, _ key: String) throws(GatewayError) {
+        guard let value = body[key] else { throw .badRequest("`\(key)` is required.", code: "missing_field", param: key) }
+        guard value.arrayValue != nil else { throw typeError(key, "an array") }
     }
 
     /// A completion cap as the client set it.
@@ -80,7 +93,7 @@ public struct InferenceRequest: Sendable {
         case limited(Int)
     }
 
-    private static func maxTokens(_ body: JSONValue, _ key: String) throws(GatewayError) -> Cap {
+    static func maxTokens(_ body: JSONValue, _ key: String) throws(GatewayError) -> Cap {
         guard let value = body[key] else { return .unset }
         if value.isNull { return .unlimited }
         guard let number = value.intValue else { throw typeError(key, "an integer") }
@@ -116,22 +129,26 @@ public struct InferenceRequest: Sendable {
     }
 
     /// Messages and tool definitions: UTF-8 bytes / 4, plus a few tokens of chat template per message.
-    static func chatPromptEstimate(_ body: JSONValue) -> Int {
-        let messages = body["messages"]?.arrayValue ?? []
+    static func chatPromptEstimate(_ body: JSONValue, messages key: String = "messages") -> Int {
+        let messages = body[key]?.arrayValue ?? []
         let tools = body["tools"].map { $0.serialized.utf8.count / 4 } ?? 0
         return (textBytes(body) / 4 + 1).saturatingAdded(messages.count.saturatingMultiplied(by: 4)).saturatingAdded(tools)
     }
 
-    private static func optional<T>(_ object: JSONValue, _ key: String, _ expected: String, param: String? = nil,
+    static func optional<T>(_ object: JSONValue, _ key: String, _ expected: String, param: String? = nil,
                                     _ read: (JSONValue) -> T?) throws(GatewayError) -> T? {
         guard let value = object[key], !value.isNull else { return nil }
         guard let typed = read(value) else { throw typeError(param ?? key, expected) }
         return typed
     }
 
-    private static func typeError(_ param: String, _ expected: String) -> GatewayError {
+    static func typeError(_ param: String, _ expected: String) -> GatewayError {
         .badRequest("`\(param)` must be \(expected).", code: "invalid_type", param: param)
     }
+
+    /// Fields whose strings vLLM turns into prompt tokens, on any route.
+    static let promptFields: Set<String> = ["messages", "prompt", "input", "content", "text", "query", "documents", "instructions", "system",
+                                            "text_1", "text_2", "queries", "texts", "inputs", "data_1", "data_2"]
 
     /// UTF-8 bytes of every string in the prompt-bearing fields.
     static func textBytes(_ value: JSONValue) -> Int {
@@ -140,7 +157,7 @@ public struct InferenceRequest: Sendable {
         case .array(let items): return items.reduce(0) { $0.saturatingAdded(textBytes($1)) }
         case .object(let members):
             return members.reduce(0) { total, member in
-                ["messages", "prompt", "input", "content", "text", "query", "documents"].contains(member.key)
+                promptFields.contains(member.key)
                     ? total.saturatingAdded(textBytes(member.value)) : total
             }
         default: return 0

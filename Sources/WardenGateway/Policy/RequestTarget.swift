@@ -1,3 +1,5 @@
+import WardenConfig
+
 /// A request target after the gateway's canonicalisation: origin-form only, no ambiguity left to interpret.
 ///
 /// Anything an upstream could read differently from the gateway — encoded slashes or dots, dot segments, `//`,
@@ -67,19 +69,45 @@ public struct RequestTarget: Sendable, Equatable {
     }
 }
 
-/// The endpoints a gateway forwards: exact `METHOD /path` pairs.
-public struct EndpointAllowList: Sendable, Equatable {
-    private let entries: Set<String>
+/// An allow-listed route as admission uses it.
+public struct AllowedRoute: Sendable, Equatable {
+    /// `METHOD /path` as configured (templates keep their `{id}`): the metric label, bounded by the allow-list.
+    public var template: RouteTemplate
+    /// `nil` only for a route with an explicit cost.
+    public var meter: RouteMeter?
+    /// `gateway.route_costs` for this route.
+    public var cost: Int?
 
-    public init(_ entries: [String]) {
-        self.entries = Set(entries.map { entry in
-            let parts = entry.split(separator: " ", omittingEmptySubsequences: true)
-            return parts.count == 2 ? "\(parts[0]) \(parts[1])" : entry
-        })
+    /// The path part of the label (`/v1/responses/{id}`).
+    public var label: String { template.path }
+}
+
+/// The endpoints a gateway forwards: exact `METHOD /path` pairs, and templates whose `{id}` matches one segment.
+public struct EndpointAllowList: Sendable, Equatable {
+    private let exact: [String: AllowedRoute]
+    private let templated: [AllowedRoute]
+
+    public init(_ entries: [String], costs: [String: Int] = [:]) {
+        var exact: [String: AllowedRoute] = [:]
+        var templated: [AllowedRoute] = []
+        for entry in entries {
+            guard let template = RouteTemplate(entry) else { continue }
+            let route = AllowedRoute(template: template, meter: costs[template.description] == nil ? RouteCatalog.meter(for: template) : nil,
+                                     cost: costs[template.description])
+            if template.hasParameters { templated.append(route) } else { exact[template.description] = route }
+        }
+        self.exact = exact
+        self.templated = templated
     }
 
-    public func allows(method: String, path: String) -> Bool { entries.contains("\(method) \(path)") }
+    /// The allowed route a canonical path falls under, if any.
+    public func match(method: String, path: String) -> AllowedRoute? {
+        if let route = exact["\(method) \(path)"] { return route }
+        return templated.first { $0.template.matches(method: method, path: path) }
+    }
 
-    /// The metric label for a request: its path when allow-listed, else `other` (labels stay bounded).
-    public func route(method: String, path: String) -> String { allows(method: method, path: path) ? path : "other" }
+    public func allows(method: String, path: String) -> Bool { match(method: method, path: path) != nil }
+
+    /// The metric label for a request: its route's path (templates as written), else `other` (labels stay bounded).
+    public func route(method: String, path: String) -> String { match(method: method, path: path)?.label ?? "other" }
 }

@@ -12,6 +12,8 @@ struct ExchangeStateMachine {
         var reservedTokens: Int
         /// The gateway asked vLLM for the stream's usage event; the client did not.
         var dropUsageEvent: Bool
+        /// How this route reports usage.
+        var shape: UsageShape = .openAI
         /// `/v1/models` is answered with only these models (empty: as vLLM sent it).
         var visibleModels: [String]
         var isModelList: Bool
@@ -66,6 +68,8 @@ struct ExchangeStateMachine {
         var charged: Int
         var usage: Usage?
         var upstreamStatus: Int?
+        /// The Responses API id vLLM gave this response, when the route captures it.
+        var responseID: String?
     }
 
     enum Action: Equatable {
@@ -184,7 +188,8 @@ struct ExchangeStateMachine {
         } else if request.isModelList, !request.visibleModels.isEmpty, head.status == .ok {
             rewrite = .filterModels
         }
-        meter = ResponseMeter(format: isEventStream ? .eventStream(dropUsageEvent: request.dropUsageEvent) : .json)
+        meter = ResponseMeter(format: isEventStream ? .eventStream(dropUsageEvent: request.dropUsageEvent) : .json, shape: request.shape)
+        meter.readHead(metadata: head.headers.first(name: "metadata"))
         state = .relaying(Relay(status: status, isEventStream: isEventStream, upstreamKeepAlive: head.isKeepAlive, rewrite: rewrite))
         return rewrite == nil ? [.writeHead(head)] : []
     }
@@ -243,6 +248,6 @@ struct ExchangeStateMachine {
         let facts = Settlement.Facts(sentUpstream: sentUpstream, upstreamStatus: upstreamStatus, responseComplete: responseComplete,
                                      finalUsage: meter.final, runningUsage: meter.running)
         return .finish(Outcome(status: status, decision: decision, charged: Settlement.charge(reserved: request.reservedTokens, facts),
-                               usage: meter.final ?? meter.running, upstreamStatus: upstreamStatus))
+                               usage: meter.final ?? meter.running, upstreamStatus: upstreamStatus, responseID: meter.responseID))
     }
 }

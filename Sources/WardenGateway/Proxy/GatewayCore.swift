@@ -12,6 +12,8 @@ final class GatewayCore: Sendable {
     let accessLog: any AccessLogSink
     let logger: Logger
     let limits: GatewayLimits
+    /// Responses API ids per key (retrieve, cancel and continue only one's own).
+    let responses = ResponseRegistry()
 
     init(configuration: GatewayConfiguration, state: GatewayState, metrics: GatewayMetrics, accessLog: any AccessLogSink, logger: Logger) {
         self.configuration = configuration

@@ -10,6 +10,8 @@ final class ProxyExchange {
     struct Request {
         var head: HTTPRequestHead
         var target: RequestTarget
+        /// The allow-listed route: the metric label, and the meter that settles it.
+        var route: AllowedRoute
         var body: ByteBuffer
         var key: KeyRecord
         var inference: InferenceRequest?
@@ -24,6 +26,7 @@ final class ProxyExchange {
         var responseHeaders: [(String, String)]
         /// The gateway added `include_usage` to a stream whose client did not ask for usage.
         var dropUsageEvent: Bool
+        var shape: UsageShape
 
         /// The id the client sees in `x-request-id`: its own when it sent one.
         var echoedRequestID: String { clientRequestID ?? requestID }
@@ -51,7 +54,8 @@ final class ProxyExchange {
         self.onFinished = onFinished
         machine = ExchangeStateMachine(request: .init(
             requestID: request.requestID, keepAlive: request.head.isKeepAlive, reservedTokens: request.admission.reservedTokens,
-            dropUsageEvent: request.dropUsageEvent, visibleModels: request.key.models, isModelList: request.target.path == "/v1/models"))
+            dropUsageEvent: request.dropUsageEvent, shape: request.shape, visibleModels: request.key.models,
+            isModelList: request.target.path == "/v1/models"))
     }
 
     func start() {
@@ -192,6 +196,9 @@ final class ProxyExchange {
         stallTimer?.cancel()
         let now = NIODeadline.now()
         core.limits.finish(request.admission, charged: outcome.charged)
+        if let id = outcome.responseID {
+            core.responses.record(id, key: request.key.publicID, contextTokens: outcome.usage?.total ?? outcome.charged)
+        }
         let total = now - request.received
         if let sentAt {
             let upstreamWait = (upstreamDoneAt ?? now) - sentAt
@@ -205,7 +212,7 @@ final class ProxyExchange {
             promptTokens: outcome.usage?.prompt, completionTokens: outcome.usage?.completion, chargedTokens: outcome.charged,
             timeToFirstTokenMilliseconds: firstByteAt.map { Double(($0 - request.received).nanoseconds) / 1e6 },
             durationMilliseconds: Double(total.nanoseconds) / 1e6, upstreamStatus: outcome.upstreamStatus, decision: outcome.decision),
-            route: request.target.path)
+            route: request.route.label)
         core.metrics.inFlight.decrement()
         core.state.unregister(ObjectIdentifier(self))
         onFinished(self)

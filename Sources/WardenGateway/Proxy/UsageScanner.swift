@@ -2,13 +2,12 @@
 /// non-streaming answers and in SSE events) and reads its token counts in place. A `"usage":{` inside generated
 /// text cannot match: JSON strings escape their quotes.
 enum UsageScanner {
-    private static let marker = Array(#""usage":{"#.utf8)
-    private static let promptKey = Array(#""prompt_tokens":"#.utf8)
-    private static let completionKey = Array(#""completion_tokens":"#.utf8)
+    private static let secondsKey = Array(#""seconds":"#.utf8)
 
     /// The last complete `usage` object in `bytes`, and from where the bytes must be kept because a usage object
     /// (or its marker) may continue in the next read.
-    static func lastUsage(in bytes: UnsafeRawBufferPointer) -> (usage: Usage?, keepFrom: Int) {
+    static func lastUsage(in bytes: UnsafeRawBufferPointer, shape: UsageShape) -> (usage: Usage?, keepFrom: Int) {
+        let marker = shape.marker
         var keepFrom = max(0, bytes.count - (marker.count - 1))
         var start = bytes.count - marker.count
         while start >= 0 {
@@ -19,7 +18,7 @@ enum UsageScanner {
                     start -= 1
                     continue
                 }
-                return (counts(in: bytes, object: open..<close + 1), keepFrom)
+                return (counts(in: bytes, object: open..<close + 1, shape: shape), keepFrom)
             }
             start -= 1
         }
@@ -27,11 +26,11 @@ enum UsageScanner {
     }
 
     /// The first complete `usage` object in `bytes`, and where its marker starts.
-    static func firstUsage(in bytes: UnsafeRawBufferPointer) -> (Usage, Int)? {
-        guard let found = find(marker, in: bytes, within: 0..<bytes.count) else { return nil }
+    static func firstUsage(in bytes: UnsafeRawBufferPointer, shape: UsageShape) -> (Usage, Int)? {
+        guard let found = find(shape.marker, in: bytes, within: 0..<bytes.count) else { return nil }
         let open = found.upperBound - 1
         guard let close = objectEnd(in: bytes, open: open, limit: bytes.count),
-              let usage = counts(in: bytes, object: open..<close + 1) else { return nil }
+              let usage = counts(in: bytes, object: open..<close + 1, shape: shape) else { return nil }
         return (usage, found.lowerBound)
     }
 
@@ -50,11 +49,14 @@ enum UsageScanner {
         return nil
     }
 
-    /// `prompt_tokens` and `completion_tokens` of the usage object at `object` (`completion_tokens` is absent for
-    /// pooling requests: 0).
-    static func counts(in bytes: UnsafeRawBufferPointer, object: Range<Int>) -> Usage? {
-        guard let prompt = number(after: promptKey, in: bytes, within: object) else { return nil }
-        return Usage(prompt: prompt, completion: number(after: completionKey, in: bytes, within: object) ?? 0)
+    /// The prompt and completion counts of the usage object at `object`, by `shape`'s names (the completion count
+    /// is absent for pooling requests: 0); audio's `{"type":"duration","seconds":S}` is S × the rate, rounded up.
+    static func counts(in bytes: UnsafeRawBufferPointer, object: Range<Int>, shape: UsageShape) -> Usage? {
+        if let rate = shape.tokensPerSecond, let seconds = number(after: secondsKey, in: bytes, within: object, roundingUp: true) {
+            return Usage(prompt: seconds.saturatingMultiplied(by: rate), completion: 0)
+        }
+        guard let prompt = number(after: shape.promptKey, in: bytes, within: object) else { return nil }
+        return Usage(prompt: prompt, completion: number(after: shape.completionKey, in: bytes, within: object) ?? 0)
     }
 
     /// The first occurrence of `needle` within `range`.
@@ -74,15 +76,26 @@ enum UsageScanner {
         return offset == needle.count
     }
 
-    /// The non-negative integer right after `key` inside `range`, saturating rather than overflowing.
-    private static func number(after key: [UInt8], in bytes: UnsafeRawBufferPointer, within range: Range<Int>) -> Int? {
+    /// The non-negative number right after `key` inside `range`, saturating rather than overflowing; a fraction
+    /// is dropped, or rounds up with `roundingUp`.
+    static func number(after key: [UInt8], in bytes: UnsafeRawBufferPointer, within range: Range<Int>, roundingUp: Bool = false) -> Int? {
         guard let found = find(key, in: bytes, within: range) else { return nil }
         var value = 0
         var position = found.upperBound
+        while position < range.upperBound, bytes[position] == UInt8(ascii: " ") { position += 1 }
+        let digitsStart = position
         while position < range.upperBound, bytes[position] >= 0x30, bytes[position] <= 0x39 {
             value = value.saturatingMultiplied(by: 10).saturatingAdded(Int(bytes[position] - 0x30))
             position += 1
         }
-        return position > found.upperBound ? value : nil
+        guard position > digitsStart else { return nil }
+        if roundingUp, position < range.upperBound, bytes[position] == UInt8(ascii: ".") {
+            position += 1
+            while position < range.upperBound, bytes[position] >= 0x30, bytes[position] <= 0x39 {
+                if bytes[position] != 0x30 { return value.saturatingAdded(1) }
+                position += 1
+            }
+        }
+        return value
     }
 }

@@ -17,6 +17,8 @@ enum Admission {
         var peer: IPAddress?
         /// Seconds since the epoch, for key expiry.
         var epochSeconds: Int64
+        /// The Responses API ids issued through this gateway, per key.
+        var responses: ResponseRegistry
     }
 
     /// Who asked, as far as the head tells.
@@ -44,6 +46,9 @@ enum Admission {
 
     struct Forward {
         var target: RequestTarget
+        var route: AllowedRoute
+        /// How vLLM's answer reports usage on this route.
+        var shape: UsageShape
         var key: KeyRecord
         var inference: InferenceRequest?
         var body: ByteBuffer
@@ -77,9 +82,9 @@ enum Admission {
 
     /// The checks that need only the head (framing, target, drain, ban, key, allow-list): also what decides
     /// whether an `Expect: 100-continue` request may send its body.
-    static func checkHead(_ head: HTTPRequestHead, identity: Identity, context: Context) -> Result<(RequestTarget, KeyRecord), Rejection> {
+    static func checkHead(_ head: HTTPRequestHead, identity: Identity, context: Context) -> Result<(RequestTarget, KeyRecord, AllowedRoute), Rejection> {
         let rawPath = String(head.uri.prefix { $0 != "?" })
-        func reject(_ error: GatewayError, _ path: String, key: String? = nil, close: Bool = false, ban: Duration? = nil) -> Result<(RequestTarget, KeyRecord), Rejection> {
+        func reject(_ error: GatewayError, _ path: String, key: String? = nil, close: Bool = false, ban: Duration? = nil) -> Result<(RequestTarget, KeyRecord, AllowedRoute), Rejection> {
             .failure(Rejection(error: error, route: context.policy.allowList.route(method: head.method.rawValue, path: path), path: path, key: key,
                                closeConnection: close || error.status == .payloadTooLarge || error.code == "ambiguous_length", banStarted: ban))
         }
@@ -102,55 +107,54 @@ enum Admission {
             let ban = failure == .missing ? nil : identity.clientAddress.flatMap { context.limits.recordAuthFailure($0) }
             return reject(.unauthorized(failure), target.path, ban: ban)
         }
-        guard context.policy.allowList.allows(method: head.method.rawValue, path: target.path) else {
+        guard let route = context.policy.allowList.match(method: head.method.rawValue, path: target.path) else {
             return reject(.notFound(head.method.rawValue, target.path), target.path, key: key.publicID)
         }
-        return .success((target, key))
+        // A stored response is reachable only by the key that created it (vLLM's store is shared by every caller).
+        if route.template.hasParameters, route.template.path.hasPrefix("/v1/responses/") {
+            let id = target.path.split(separator: "/")[2]
+            if context.responses.lookup(String(id), key: key.publicID) == nil {
+                return reject(.unknownResponse(String(id)), target.path, key: key.publicID)
+            }
+        }
+        return .success((target, key, route))
     }
 
     /// Every check, then the limits: the request to forward (body amended) or the refusal.
     static func decide(_ head: HTTPRequestHead, body: ByteBuffer, bodyViolation: GatewayError?, identity: Identity,
                        context: Context) -> Decision {
-        let (target, key): (RequestTarget, KeyRecord)
+        let (target, key, route): (RequestTarget, KeyRecord, AllowedRoute)
         switch checkHead(head, identity: identity, context: context) {
         case .failure(let rejection): return .reject(rejection)
-        case .success(let checked): (target, key) = checked
+        case .success(let checked): (target, key, route) = checked
         }
-        let route = context.policy.allowList.route(method: head.method.rawValue, path: target.path)
         func reject(_ error: GatewayError) -> Decision {
-            .reject(Rejection(error: error, route: route, path: target.path, key: key.publicID,
+            .reject(Rejection(error: error, route: route.label, path: target.path, key: key.publicID,
                               closeConnection: error.status == .payloadTooLarge, banStarted: nil))
         }
         if let bodyViolation { return reject(bodyViolation) }
-        let configuration = context.configuration
-        let defaults = context.limits.defaults
-        var inference: InferenceRequest?
-        if head.method == .POST, InferenceRequest.jsonEndpoints.contains(target.path) {
-            do {
-                let parsed = try InferenceRequest.parse(body.readableBytesView, path: target.path, servedModel: configuration.servedModelName,
-                                                        defaultMaxTokens: defaults.defaultMaxTokens)
-                guard key.allows(model: parsed.model) else { return reject(.modelNotAllowed(parsed.model)) }
-                inference = parsed
-            } catch {
-                return reject(error)
-            }
+        let metered: Metered
+        do {
+            metered = try meter(head, body: body, route: route, key: key, context: context)
+        } catch {
+            return reject(error)
         }
-        let reservation = inference?.budget.worstCase ?? 1
+        if let model = metered.model, !key.allows(model: model) { return reject(.modelNotAllowed(model)) }
         let admission: GatewayLimits.Admission
-        switch context.limits.admit(key: key, model: inference?.model ?? configuration.servedModelName, reserve: reservation) {
+        switch context.limits.admit(key: key, model: metered.model ?? context.configuration.servedModelName, reserve: metered.reservation) {
         case .success(let admitted): admission = admitted
         case .failure(let error): return reject(error)
         }
         var forwarded = body
         var responseHeaders = admission.headers
         var dropUsageEvent = false
-        if let inference, defaults.enabled {
+        if let inference = metered.inference, context.limits.defaults.enabled {
             var amended = inference.body
             if let cap = inference.budget.injectedCap {
-                amended = amended.setting("max_tokens", to: .number(String(cap)))
+                amended = amended.setting(inference.capField, to: .number(String(cap)))
                 responseHeaders.append(("x-warden-max-tokens", String(cap)))
             }
-            if inference.stream, !inference.clientIncludesUsage {
+            if route.meter == .chat || route.meter == .completions, inference.stream, !inference.clientIncludesUsage {
                 // vLLM's final usage event is exact; the client, which did not ask for it, never sees it. Continuous
                 // usage stays off, so no other event changes.
                 amended = amended.setting("stream_options", to: .object([("include_usage", .bool(true)), ("continuous_usage_stats", .bool(false))]))
@@ -160,8 +164,59 @@ enum Admission {
                 forwarded = ByteBuffer(string: amended.serialized)
             }
         }
-        return .forward(Forward(target: target, key: key, inference: inference, body: forwarded, admission: admission,
-                                responseHeaders: responseHeaders, dropUsageEvent: dropUsageEvent))
+        return .forward(Forward(target: target, route: route, shape: metered.shape, key: key, inference: metered.inference, body: forwarded,
+                                admission: admission, responseHeaders: responseHeaders, dropUsageEvent: dropUsageEvent))
+    }
+
+    /// What the route's meter reads from a request.
+    struct Metered {
+        var inference: InferenceRequest?
+        var model: String?
+        var reservation: Int
+        var shape: UsageShape
+    }
+
+    /// Reads the request with its route's meter: the reservation, the usage shape to settle with, the model.
+    static func meter(_ head: HTTPRequestHead, body: ByteBuffer, route: AllowedRoute, key: KeyRecord, context: Context) throws(GatewayError) -> Metered {
+        let served = context.configuration.servedModelName
+        guard let meter = route.meter else {
+            // An explicit cost: its usage when vLLM reports one in OpenAI's shape, else the cost.
+            return Metered(inference: nil, model: nil, reservation: route.cost ?? 0, shape: .openAI)
+        }
+        switch meter {
+        case .requestOnly:
+            return Metered(inference: nil, model: nil, reservation: 0, shape: .openAI)
+        case .audio:
+            let audio = try AudioRequest.parse(body.readableBytesView, contentType: head.headers.first(name: "content-type"))
+            let rate = context.policy.metering.audioTokensPerSecond ?? 0
+            return Metered(inference: nil, model: audio.model ?? served, reservation: audio.seconds.saturatingMultiplied(by: rate),
+                           shape: .audio(tokensPerSecond: rate))
+        default:
+            guard head.method == .POST else { return Metered(inference: nil, model: nil, reservation: 0, shape: .openAI) }
+            var parsed = try InferenceRequest.parse(body.readableBytesView, meter: meter, servedModel: served,
+                                                    defaultMaxTokens: context.limits.defaults.defaultMaxTokens)
+            if parsed.background, !context.policy.metering.allowBackgroundResponses {
+                throw .badRequest("`background: true` is refused: vLLM would keep generating after this request returns, where the gateway cannot meter it (the operator may allow it with gateway.allow_background_responses).",
+                                  code: "background_not_allowed", param: "background")
+            }
+            if let previous = parsed.previousResponseID {
+                guard let entry = context.responses.lookup(previous, key: key.publicID) else { throw .unknownResponse(previous) }
+                parsed.budget.promptTokens = parsed.budget.promptTokens.saturatingAdded(entry.contextTokens)
+            }
+            var reservation = parsed.budget.worstCase
+            var shape = UsageShape.openAI
+            switch meter {
+            case .responses: shape = .responses
+            case .messages: shape = .messages
+            case .pooling where route.template.path == "/v2/embed":
+                shape = .cohereEmbed
+            case .pooling where parsed.encoding == .bytesOnly:
+                // No usage comes back: the bound is what the key pays.
+                reservation = parsed.budget.promptTokens
+            default: break
+            }
+            return Metered(inference: parsed, model: parsed.model, reservation: reservation, shape: shape)
+        }
     }
 
     /// Framing and size rules of the head: what NIO's parser lets through but the gateway does not.

@@ -75,7 +75,8 @@ final class GatewayHTTPHandler: ChannelInboundHandler {
     private func admissionContext(_ context: ChannelHandlerContext) -> Admission.Context {
         Admission.Context(configuration: core.configuration, policy: core.state.policy, limits: core.limits,
                           draining: core.state.draining.load(ordering: .relaxed),
-                          peer: context.channel.remoteAddress?.ipAddress.flatMap(IPAddress.init), epochSeconds: Int64(epochSeconds()))
+                          peer: context.channel.remoteAddress?.ipAddress.flatMap(IPAddress.init), epochSeconds: Int64(epochSeconds()),
+                          responses: core.responses)
     }
 
     /// `Expect: 100-continue`: the body is invited only once the head passes every check that needs no body.
@@ -107,10 +108,10 @@ final class GatewayHTTPHandler: ChannelInboundHandler {
         case .reject(let rejection):
             refuse(rejection, head: head, identity: identity, received: received, context: context)
         case .forward(let forward):
-            let request = ProxyExchange.Request(head: head, target: forward.target, body: forward.body, key: forward.key, inference: forward.inference,
-                                                requestID: identity.requestID, clientRequestID: identity.clientRequestID,
+            let request = ProxyExchange.Request(head: head, target: forward.target, route: forward.route, body: forward.body, key: forward.key,
+                                                inference: forward.inference, requestID: identity.requestID, clientRequestID: identity.clientRequestID,
                                                 clientAddress: identity.client, received: received, admission: forward.admission,
-                                                responseHeaders: forward.responseHeaders, dropUsageEvent: forward.dropUsageEvent)
+                                                responseHeaders: forward.responseHeaders, dropUsageEvent: forward.dropUsageEvent, shape: forward.shape)
             let proxied = ProxyExchange(request: request, context: context, core: core) { [weak self] finished in
                 guard let self, self.exchange === finished else { return }
                 self.exchange = nil

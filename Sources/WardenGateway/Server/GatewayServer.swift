@@ -26,7 +26,7 @@ public final class GatewayServer: Service, Sendable {
                 logger: Logger = Logger(label: "warden-gateway"), group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) throws {
         let store = try KeyStore(path: configuration.keyStorePath, create: false)
         keyStore = NIOLockedValueBox((store, try store.dataVersion()))
-        let policy = GatewayPolicy(keys: try store.loadTable(), allowList: EndpointAllowList(configuration.allowedEndpoints))
+        let policy = GatewayPolicy(keys: try store.loadTable(), gateway: configuration.routes)
         core = GatewayCore(configuration: configuration, state: GatewayState(policy: policy), metrics: GatewayMetrics(),
                            accessLog: accessLog, logger: logger)
         self.group = group
@@ -176,18 +176,18 @@ public final class GatewayServer: Service, Sendable {
 
     /// SIGHUP: re-reads the deployment file (allow-list) and the key store without touching connections.
     public func reload() throws {
-        var allowed = core.configuration.allowedEndpoints
+        var routes = core.configuration.routes
         if let path = core.configuration.deploymentPath {
             let gateway = try Deployment.load(path: path).gateway
-            allowed = gateway.allowedEndpoints
+            routes = GatewayConfiguration.Routes(gateway)
             core.limits.update(GatewayLimits.Defaults(gateway))
         }
         // Reopened, so a key store restored from a backup (a new file) is picked up too.
         let store = try KeyStore(path: core.configuration.keyStorePath, create: false)
         let version = try store.dataVersion()
-        core.state.replacePolicy(GatewayPolicy(keys: try store.loadTable(), allowList: EndpointAllowList(allowed)))
+        core.state.replacePolicy(GatewayPolicy(keys: try store.loadTable(), gateway: routes))
         keyStore.withLockedValue { $0 = (store, version) }
-        core.logger.info("reloaded", metadata: ["keys": "\(core.state.policy.keys.count)", "endpoints": "\(allowed.count)"])
+        core.logger.info("reloaded", metadata: ["keys": "\(core.state.policy.keys.count)", "endpoints": "\(routes.allowedEndpoints.count)"])
     }
 
     /// Reloads the keys when `warden keys` changed the store (checked every second).
