@@ -183,6 +183,26 @@ struct RouteMeteringTests {
         }
     }
 
+    @Test("the official openai SDK: responses create/retrieve/continue/stream/cancel, embeddings and audio, each charged vLLM's count")
+    func openAISDK() async throws {
+        try await withGateway(simulator: Self.simulation, configure: {
+            Self.allRoutes(&$0)
+            $0.routes.metering.allowBackgroundResponses = true
+        }) { harness in
+            let result = try await runPythonScript("openai_routes_check.py", ["http://127.0.0.1:\(harness.port)/v1", harness.key, "qwen"])
+            #expect(result.status == 0, "\(result.output)")
+            #expect(try await settled(harness))
+            let lines = try harness.accessLog.contents.map { try jsonObject($0) }
+            for route in ["/v1/responses", "/v1/embeddings", "/v1/audio/transcriptions"] {
+                let charged = lines.filter { $0["path"] as? String == route }.reduce(0) { $0 + ($1["tokens_charged"] as? Int ?? 0) }
+                let counted = try harness.simRoute("POST \(route)")
+                let expected = route == "/v1/audio/transcriptions" ? counted.prompt : counted.prompt + counted.generated
+                let background = route == "/v1/responses" ? 30 + 6 : 0  // the queued background request: its reservation ("later": 2 + 4 per item)
+                #expect(charged == expected + background, "\(route): charged \(charged), vLLM counted \(expected)")
+            }
+        }
+    }
+
     @Test("forbidden variants of a templated route never reach vLLM", arguments: [
         "/v1/responses/a/b", "/v1/responses/%2e%2e", "/v1/responses/..", "/v1/responses/.", "/v1/responses//x",
         "/v1/responses/resp_1/cancel/x", "/v1/responses/resp%2F1", "/v1/responses/resp_1;x",
