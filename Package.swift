@@ -70,6 +70,11 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(
+            name: "WardenAudit",
+            dependencies: ["WardenConfig", "WardenPreflight", "WardenSystemd", "WardenJSON"],
+            swiftSettings: strictSettings
+        ),
+        .target(
             name: "WardenJSON",
             swiftSettings: strictSettings
         ),
@@ -93,6 +98,7 @@ let package = Package(
                 "WardenConfig",
                 "WardenPreflight",
                 "WardenSystemd",
+                "WardenAudit",
                 "WardenGateway",
                 "VLLMSim",
                 "WardenJSON",
@@ -137,6 +143,11 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "WardenAuditTests",
+            dependencies: ["WardenAudit", "WardenSystemd", "VLLMSim"],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -1,15 +1,16 @@
 import WardenJSON
 
 /// The fields of a model's `config.json` that decide whether vLLM can load it as configured.
-struct ModelConfig {
+public struct ModelConfig {
     var numAttentionHeads: Int?
     var maxPositionEmbeddings: Int?
     var hasRopeScaling: Bool
     var torchDtype: String?
-    var autoMap: Bool
+    /// `auto_map` is present: the model ships custom Python code.
+    public var autoMap: Bool
     var parseError: String?
 
-    init(_ bytes: [UInt8]) {
+    public init(_ bytes: [UInt8]) {
         do {
             let document = try JSONValue.parse(bytes)
             // Multimodal configs nest the language model's fields under text_config.

@@ -1,17 +1,17 @@
 import WardenConfig
 /// Package versions read from a venv's files, without starting Python.
-struct PythonEnvironment {
-    let sitePackages: String
+public struct PythonEnvironment {
+    public let sitePackages: String
 
     /// `<venv>/lib/python3.*/site-packages` (a normal venv has exactly one).
-    init?(venv: String, host: any PreflightHost) {
+    public init?(venv: String, host: any PreflightHost) {
         guard let pythons = host.listDirectory(venv + "/lib")?.filter({ $0.hasPrefix("python3") }).sorted(),
               let newest = pythons.last else { return nil }
         sitePackages = "\(venv)/lib/\(newest)/site-packages"
     }
 
     /// `Version:` of `<name>-*.dist-info/METADATA`.
-    func version(of distribution: String, host: any PreflightHost) -> String? {
+    public func version(of distribution: String, host: any PreflightHost) -> String? {
         let prefix = distribution.lowercased() + "-"
         guard let entry = host.listDirectory(sitePackages)?.first(where: { $0.lowercased().hasPrefix(prefix) && $0.hasSuffix(".dist-info") }),
               let metadata = host.readFile("\(sitePackages)/\(entry)/METADATA", limit: 65_536) else { return nil }

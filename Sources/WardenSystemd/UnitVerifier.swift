@@ -47,14 +47,14 @@ public struct UnitVerifier: Sendable {
     }
 
     /// The number from `→ Overall exposure level for vllm.service: 1.4 OK`.
-    static func exposure(in output: String) -> Double? {
+    public static func exposure(in output: String) -> Double? {
         guard let line = output.split(separator: "\n").last(where: { $0.contains("Overall exposure level") }),
               let value = line.split(separator: ":").last?.split(separator: " ").first else { return nil }
         return Double(value)
     }
 
     /// Rows marked ✗ whose exposure is at least 0.2, biggest first.
-    static func topExposures(in output: String) -> [String] {
+    public static func topExposures(in output: String) -> [String] {
         var rows: [(String, Double)] = []
         for line in output.split(separator: "\n") where line.hasPrefix("✗") {
             let fields = line.dropFirst().split(separator: " ", omittingEmptySubsequences: true)

@@ -30,7 +30,7 @@ enum ModelChecks {
             outcomes.append(.fail("no *.safetensors weights", hint: "download the safetensors weights (vLLM prefers them; pickle weights run code)"))
         }
         for shard in shards { outcomes += inspectShard(directory + "/" + shard, host: host) }
-        let pickles = entries.filter { $0.hasSuffix(".bin") || $0.hasSuffix(".pt") || $0.hasSuffix(".pth") || $0.hasSuffix(".pkl") }
+        let pickles = Preflight.pickleWeightFiles(in: entries)
         if !pickles.isEmpty {
             outcomes.append(.warn("pickle weights present (\(pickles.prefix(3).joined(separator: ", "))): loading them can run code",
                                   hint: "remove them when safetensors weights exist, or load with --load-format safetensors"))
@@ -122,3 +122,10 @@ import FoundationEssentials
 #if canImport(Glibc)
 import Glibc
 #endif
+
+extension Preflight {
+    /// Weight files in pickle formats (loading them can run code), among a model directory's entries.
+    public static func pickleWeightFiles(in entries: [String]) -> [String] {
+        entries.filter { $0.hasSuffix(".bin") || $0.hasSuffix(".pt") || $0.hasSuffix(".pth") || $0.hasSuffix(".pkl") }
+    }
+}

@@ -138,7 +138,7 @@ enum SystemChecks {
         switch key {
         case nil:
             outcomes.append(.fail("\(path) has no VLLM_API_KEY= line", hint: "add a key: `echo VLLM_API_KEY=$(openssl rand -hex 32) >> \(path)`"))
-        case let key? where !isStrongKey(key):
+        case let key? where !Preflight.isStrongKey(key):
             outcomes.append(.fail("VLLM_API_KEY in \(path) is weak (\(key.count) characters; need ≥ 32 and no placeholder)",
                                   hint: "replace it: `openssl rand -hex 32`"))
         default:
@@ -147,11 +147,6 @@ enum SystemChecks {
         return .combine(outcomes, passing: "\(path) root-owned, mode \(String(info.mode, radix: 8)), strong VLLM_API_KEY")
     }
 
-    static func isStrongKey(_ key: String) -> Bool {
-        let lowered = key.lowercased()
-        let placeholders = ["changeme", "change-me", "secret", "password", "example", "xxxx", "your-key", "token"]
-        return key.count >= 32 && Set(key).count >= 10 && !placeholders.contains { lowered.contains($0) }
-    }
 
     static func existingAncestor(_ path: String, host: any PreflightHost) -> String {
         var current = path
@@ -174,3 +169,12 @@ import FoundationEssentials
 #if canImport(Glibc)
 import Glibc
 #endif
+
+extension Preflight {
+    /// At least 32 characters, 10 distinct, and no placeholder word: what `secrets.envfile` and `warden audit` accept.
+    public static func isStrongKey(_ key: String) -> Bool {
+        let lowered = key.lowercased()
+        let placeholders = ["changeme", "change-me", "secret", "password", "example", "xxxx", "your-key", "token"]
+        return key.count >= 32 && Set(key).count >= 10 && !placeholders.contains { lowered.contains($0) }
+    }
+}

@@ -1,0 +1,52 @@
+import WardenConfig
+import WardenPreflight
+
+/// What `warden audit` found: the vLLM it looked at and every finding, worst first.
+public struct AuditReport: Sendable {
+    public var target: VLLMTarget
+    public var findings: [Finding]
+    public var advisoryTableDate: String { AdvisoryTable.date }
+
+    /// Findings at or above `severity`; `warden audit` exits 1 when there are any.
+    public func findings(atLeast severity: Severity) -> [Finding] { findings.filter { $0.severity >= severity } }
+}
+
+/// Why an audit could not run at all.
+public struct AuditError: Error, CustomStringConvertible, Equatable {
+    public var description: String
+}
+
+/// `warden audit`: a read-only review of a vLLM already running on this host.
+public enum Audit {
+    /// Finds vLLM (by `unit`, else by process or unit contents) and runs every check; `url` overrides where the
+    /// live probe connects. Throws when no vLLM is found or `url` is not `http://host:port`.
+    public static func run(host: any AuditHost = LinuxHost(), deployment: Deployment? = nil, unit: String? = nil, url: String? = nil) throws -> AuditReport {
+        let target = Discovery.find(unit: unit, host: host)
+        guard target.found else {
+            throw AuditError(description: unit.map { "no unit \($0) (`systemctl cat \($0)` failed)" }
+                ?? "found no running vLLM: no process runs `vllm serve` or vllm.entrypoints.openai.api_server, and no unit's ExecStart= starts one; name it with --unit")
+        }
+        let probe = try url.map(parse(url:)) ?? defaultProbeAddress(target)
+        let context = AuditContext(target: target, host: host, deployment: deployment, probeAddress: probe)
+        let findings = UnitAudit.findings(context) + SecretAudit.findings(context) + ExposureAudit.findings(context)
+            + SettingAudit.findings(context) + AdvisoryAudit.findings(context) + HostAudit.findings(context)
+        let ordered = findings.enumerated().sorted { ($0.element.severity, $1.offset) > ($1.element.severity, $0.offset) }.map(\.element)
+        return AuditReport(target: target, findings: ordered)
+    }
+
+    /// The API server's own socket, through loopback when it listens on every interface; none when it is not listening.
+    static func defaultProbeAddress(_ target: VLLMTarget) -> (host: String, port: Int)? {
+        guard let socket = target.apiSockets.first(where: { !$0.isLoopback }) ?? target.apiSockets.first else { return nil }
+        let host = socket.address == "0.0.0.0" ? "127.0.0.1" : socket.address == "::" ? "::1" : socket.address
+        return (host, socket.port)
+    }
+
+    /// `http://host:port[/…]` → host and port.
+    static func parse(url: String) throws -> (host: String, port: Int) {
+        guard url.hasPrefix("http://") else { throw AuditError(description: "--url \(url): only http:// URLs can be probed (vLLM serves plain HTTP)") }
+        let authority = url.dropFirst(7).prefix { $0 != "/" }
+        if let address = ListenAddress(String(authority)) { return (address.host, address.port) }
+        guard !authority.isEmpty, !authority.contains(":") || authority.hasPrefix("[") else { throw AuditError(description: "--url \(url): expected http://HOST:PORT") }
+        return (authority.trimming(["[", "]"]), 80)
+    }
+}

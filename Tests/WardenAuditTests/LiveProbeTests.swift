@@ -1,0 +1,60 @@
+import Testing
+import VLLMSim
+import WardenAudit
+
+@Suite("warden audit's live probe against vllm-sim")
+struct LiveProbeTests {
+    static let key = "sk-" + String(repeating: "9f8e7d6c5b4a3210", count: 3)
+
+    /// A fake host whose vLLM process is the in-process simulator listening on every interface at `port`.
+    static func host(port: Int) -> FakeAuditHost {
+        var host = FakeAuditHost()
+        host.process(31, ["/opt/vllm/.venv/bin/vllm", "serve", "/srv/models/sim", "--host", "0.0.0.0", "--port", String(port), "--api-key", key],
+                     unit: nil, environment: [:], sockets: [4711])
+        host.listening([("0.0.0.0", port, 4711)])
+        host.routes = nil
+        return host
+    }
+
+    @Test("with --host 0.0.0.0 and a key, the routes --api-key leaves open are found over HTTP")
+    func openRoutesFound() async throws {
+        let simulator = VLLMSimulator(configuration: SimulatorConfiguration(apiKeys: [Self.key]))
+        let port = try await simulator.start(host: "0.0.0.0", port: 0)
+        defer { Task { await simulator.shutdown() } }
+        let report = try Audit.run(host: Self.host(port: port))
+        let open = try #require(report.findings.first { $0.id == "exposure.open-routes" })
+        #expect(open.severity == .high)
+        for route in ["/tokenize", "/pause", "/invocations", "/metrics", "/docs"] {
+            #expect(open.evidence.contains { $0.hasPrefix("GET \(route) → ") }, "\(route)")
+        }
+        let dev = try #require(report.findings.first { $0.id == "exposure.dev-routes" })
+        #expect(dev.severity == .critical && dev.evidence.contains { $0.hasPrefix("GET /collective_rpc → 405") })
+        #expect(!report.findings.contains { $0.id == "exposure.unauthenticated-api" }, "/v1/models answers 401")
+        #expect(report.findings.contains { $0.id == "exposure.listen" } && report.findings.contains { $0.id == "unit.none" })
+    }
+
+    @Test("--url probes where it says; a vLLM without a key answers /v1/models")
+    func explicitURL() async throws {
+        let simulator = VLLMSimulator(configuration: SimulatorConfiguration())
+        let port = try await simulator.start(host: "127.0.0.1", port: 0)
+        defer { Task { await simulator.shutdown() } }
+        var host = Self.host(port: port)
+        host.listening([])
+        let report = try Audit.run(host: host, url: "http://127.0.0.1:\(port)/")
+        #expect(report.findings.contains { $0.id == "exposure.unauthenticated-api" && $0.evidence == ["GET /v1/models → 200 without Authorization"] })
+        #expect(report.findings.contains { $0.id == "exposure.open-routes" })
+    }
+
+    @Test("nothing listening: the probe reports no routes")
+    func refused() throws {
+        var host = Self.host(port: 1)
+        host.listening([])
+        let report = try Audit.run(host: host, url: "http://127.0.0.1:1")
+        #expect(!report.findings.contains { $0.id.hasPrefix("exposure.open") || $0.id.hasPrefix("exposure.dev") })
+    }
+
+    @Test("--url must be http://host:port")
+    func badURL() {
+        #expect(throws: AuditError.self) { try Audit.run(host: Self.host(port: 8000), url: "https://example.com") }
+    }
+}
