@@ -46,7 +46,8 @@ extension Deployment {
       upstream: http://127.0.0.1:8000
       # SQLite file with hashed API keys (`warden keys …`).
       key_store: /var/lib/warden/keys.sqlite
-      # Everything not listed is answered 404 by the gateway and never reaches vLLM.
+      # Everything not listed is answered 404 by the gateway and never reaches vLLM. `{id}` matches one path
+      # segment (GET /v1/responses/{id}); every route needs a meter (README: "Routes and their meters").
       allowed_endpoints:
         - POST /v1/chat/completions
         - POST /v1/completions
@@ -103,6 +104,13 @@ extension Deployment {
       max_connections_per_address: 256
       # A client that leaves its response unread this long is cut off; its request is charged its reservation.
       write_timeout: 60s
+      # Tokens per second of audio on /v1/audio/* (those routes cannot be allowed without it), e.g. 50.
+      audio_tokens_per_second: null
+      # POST /v1/responses with background: true generates out of the gateway's sight: refused unless true,
+      # and then charged its whole reservation.
+      allow_background_responses: false
+      # Tokens per request for allowed routes Warden has no meter for, e.g. {"POST /invocations": 4000}.
+      route_costs: {}
 
     systemd:
       # W^X protection for vLLM; set false only for features that need it (numba-based n-gram speculation).

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import WardenConfig
 
@@ -51,6 +52,22 @@ struct RouteTemplateTests {
         #expect(RouteCatalog.meter(for: cancel) == .requestOnly, "the parameter's name does not matter")
         for bad in ["GET /v1/{id", "FETCH /x", "GET v1", "GET /a/../b", "GET /a//b", "GET /a%2e", "GET"] {
             #expect(RouteTemplate(bad) == nil, "\(bad)")
+        }
+    }
+}
+
+@Suite("README: the route table lists every metered route")
+struct RouteDocumentationTests {
+    @Test("each route of the catalog appears in the README's table of meters")
+    func everyRouteDocumented() throws {
+        let readme = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("README.md")
+        let text = try String(contentsOf: readme, encoding: .utf8)
+        let table = try #require(text.components(separatedBy: "#### Routes and their meters").dropFirst().first)
+        for route in RouteCatalog.meters.keys {
+            let path = String(route.split(separator: " ")[1])
+            #expect(table.contains("`\(route)`") || table.contains("`\(path)`") || table.contains(path.replacingOccurrences(of: "/v1/audio", with: "")),
+                    "\(route) is not in the README's route table")
         }
     }
 }
