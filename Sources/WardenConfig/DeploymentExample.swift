@@ -26,7 +26,7 @@ extension Deployment {
       user: vllm
       group: vllm
       # Seconds vLLM lets in-flight requests finish on stop (--shutdown-timeout, vLLM >= 0.18).
-      shutdown_timeout: 30
+      shutdown_timeout: 30s
       # Extra environment for vLLM, e.g. HF_HUB_OFFLINE: "1".
       environment: {}
       # Holds VLLM_API_KEY=...; mode 0640 root:vllm, written by `warden install`.

@@ -17,7 +17,7 @@ struct AuditCommand: AsyncParsableCommand {
         """
     )
 
-    enum Format: String, ExpressibleByArgument, CaseIterable { case text, json }
+    typealias Format = OutputFormat
 
     @OptionGroup var options: ConfigOptions
     @Option(help: ArgumentHelp("The systemd unit running vLLM (default: found by process or ExecStart=).", valueName: "name")) var unit: String?

@@ -1,23 +1,24 @@
 import ArgumentParser
 import WardenConfig
 
-/// `warden config`: check, explain and print the deployment file.
+/// `warden config`: check and print the deployment file.
 struct ConfigCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "config",
-        abstract: "Check, print or explain the deployment file.",
+        abstract: "Check the deployment file, or print it (effective, or a commented example).",
         subcommands: [Check.self, Example.self, Show.self]
     )
 
     struct Check: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Validate the deployment file and print every problem (exit 0 valid, 2 invalid)."
+            abstract: "Validate the deployment file and print every problem (exit 0 valid, 2 invalid); warnings do not fail it."
         )
         @OptionGroup var options: ConfigOptions
 
         func run() async throws {
-            _ = try options.load()
-            print("\(options.path): valid")
+            let warnings = try options.load().warnings()
+            for warning in warnings { printError("warning: \(warning)") }
+            print("\(options.path): valid" + (warnings.isEmpty ? "" : " (\(warnings.count) warning\(warnings.count == 1 ? "" : "s"))"))
         }
     }
 

@@ -15,6 +15,7 @@ struct GatewayCommand: AsyncParsableCommand {
     func run() async throws {
         let deployment = try options.load()
         let logger = Logger(label: "warden-gateway")
+        for warning in deployment.warnings() { logger.warning("\(warning)") }
         let server: GatewayServer
         do {
             let configuration = try GatewayConfiguration(deployment: deployment, deploymentPath: options.path,

@@ -11,8 +11,8 @@ import WardenGateway
 struct KeysCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "keys",
-        abstract: "Create, list, revoke and rotate gateway API keys (secrets are shown once, stored only as HMACs).",
-        subcommands: [Create.self, List.self, Revoke.self, Rotate.self]
+        abstract: "Create, list, update, revoke and rotate gateway API keys (secrets are shown once, stored only as HMACs).",
+        subcommands: [Create.self, List.self, Update.self, Revoke.self, Rotate.self]
     )
 
     static func openStore(_ options: ConfigOptions, create: Bool) throws -> KeyStore {
@@ -25,6 +25,36 @@ struct KeysCommand: AsyncParsableCommand {
             printError("keys: \(error)")
             throw ExitCode(WardenExit.usage)
         }
+    }
+
+    /// Models checked against what the deployment serves (a typo would lock the key out of every model).
+    static func checkModels(_ list: String?, options: ConfigOptions, force: Bool) throws -> [String]? {
+        guard let list else { return nil }
+        let served = try options.load().vllm.servedModelName
+        let models = list.split(separator: ",").map { $0.trimmed() }.filter { !$0.isEmpty }
+        if !force, let unknown = models.first(where: { $0 != served }) {
+            printError("keys: no model '\(unknown)' is served here (vllm.served_model_name is '\(served)'); fix the name, or pass --force for a model loaded later")
+            throw ExitCode(WardenExit.usage)
+        }
+        return models
+    }
+
+    static func requireUniqueName(_ name: String, in store: KeyStore, except publicID: String? = nil) throws {
+        if try store.list().contains(where: { $0.name == name && $0.publicID != publicID }) {
+            printError("keys: a key named '\(name)' exists already (`warden keys list`); names tell keys apart in logs and metrics: choose another")
+            throw ExitCode(WardenExit.usage)
+        }
+    }
+
+    /// An expiry given on the command line: a date or duration, in the future.
+    static func checkExpiry(_ text: String) throws -> Int64 {
+        guard let when = parseExpiry(text) else {
+            throw ValidationError("--expires '\(text)' must be a date like 2027-01-31 or a duration like 90d or 12h")
+        }
+        guard when > Int64(Date().timeIntervalSince1970) else {
+            throw ValidationError("--expires '\(text)' is in the past: the key would never work; give a later date or a duration like 90d")
+        }
+        return when
     }
 
     /// Run as root, the store must stay readable by the gateway's account.
@@ -53,29 +83,14 @@ struct KeysCommand: AsyncParsableCommand {
             for (flag, value) in [("--rpm", rpm), ("--tpm", tpm), ("--concurrency", concurrency), ("--burst", burst)] where (value ?? 1) < 1 {
                 throw ValidationError("\(flag) must be at least 1")
             }
-            if let expires {
-                guard let when = parseExpiry(expires) else {
-                    throw ValidationError("--expires '\(expires)' must be a date like 2027-01-31 or a duration like 90d or 12h")
-                }
-                guard when > Int64(Date().timeIntervalSince1970) else {
-                    throw ValidationError("--expires '\(expires)' is in the past: the key would never work; give a later date or a duration like 90d")
-                }
-            }
+            if let expires { _ = try KeysCommand.checkExpiry(expires) }
             guard !name.trimmed().isEmpty else { throw ValidationError("--name must not be empty: name the person or service the key is for") }
         }
 
         func run() async throws {
-            let served = try options.load().vllm.servedModelName
-            let modelList = models.map { $0.split(separator: ",").map { $0.trimmed() }.filter { !$0.isEmpty } } ?? []
-            if !force, let unknown = modelList.first(where: { $0 != served }) {
-                printError("keys: no model '\(unknown)' is served here (vllm.served_model_name is '\(served)'); fix the name, or pass --force for a model loaded later")
-                throw ExitCode(WardenExit.usage)
-            }
+            let modelList = try KeysCommand.checkModels(models, options: options, force: force) ?? []
             let store = try KeysCommand.openStore(options, create: true)
-            if try store.list().contains(where: { $0.name == name.trimmed() }) {
-                printError("keys: a key named '\(name.trimmed())' exists already (`warden keys list`); names tell keys apart in logs and metrics: choose another")
-                throw ExitCode(WardenExit.usage)
-            }
+            try KeysCommand.requireUniqueName(name.trimmed(), in: store)
             let (token, record) = try store.create(name: name.trimmed(), expires: expires.flatMap { parseExpiry($0) }, models: modelList,
                                                    requestsPerMinute: rpm, tokensPerMinute: tpm, concurrency: concurrency, burst: burst)
             print(token.text)
@@ -84,38 +99,100 @@ struct KeysCommand: AsyncParsableCommand {
     }
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List keys (never their secrets).")
+        static let configuration = CommandConfiguration(abstract: "List keys (never their secrets); expiries in UTC.")
         @OptionGroup var options: ConfigOptions
-        @Flag(help: "Print JSON lines instead of a table.") var json = false
+        @Option(help: "Output format: text (a table) or json (one object a line).") var format: OutputFormat = .text
 
         func run() async throws {
             let now = Int64(Date().timeIntervalSince1970)
             guard FileManager.default.fileExists(atPath: try options.load().gateway.keyStore) else {
-                if !json { printError("no keys yet: create one with `warden keys create --name NAME`") }
+                if format == .text { printError("no keys yet: create one with `warden keys create --name NAME`") }
                 return
             }
             let records = try KeysCommand.openStore(options, create: false).list()
-            if json {
-                for record in records {
-                    func number<Value: BinaryInteger>(_ value: Value?) -> JSONValue { value.map { .number(String($0)) } ?? .null }
-                    let object = JSONValue.object([
-                        ("burst", number(record.burst)), ("concurrency", number(record.concurrency)), ("created", number(record.created)),
-                        ("expires", number(record.expires)), ("id", .string(record.publicID)), ("models", .array(record.models.map(JSONValue.string))),
-                        ("name", .string(record.name)), ("revoked", number(record.revoked)), ("rpm", number(record.requestsPerMinute)),
-                        ("tpm", number(record.tokensPerMinute)), ("usable", .bool(record.isUsable(at: now))),
-                    ])
-                    print(object.serialized)
-                }
+            if format == .json {
+                for record in records { print(KeysCommand.json(record, now: now).serialized) }
                 return
             }
-            print("ID            STATUS   NAME                 CREATED     EXPIRES     MODELS          RPM    BURST  TPM       CONC")
+            print("ID            STATUS   NAME                 CREATED           EXPIRES           MODELS          RPM    BURST  TPM       CONC")
             for record in records {
-                let status = record.revoked != nil ? "revoked" : (record.isUsable(at: now) ? "active" : "expired")
-                print([record.publicID.padded(13), status.padded(8), record.name.padded(20), day(record.created).padded(11),
-                       (record.expires.map(day) ?? "never").padded(11), (record.models.isEmpty ? "all" : record.models.joined(separator: ",")).padded(15),
+                print([record.publicID.padded(13), KeysCommand.status(record, now: now).padded(8), record.name.padded(20),
+                       minute(record.created).padded(17), (record.expires.map(minute) ?? "never").padded(17),
+                       (record.models.isEmpty ? "all" : record.models.joined(separator: ",")).padded(15),
                        (record.requestsPerMinute.map(String.init) ?? "-").padded(6), (record.burst.map(String.init) ?? "-").padded(6),
                        (record.tokensPerMinute.map(String.init) ?? "-").padded(9),
                        record.concurrency.map(String.init) ?? "-"].joined(separator: " "))
+            }
+        }
+    }
+
+    static func status(_ record: KeyRecord, now: Int64) -> String {
+        record.revoked != nil ? "revoked" : (record.isUsable(at: now) ? "active" : "expired")
+    }
+
+    static func json(_ record: KeyRecord, now: Int64) -> JSONValue {
+        func number<Value: BinaryInteger>(_ value: Value?) -> JSONValue { value.map { .number(String($0)) } ?? .null }
+        return .object([
+            ("burst", number(record.burst)), ("concurrency", number(record.concurrency)), ("created", number(record.created)),
+            ("expires", number(record.expires)), ("id", .string(record.publicID)), ("models", .array(record.models.map(JSONValue.string))),
+            ("name", .string(record.name)), ("revoked", number(record.revoked)), ("rpm", number(record.requestsPerMinute)),
+            ("status", .string(status(record, now: now))), ("tpm", number(record.tokensPerMinute)), ("usable", .bool(record.isUsable(at: now))),
+        ])
+    }
+
+    struct Update: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Change a key's name, expiry, models or limits; the running gateway applies it within a second.",
+            discussion: "Limits take a number, or `default` for gateway.limits; --expires takes a date, a duration, or `never`. The secret and a revocation never change.")
+        @OptionGroup var options: ConfigOptions
+        @Argument(help: "The key's id (from `warden keys list`).") var id: String
+        @Option(help: "A new name.") var name: String?
+        @Option(help: ArgumentHelp("Expiry: a date (2027-01-31), a duration from now (90d), or never.", valueName: "when")) var expires: String?
+        @Option(help: ArgumentHelp("Models this key may use (comma-separated; empty: all).", valueName: "m,…")) var models: String?
+        @Option(help: ArgumentHelp("Requests per minute, or default.", valueName: "n")) var rpm: String?
+        @Option(help: ArgumentHelp("Tokens per minute, or default.", valueName: "n")) var tpm: String?
+        @Option(help: ArgumentHelp("Requests in flight, or default.", valueName: "n")) var concurrency: String?
+        @Option(help: ArgumentHelp("Requests admitted at once, or default.", valueName: "n")) var burst: String?
+        @Flag(help: "Allow --models naming models this deployment does not serve.") var force = false
+
+        func validate() throws {
+            if let name { guard !name.trimmed().isEmpty else { throw ValidationError("--name must not be empty") } }
+            if let expires, expires != "never" { _ = try KeysCommand.checkExpiry(expires) }
+            for (flag, value) in [("--rpm", rpm), ("--tpm", tpm), ("--concurrency", concurrency), ("--burst", burst)] {
+                _ = try Self.limit(flag, value)
+            }
+            guard [name, expires, models, rpm, tpm, concurrency, burst].contains(where: { $0 != nil }) else {
+                throw ValidationError("nothing to change: give at least one of --name, --expires, --models, --rpm, --tpm, --concurrency, --burst")
+            }
+        }
+
+        /// `nil`: unchanged; `.some(nil)`: back to the default; `.some(n)`: n ≥ 1.
+        static func limit(_ flag: String, _ value: String?) throws -> Int?? {
+            guard let value else { return nil }
+            if value == "default" { return .some(nil) }
+            guard let number = Int(value), number >= 1 else { throw ValidationError("\(flag) '\(value)' must be a whole number of at least 1, or default") }
+            return .some(number)
+        }
+
+        func run() async throws {
+            var changes = KeyStore.Changes()
+            changes.models = try KeysCommand.checkModels(models, options: options, force: force)
+            let store = try KeysCommand.openStore(options, create: false)
+            if let name {
+                try KeysCommand.requireUniqueName(name.trimmed(), in: store, except: id)
+                changes.name = name.trimmed()
+            }
+            if let expires { changes.expires = .some(expires == "never" ? nil : try KeysCommand.checkExpiry(expires)) }
+            changes.requestsPerMinute = try Self.limit("--rpm", rpm)
+            changes.tokensPerMinute = try Self.limit("--tpm", tpm)
+            changes.concurrency = try Self.limit("--concurrency", concurrency)
+            changes.burst = try Self.limit("--burst", burst)
+            do {
+                let record = try store.update(publicID: id, changes)
+                print("updated \(id): \(KeysCommand.json(record, now: Int64(Date().timeIntervalSince1970)).serialized)")
+            } catch let error as GatewaySetupError {
+                printError("keys: \(error)")
+                throw ExitCode(WardenExit.usage)
             }
         }
     }
@@ -167,6 +244,16 @@ func parseExpiry(_ text: String, now: Int64 = Int64(Date().timeIntervalSince1970
     let seconds = Int64(timegm(&fields))
     // timegm normalises 2027-02-31 into March: only a date that reads back the same is a date.
     return day(seconds) == text ? seconds : nil
+}
+
+/// `YYYY-MM-DD HH:MM` in UTC.
+private func minute(_ seconds: Int64) -> String {
+    var time = time_t(seconds)
+    var fields = tm()
+    gmtime_r(&time, &fields)
+    let hour = fields.tm_hour < 10 ? "0\(fields.tm_hour)" : "\(fields.tm_hour)"
+    let minute = fields.tm_min < 10 ? "0\(fields.tm_min)" : "\(fields.tm_min)"
+    return "\(day(seconds)) \(hour):\(minute)"
 }
 
 /// `YYYY-MM-DD` in UTC.

@@ -1,4 +1,5 @@
 import ArgumentParser
+import WardenConfig
 
 #if canImport(Glibc)
 import Glibc
@@ -16,6 +17,26 @@ enum FileHandleWriter {
     }
 }
 
+/// "Did you mean …" for a mistyped subcommand (`warden confg`, `warden keys lst`).
+func suggestion(for arguments: ArraySlice<String>) -> String {
+    var subcommands = Warden.configuration.subcommands
+    for argument in arguments where !argument.hasPrefix("-") {
+        let names = subcommands.map { name(of: $0) }
+        if let index = names.firstIndex(of: argument) {
+            subcommands = subcommands[index].configuration.subcommands
+            continue
+        }
+        guard let close = closestMatch(to: argument, in: names) else { return "" }
+        return "\nDid you mean '\(close)'?"
+    }
+    return ""
+}
+
+private func name(of command: any ParsableCommand.Type) -> String {
+    let configuration = command.configuration
+    return configuration.commandName ?? String(describing: command).lowercased()
+}
+
 /// Runs `warden`, mapping argument-parser's usage failures (64) onto the documented exit code 2.
 @main
 enum WardenMain {
@@ -30,7 +51,7 @@ enum WardenMain {
         } catch {
             let code = Warden.exitCode(for: error)
             if code == .validationFailure {
-                printError(Warden.fullMessage(for: error))
+                printError(Warden.fullMessage(for: error) + suggestion(for: CommandLine.arguments.dropFirst()))
                 exit(WardenExit.usage)
             }
             Warden.exit(withError: error)

@@ -22,7 +22,7 @@ struct PreflightCommand: AsyncParsableCommand {
 
     static let skipVariable = "WARDEN_PREFLIGHT_SKIP"
 
-    enum Format: String, ExpressibleByArgument, CaseIterable { case text, json }
+    typealias Format = OutputFormat
 
     @OptionGroup var options: ConfigOptions
     @Option(help: "Output format: text or json.") var format: Format = .text

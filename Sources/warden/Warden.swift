@@ -14,7 +14,7 @@ struct Warden: AsyncParsableCommand {
         will not clear by itself, so systemd must not retry.
         """,
         version: BuildInfo.versionLine,
-        subcommands: [ConfigCommand.self, PreflightCommand.self, AuditCommand.self, UnitCommand.self, InstallCommand.self, UninstallCommand.self, SelftestCommand.self, GatewayCommand.self, KeysCommand.self, BansCommand.self, DemoCommand.self]
+        subcommands: [StatusCommand.self, ConfigCommand.self, PreflightCommand.self, AuditCommand.self, UnitCommand.self, InstallCommand.self, UninstallCommand.self, SelftestCommand.self, GatewayCommand.self, KeysCommand.self, BansCommand.self, DemoCommand.self]
     )
 }
 
@@ -34,6 +34,11 @@ struct ConfigOptions: ParsableArguments {
             throw ExitCode(WardenExit.usage)
         }
     }
+}
+
+/// `--format text|json`, the one output flag of every command that prints a report or a list.
+enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
+    case text, json
 }
 
 /// The exit codes documented in `warden --help` and the README.

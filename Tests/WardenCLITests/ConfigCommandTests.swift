@@ -64,4 +64,35 @@ struct ConfigCommandTests {
         #expect(version.status == 0)
         #expect(!version.stdout.isEmpty)
     }
+
+    @Test("warnings are printed apart from errors and do not fail the check: admin off loopback, vLLM off loopback, no model")
+    func warnings() throws {
+        let scratch = try ScratchDirectory()
+        let path = try scratch.write("w.yaml", "vllm: {model: /nonexistent/qwen, host: 0.0.0.0}\ngateway: {admin_listen: 0.0.0.0:9091}\n")
+        let result = try BuiltProduct.run("warden", ["config", "check", "--config", path])
+        #expect(result.status == 0)
+        #expect(result.stdout.contains("valid (3 warnings)"))
+        for expected in ["warning: gateway.admin_listen: 0.0.0.0:9091 is reachable from other hosts",
+                         "warning: vllm.host: vLLM listens on 0.0.0.0", "warning: vllm.model: /nonexistent/qwen does not exist"] {
+            #expect(result.stderr.contains(expected), "\(result.stderr)")
+        }
+        let clean = try scratch.write("clean.yaml", "vllm: {model: \(scratch.url.path)}\n")
+        #expect(try BuiltProduct.run("warden", ["config", "check", "--config", clean]).stderr.isEmpty)
+    }
+
+    @Test("config show writes durations and numbers as the example does; a mistyped subcommand gets a suggestion")
+    func showForms() throws {
+        let scratch = try ScratchDirectory()
+        let path = try scratch.write("w.yaml", "vllm: {model: m}\ngateway: {drain_timeout: 2m, bans: {ban_time: 3600}}\n")
+        let shown = try BuiltProduct.run("warden", ["config", "show", "--config", path]).stdout
+        for line in ["drain_timeout: 2m", "ban_time: 1h", "write_timeout: 60s", "shutdown_timeout: 30s", "gpu_memory_utilization: 0.9",
+                     "max_ban_time: 7d"] {
+            #expect(shown.contains(line), "missing \(line)")
+        }
+        let again = try scratch.write("again.yaml", shown)
+        #expect(try BuiltProduct.run("warden", ["config", "check", "--config", again]).status == 0, "what show prints reads back")
+        let typo = try BuiltProduct.run("warden", ["confg"])
+        #expect(typo.status == 2 && typo.stderr.contains("Did you mean 'config'?"))
+        #expect(try BuiltProduct.run("warden", ["keys", "lst"]).stderr.contains("Did you mean 'list'?"))
+    }
 }

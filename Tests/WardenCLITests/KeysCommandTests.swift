@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import WardenGateway
+import WardenTestSupport
 
 @Suite("warden keys (the real binary)")
 struct KeysCommandTests {
@@ -74,5 +75,56 @@ struct KeysCreateValidationTests {
         #expect(twice.status == 2)
         #expect(twice.stderr.contains("a key named 'a' exists already"))
         #expect(try create(["--name", "b", "--expires", "90d", "--models", "qwen"]).status == 0)
+    }
+}
+
+@Suite("warden keys update and --format: limits changed in place, every list in JSON too")
+struct KeysUpdateTests {
+    @Test("update changes limits, models, name and expiry (and back to defaults); mistakes are refused; list --format json shows it")
+    func update() throws {
+        let scratch = try ScratchDirectory()
+        let store = scratch.url.path + "/keys.sqlite"
+        let config = try scratch.write("w.yaml", """
+            vllm: {model: /models/qwen, served_model_name: qwen}
+            gateway: {key_store: \(store)}
+            """)
+        func warden(_ arguments: [String]) throws -> CommandResult { try BuiltProduct.run("warden", arguments + ["--config", config]) }
+        let created = try warden(["keys", "create", "--name", "team-a", "--rpm", "10"])
+        let id = try #require(created.stderr.split(separator: " ").dropFirst(2).first.map(String.init))
+        _ = try warden(["keys", "create", "--name", "team-b"])
+        let updated = try warden(["keys", "update", id, "--tpm", "5000", "--rpm", "default", "--burst", "3", "--name", "team-a2", "--expires", "30d"])
+        #expect(updated.status == 0, "\(updated.stderr)")
+        var record = try #require(try KeyStore(path: store, create: false).list().first { $0.publicID == id })
+        #expect(record.tokensPerMinute == 5000 && record.requestsPerMinute == nil && record.burst == 3 && record.name == "team-a2")
+        #expect(record.expires != nil)
+        #expect(try warden(["keys", "update", id, "--expires", "never"]).status == 0)
+        record = try #require(try KeyStore(path: store, create: false).list().first { $0.publicID == id })
+        #expect(record.expires == nil)
+        #expect(try warden(["keys", "update", id, "--name", "team-b"]).stderr.contains("exists already"))
+        #expect(try warden(["keys", "update", id, "--models", "qwen-tyni"]).stderr.contains("no model 'qwen-tyni'"))
+        #expect(try warden(["keys", "update", id, "--rpm", "0"]).status == 2)
+        #expect(try warden(["keys", "update", id, "--expires", "2020-01-01"]).stderr.contains("is in the past"))
+        #expect(try warden(["keys", "update", id]).stderr.contains("nothing to change"))
+        #expect(try warden(["keys", "update", "nosuchkey000", "--tpm", "5"]).stderr.contains("no key with id"))
+        _ = try warden(["keys", "revoke", id])
+        #expect(try warden(["keys", "update", id, "--tpm", "7"]).status == 0, "limits of a revoked key may change")
+        let lines = try warden(["keys", "list", "--format", "json"]).stdout.split(separator: "\n").map { try jsonObject(String($0)) }
+        let mine = try #require(lines.first { $0["id"] as? String == id })
+        #expect(mine["status"] as? String == "revoked" && mine["tpm"] as? Int == 7, "updating never un-revokes")
+        #expect(try warden(["keys", "list"]).stdout.contains(" UTC") == false)
+        #expect(try warden(["keys", "list"]).stdout.range(of: #"\d{4}-\d\d-\d\d \d\d:\d\d"#, options: .regularExpression) != nil, "times, not only dates")
+    }
+
+    @Test("a running gateway applies `warden keys update` within a second")
+    func live() async throws {
+        try await withGatewayProcess { gateway in
+            let created = try BuiltProduct.run("warden", ["keys", "create", "--name", "live", "--config", gateway.config])
+            let token = created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            let id = try #require(created.stderr.split(separator: " ").dropFirst(2).first.map(String.init))
+            let bearer = ["Authorization": "Bearer \(token)"]
+            #expect(try await eventually(timeout: .seconds(3)) { try request(port: gateway.port, "GET", "/v1/models", headers: bearer).status == 200 })
+            #expect(try BuiltProduct.run("warden", ["keys", "update", id, "--rpm", "1", "--burst", "1", "--config", gateway.config]).status == 0)
+            #expect(try await eventually(timeout: .seconds(3)) { try request(port: gateway.port, "GET", "/v1/models", headers: bearer).status == 429 })
+        }
     }
 }

@@ -105,6 +105,41 @@ public final class KeyStore: @unchecked Sendable {
         }
     }
 
+    /// What `warden keys update` may change; `nil` leaves a field as it is.
+    public struct Changes: Sendable, Equatable {
+        public var name: String?
+        /// `.some(nil)` removes the expiry.
+        public var expires: Int64??
+        public var models: [String]?
+        /// For each limit, `.some(nil)` returns the key to the gateway's default.
+        public var requestsPerMinute: Int??
+        public var tokensPerMinute: Int??
+        public var concurrency: Int??
+        public var burst: Int??
+        public init() {}
+    }
+
+    /// Changes a key's name, expiry, models or limits; the running gateway applies them within a second. The
+    /// secret and the revocation are never touched.
+    @discardableResult
+    public func update(publicID: String, _ changes: Changes) throws -> KeyRecord {
+        try requireKey(publicID)
+        func set(_ column: String, _ value: SQLiteDatabase.Value) throws {
+            try database.query("UPDATE keys SET \(column) = ? WHERE public_id = ?", [value, .text(publicID)])
+        }
+        if let name = changes.name { try set("name", .text(name)) }
+        if let expires = changes.expires { try set("expires", expires.map { .integer($0) } ?? .null) }
+        if let models = changes.models { try set("models", .text(models.joined(separator: ","))) }
+        if let value = changes.requestsPerMinute { try set("rpm", optional(value)) }
+        if let value = changes.tokensPerMinute { try set("tpm", optional(value)) }
+        if let value = changes.concurrency { try set("concurrency", optional(value)) }
+        if let value = changes.burst {
+            guard hasBurstColumn else { throw GatewaySetupError("this key store predates per-key bursts; run `warden keys create` once to upgrade it") }
+            try set("burst", optional(value))
+        }
+        return try list().first { $0.publicID == publicID }!
+    }
+
     public func revoke(publicID: String, now: Int64 = Int64(Date().timeIntervalSince1970)) throws {
         try requireKey(publicID)
         try database.query("UPDATE keys SET revoked = ? WHERE public_id = ? AND revoked IS NULL", [.integer(now), .text(publicID)])

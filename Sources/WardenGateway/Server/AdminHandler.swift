@@ -40,6 +40,19 @@ final class AdminHandler: ChannelInboundHandler {
             let body = JSONValue.object([("ready", .bool(ready)), ("draining", .bool(draining)), ("upstream_healthy", .bool(problem == nil)),
                                          ("upstream_error", problem.map(JSONValue.string) ?? .null)]).serialized
             GatewayResponder.send(context, status: ready ? .ok : .serviceUnavailable, body: body, requestID: requestID, keepAlive: keepAlive)
+        case (.GET, "/status"):
+            // One document for `warden status`: readiness, load, bans and recent refusals.
+            let draining = core.state.draining.load(ordering: .relaxed)
+            let problem = core.state.upstreamProblem
+            let (minutes, rejections) = core.metrics.recentRejectionTotals()
+            let body = JSONValue.object([
+                ("ready", .bool(!draining && problem == nil)), ("draining", .bool(draining)), ("upstream_error", problem.map(JSONValue.string) ?? .null),
+                ("in_flight", .number(String(core.state.inFlight.load(ordering: .relaxed)))),
+                ("bans", .number(String(core.limits.activeBans().count))),
+                ("rejections_window_minutes", .number(String(minutes))),
+                ("rejections", .object(rejections.sorted { $0.key < $1.key }.map { ($0.key, .number(String($0.value))) })),
+            ]).serialized
+            GatewayResponder.send(context, status: .ok, body: body, requestID: requestID, keepAlive: keepAlive)
         case (.GET, "/bans"):
             let bans = core.limits.activeBans().map { ban in
                 JSONValue.object([("address", .string(ban.group)), ("remaining_seconds", .number(String(retryAfterSeconds(ban.remaining)))),

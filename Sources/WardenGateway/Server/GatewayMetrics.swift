@@ -1,5 +1,6 @@
 import NIOConcurrencyHelpers
 import Prometheus
+import WardenNIOSupport
 
 /// The gateway's Prometheus metrics. Label values are bounded: routes from the allow-list (else `other`),
 /// HTTP status codes, and key public ids (never secrets, prompts or client addresses).
@@ -8,6 +9,8 @@ final class GatewayMetrics: Sendable {
     private let requestCounters = NIOLockedValueBox<[String: Counter]>([:])
     private let rejectionCounters = NIOLockedValueBox<[String: Counter]>([:])
     private let tokenCounters = NIOLockedValueBox<[String: Counter]>([:])
+    /// Refusals of the last minutes, for `warden status`.
+    private let recentRejections = NIOLockedValueBox(RecentCounts())
     let upstreamLatency: DurationHistogram
     let overhead: DurationHistogram
     let timeToFirstToken: DurationHistogram
@@ -40,6 +43,7 @@ final class GatewayMetrics: Sendable {
     }
 
     func countRejection(_ reason: String) {
+        recentRejections.withLockedValue { $0.add(reason, atSecond: Int64(epochSeconds())) }
         let counter = rejectionCounters.withLockedValue { counters in
             if let existing = counters[reason] { return existing }
             let made = registry.makeCounter(name: "warden_rejections_total", labels: [("reason", reason)],
@@ -62,6 +66,11 @@ final class GatewayMetrics: Sendable {
             }
             counter.increment(by: Int64(amount))
         }
+    }
+
+    /// Refusals by reason over the last ``RecentCounts/minutes`` minutes.
+    func recentRejectionTotals() -> (minutes: Int, totals: [String: Int]) {
+        recentRejections.withLockedValue { ($0.minutes, $0.totals(atSecond: Int64(epochSeconds()))) }
     }
 
     func exposition() -> String { registry.emitToString() }

@@ -1,0 +1,23 @@
+import FoundationEssentials
+
+extension Deployment {
+    /// Choices that are valid but probably not what the operator wants: printed by `config check` and logged by the
+    /// gateway at start, never fatal (each has a legitimate use, e.g. a firewall in front, a model copied later).
+    public func warnings(pathExists: (String) -> Bool = { FileManager.default.fileExists(atPath: $0) }) -> [ConfigIssue] {
+        var found: [ConfigIssue] = []
+        if let admin = ListenAddress(gateway.adminListen), !Self.isLoopback(admin.host) {
+            found.append(ConfigIssue(path: "gateway.admin_listen", message: "\(gateway.adminListen) is reachable from other hosts, and the admin listener (metrics, readiness, ban control) takes no key: keep it on 127.0.0.1, or firewall the port"))
+        }
+        if !Self.isLoopback(vllm.host) {
+            found.append(ConfigIssue(path: "vllm.host", message: "vLLM listens on \(vllm.host): clients that reach it directly bypass every key and limit of the gateway; keep 127.0.0.1 unless a firewall allows only the gateway"))
+        }
+        if vllm.isLocalModel, !pathExists(vllm.model) {
+            found.append(ConfigIssue(path: "vllm.model", message: "\(vllm.model) does not exist (yet): vLLM will not start until it does (preflight's model.files checks it)"))
+        }
+        return found
+    }
+
+    static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+    }
+}
