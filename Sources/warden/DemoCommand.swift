@@ -59,8 +59,7 @@ struct DemoCommand: AsyncParsableCommand {
 
         curl -si http://127.0.0.1:\(gatewayPort)/tokenize -H 'Authorization: Bearer \(token.text)' -d '{"prompt":"hi"}'   # 404: not on the allow-list
 
-        # With the openai package (pip install openai, or .venv/bin/python after scripts/test):
-        python3 -c 'from openai import OpenAI; c = OpenAI(base_url="http://127.0.0.1:\(gatewayPort)/v1", api_key="\(token.text)"); print(c.chat.completions.create(model="\(model)", messages=[{"role": "user", "content": "Hello"}]).choices[0].message.content)'
+        \(Self.pythonLine(gatewayPort: gatewayPort, key: token.text, model: model))
 
         Metrics: curl -s http://127.0.0.1:\(boundAdminPort)/metrics    Readiness: curl -s http://127.0.0.1:\(boundAdminPort)/readyz
         Access log lines follow below. Ctrl-C stops the demo.
@@ -69,5 +68,18 @@ struct DemoCommand: AsyncParsableCommand {
         var group = ServiceGroupConfiguration(services: [gateway, simulator], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         group.maximumGracefulShutdownDuration = .seconds(15)
         try await ServiceGroup(configuration: group).run()
+    }
+
+    /// The openai SDK snippet: with the test venv when `scripts/test` made one here, else through a throwaway venv, so
+    /// it works as printed on a fresh Debian (where `pip install` outside a venv is refused).
+    static func pythonLine(gatewayPort: Int, key: String, model: String) -> String {
+        let script = "from openai import OpenAI; c = OpenAI(base_url=\"http://127.0.0.1:\(gatewayPort)/v1\", api_key=\"\(key)\"); print(c.chat.completions.create(model=\"\(model)\", messages=[{\"role\": \"user\", \"content\": \"Hello\"}]).choices[0].message.content)"
+        if FileManager.default.isExecutableFile(atPath: ".venv/bin/python") {
+            return "# With the official openai SDK (the venv scripts/test made):\n.venv/bin/python -c '\(script)'"
+        }
+        return """
+            # With the official openai SDK, in a throwaway venv (Debian: `apt install python3-venv` once):
+            python3 -m venv /tmp/warden-demo-venv && /tmp/warden-demo-venv/bin/pip install -q openai && /tmp/warden-demo-venv/bin/python -c '\(script)'
+            """
     }
 }

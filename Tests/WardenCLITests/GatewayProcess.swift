@@ -27,13 +27,7 @@ func withGatewayProcess(_ body: (GatewayProcess) async throws -> Void) async thr
           admin_listen: 127.0.0.1:\(ports[1])
           key_store: \(store)
         """)
-    let process = Process()
-    process.executableURL = BuiltProduct.directory.appendingPathComponent("warden")
-    process.arguments = ["gateway", "--config", path]
-    process.environment = ["VLLM_API_KEY": "upstream-key", "PATH": "/usr/bin:/bin"]
-    process.standardOutput = FileHandle.nullDevice
-    process.standardError = FileHandle.nullDevice
-    try process.run()
+    let process = try startGatewayProcess(config: path, upstreamKey: "upstream-key")
     defer {
         if process.isRunning { process.terminate() }
         process.waitUntilExit()
@@ -46,4 +40,16 @@ func withGatewayProcess(_ body: (GatewayProcess) async throws -> Void) async thr
         throw error
     }
     await simulator.shutdown()
+}
+
+/// Starts the built `warden gateway` with a deployment file and vLLM's key in its environment, as the unit does.
+func startGatewayProcess(config: String, upstreamKey: String) throws -> Process {
+    let process = Process()
+    process.executableURL = BuiltProduct.directory.appendingPathComponent("warden")
+    process.arguments = ["gateway", "--config", config]
+    process.environment = ["VLLM_API_KEY": upstreamKey, "PATH": "/usr/bin:/bin"]
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    return process
 }

@@ -32,13 +32,7 @@ struct GatewayProcessTests {
             """
         }
         let path = try scratch.write("warden.yaml", config(["GET /v1/models", "POST /v1/completions"]))
-        let process = Process()
-        process.executableURL = BuiltProduct.directory.appendingPathComponent("warden")
-        process.arguments = ["gateway", "--config", path]
-        process.environment = ["VLLM_API_KEY": "upstream-key", "PATH": "/usr/bin:/bin"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let process = try startGatewayProcess(config: path, upstreamKey: "upstream-key")
         defer { if process.isRunning { process.terminate() } }
         let bearer = ["Authorization": "Bearer \(token.text)"]
         #expect(try await eventually(timeout: .seconds(10)) { (try? request(port: port, "GET", "/v1/models", headers: bearer).status) == 200 })
@@ -51,6 +45,8 @@ struct GatewayProcessTests {
         let listed = try BuiltProduct.run("warden", ["bans", "list", "--config", path])
         #expect(listed.status == 0)
         #expect(listed.stdout.contains("127.0.0.1"))
+        let listedJSON = try BuiltProduct.run("warden", ["bans", "list", "--format", "json", "--config", path])
+        #expect((try jsonObject(listedJSON.stdout))["address"] as? String == "127.0.0.1", "\(listedJSON.stdout)")
         let lifted = try BuiltProduct.run("warden", ["bans", "unban", "127.0.0.1", "--config", path])
         #expect(lifted.stdout.contains("unbanned 127.0.0.1"))
         #expect(try request(port: port, "GET", "/v1/models", headers: bearer).status == 200)

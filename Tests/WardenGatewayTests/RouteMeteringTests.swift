@@ -239,3 +239,20 @@ enum AudioFixtures {
         return ("multipart/form-data; boundary=\(boundary)", body)
     }
 }
+
+@Suite("gateway metrics: refusals labelled with the allow-listed route, templates as written")
+struct RouteLabelTests {
+    @Test("a refusal on an allowed route counts under that route; a templated path under its template; the rest under other")
+    func labels() async throws {
+        try await withGateway(configure: RouteMeteringTests.allRoutes) { harness in
+            _ = try request(port: harness.port, "POST", "/v1/completions", json: #"{"prompt":"x"}"#, headers: ["Authorization": "Bearer wrong"])
+            _ = try request(port: harness.port, "GET", "/v1/responses/resp_unknown", headers: harness.bearer)
+            _ = try request(port: harness.port, "GET", "/v1/not-a-route", headers: harness.bearer)
+            let metrics = try request(port: harness.adminPort, "GET", "/metrics").body
+            #expect(metrics.contains(#"route="/v1/completions",status="401""#), "\(metrics)")
+            #expect(metrics.contains(#"route="/v1/responses/{id}",status="404""#))
+            #expect(metrics.contains(#"route="other",status="404""#))
+            #expect(!metrics.contains("resp_unknown"), "ids never become label values")
+        }
+    }
+}

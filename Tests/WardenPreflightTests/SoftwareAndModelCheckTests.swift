@@ -90,7 +90,7 @@ struct SoftwareAndModelCheckTests {
         #expect(outcome("model.files", host: missingDirectory).status == .fail)
     }
 
-    @Test("a hub model must be cached when the unit has no network")
+    @Test("a hub model must be cached when the unit has no network; a missing local directory is not 'offline-ready'")
     func offline() {
         var deployment = FakeHost.deployment
         deployment.vllm.model = "Qwen/Qwen2.5-7B-Instruct"
@@ -106,6 +106,9 @@ struct SoftwareAndModelCheckTests {
         #expect(outcome("model.offline", host: host, deployment: local).status == .pass)
         local.vllm.environment["HF_HUB_OFFLINE"] = "0"
         #expect(outcome("model.offline", host: host, deployment: local).status == .warn)
+        host.files["/models/qwen"] = nil
+        let missing = outcome("model.offline", host: host, deployment: local)
+        #expect(missing.status == .skip && missing.detail.contains("see model.files"), "a missing directory never passes")
     }
 
     @Test("heads not divisible by TP, too long a context and bf16 on old GPUs fail")

@@ -77,6 +77,7 @@ enum ModelChecks {
         let environment = context.deployment.vllmEnvironment
         let offlineSet = environment.contains { ($0.name == "HF_HUB_OFFLINE" || $0.name == "TRANSFORMERS_OFFLINE") && $0.value == "1" }
         if vllm.isLocalModel {
+            guard context.host.fileInfo(vllm.model)?.kind == .directory else { return .skip("\(vllm.model) is not a directory (see model.files)") }
             guard offlineSet else {
                 return .warn("HF_HUB_OFFLINE is not 1 although the model is local: the hub will be contacted at start (and fail under IPAddressDeny=)",
                              hint: "remove HF_HUB_OFFLINE from vllm.environment; Warden sets it for local models")
