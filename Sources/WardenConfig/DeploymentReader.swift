@@ -93,8 +93,7 @@ struct DeploymentReader {
         gateway.keyStore = absolutePath(section, "key_store") ?? gateway.keyStore
         if let endpoints = section.strings("allowed_endpoints") {
             for (index, endpoint) in endpoints.enumerated() where !isValidEndpoint(endpoint) {
-                issues.report("\(section.keyPath("allowed_endpoints"))[\(index)]", nil,
-                              "'\(endpoint)' must be `METHOD /path`, e.g. `POST /v1/chat/completions`")
+                section.reportItem("allowed_endpoints", index, "'\(endpoint)' must be `METHOD /path`, e.g. `POST /v1/chat/completions`")
             }
             gateway.allowedEndpoints = endpoints
         }
@@ -118,9 +117,9 @@ struct DeploymentReader {
             for (index, name) in headers.enumerated() {
                 let lower = name.lowercased()
                 if lower.isEmpty || !lower.utf8.allSatisfy({ ($0 >= 0x61 && $0 <= 0x7A) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2D || $0 == 0x5F }) {
-                    issues.report("\(section.keyPath("forward_headers"))[\(index)]", nil, "'\(name)' is not a header name")
+                    section.reportItem("forward_headers", index, "'\(name)' is not a header name")
                 } else if Deployment.Gateway.reservedHeaders.contains(lower) {
-                    issues.report("\(section.keyPath("forward_headers"))[\(index)]", nil, "'\(name)' is set by the gateway itself and cannot be forwarded")
+                    section.reportItem("forward_headers", index, "'\(name)' is set by the gateway itself and cannot be forwarded")
                 }
             }
             gateway.forwardHeaders = headers.map { $0.lowercased() }
@@ -210,7 +209,7 @@ struct DeploymentReader {
     private func networks(_ section: MappingReader, _ key: String) -> [String]? {
         guard let entries = section.strings(key) else { return nil }
         for (index, entry) in entries.enumerated() where IPNetwork(entry) == nil {
-            issues.report("\(section.keyPath(key))[\(index)]", nil, "'\(entry)' is not an IP address or CIDR network such as 10.0.0.0/8 or fd00::/8")
+            section.reportItem(key, index, "'\(entry)' is not an IP address or CIDR network such as 10.0.0.0/8 or fd00::/8")
         }
         return entries
     }

@@ -126,6 +126,15 @@ final class MappingReader {
         issues.report(keyPath(key), entries.first(where: { $0.key.string == key })?.value, message)
     }
 
+    /// Reports a problem with item `index` of the list under `key`, at that item's line and column.
+    func reportItem(_ key: String, _ index: Int, _ message: String) {
+        var node: YAMLNode?
+        if case .sequence(let items, _)? = entries.first(where: { $0.key.string == key })?.value, items.indices.contains(index) {
+            node = items[index]
+        }
+        issues.report("\(keyPath(key))[\(index)]", node, message)
+    }
+
     /// Reports every key that no accessor asked for, with a suggestion when one is close.
     func finish() {
         for (key, _) in entries {

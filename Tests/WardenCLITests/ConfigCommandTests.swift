@@ -27,6 +27,8 @@ struct ConfigCommandTests {
         ("vllm:\n  model: m\n  port: high\n", "line 3, column 9: vllm.port: expected a whole number"),
         ("vllm:\n  model: m\n  gpu_memory_utilization: 1.5\n", "line 3, column 27: vllm.gpu_memory_utilization: 1.5 is out of range; allowed: 0.05 to 1.0"),
         ("vllm:\n  model: m\n   port: 1\n", "line 3"),
+        ("vllm: {model: m}\ngateway:\n  allowed_endpoints:\n    - BOGUS\n", "line 4, column 7: gateway.allowed_endpoints[0]: 'BOGUS' must be `METHOD /path`"),
+        ("vllm:\n\tmodel: m\n", "line 2, column 1: YAML syntax error: tabs are not allowed in YAML indentation"),
     ])
     func brokenFiles(yaml: String, expected: String) throws {
         let scratch = try ScratchDirectory()
