@@ -78,6 +78,46 @@ struct LifecycleTests {
         }
     }
 
+    @Test("a keep-alive connection that authenticated once is refused on its next request after a revocation or expiry")
+    func keepAliveRevocation() async throws {
+        try await withGateway { harness in
+            let (token, record) = try harness.store.create(name: "kept-alive", expires: Int64(Date().timeIntervalSince1970) + 3600)
+            try harness.gateway.reload()
+            let connection = try TestHTTPConnection(port: harness.port)
+            let bearer = ["Authorization": "Bearer \(token.text)"]
+            for _ in 0..<3 {
+                connection.get("/v1/models", headers: bearer)
+                #expect(try connection.readResponse().status == 200, "the connection reuses its authentication")
+            }
+            connection.get("/v1/models", headers: ["Authorization": "Bearer \(token.text.dropLast())0"])
+            #expect(try connection.readResponse().status == 401, "another secret on the same connection is verified afresh")
+            try harness.store.revoke(publicID: record.publicID)
+            try harness.gateway.reload()
+            connection.get("/v1/models", headers: bearer)
+            let refused = try connection.readResponse()
+            #expect(refused.status == 401 && refused.body.contains("revoked"), "\(refused.body)")
+        }
+    }
+
+    @Test("a connection's remembered key is checked for expiry and only under the key table it came from")
+    func recentKeyRules() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("recent-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let store = try KeyStore(path: directory.appendingPathComponent("keys.sqlite").path, create: true)
+        let (token, record) = try store.create(name: "r", expires: 2_000, now: 1_000)
+        let table = try store.loadTable()
+        let header = "Bearer \(token.text)"
+        let recent = RecentKey(authorization: header, generation: table.generation, record: record)
+        #expect(table.authenticate(authorization: header, now: 1_500, recent: recent) == .success(record))
+        #expect(table.authenticate(authorization: header, now: 2_000, recent: recent) == .failure(.expired))
+        try store.revoke(publicID: record.publicID)
+        let reloaded = try store.loadTable()
+        #expect(reloaded.generation != table.generation)
+        #expect(reloaded.authenticate(authorization: header, now: 1_500, recent: recent) == .failure(.revoked))
+        let forged = RecentKey(authorization: "Bearer sk-warden-forged", generation: table.generation, record: record)
+        #expect(table.authenticate(authorization: "Bearer sk-warden-other", now: 1_500, recent: forged) == .failure(.malformed))
+    }
+
     @Test("keys created with warden keys take effect without a reload")
     func keyStoreWatch() async throws {
         try await withGateway { harness in

@@ -166,11 +166,20 @@ public final class KeyStore: @unchecked Sendable {
     private func optional(_ value: Int?) -> SQLiteDatabase.Value { value.map { .integer(Int64($0)) } ?? .null }
 }
 
-/// Computes secret HMACs for lookups; shared read-only by every connection.
+/// Computes secret HMACs for lookups; shared read-only by every connection. The keyed state (both padded key
+/// blocks already hashed) is built once per key store and copied per lookup (the digests are copy-on-write).
 public struct KeyHasher: Sendable {
-    let key: SymmetricKey
+    private let keyed: HMAC<SHA256>
+
+    init(key: SymmetricKey) {
+        keyed = HMAC(key: key)
+    }
+
     func hash(_ secret: Substring) -> [UInt8] {
-        Array(HMAC<SHA256>.authenticationCode(for: Array(secret.utf8), using: key))
+        var mac = keyed
+        var secret = secret
+        secret.withUTF8 { mac.update(data: UnsafeRawBufferPointer($0)) }
+        return Array(mac.finalize())
     }
 }
 

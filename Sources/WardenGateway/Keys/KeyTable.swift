@@ -1,3 +1,5 @@
+import Synchronization
+
 /// An immutable snapshot of the keys, swapped whole on reload; lookups never touch the database.
 public struct KeyTable: Sendable {
     public enum Failure: String, Error, Sendable, Equatable {
@@ -5,6 +7,9 @@ public struct KeyTable: Sendable {
     }
 
     private let records: [String: KeyRecord]
+    /// Distinct for every table built: a connection's cached authentication holds only for the table it came from.
+    let generation = KeyTable.generations.add(1, ordering: .relaxed).newValue
+    private static let generations = Atomic<UInt64>(0)
     private let hasher: KeyHasher
     /// Hash compared against when the public id is unknown, so every lookup does the same work.
     private let decoy: [UInt8]
@@ -19,6 +24,20 @@ public struct KeyTable: Sendable {
 
     /// Checks `Authorization: Bearer sk-warden-…`: HMAC of the presented secret, compared in constant time.
     public func authenticate(authorization: String?, now: Int64) -> Result<KeyRecord, Failure> {
+        authenticate(authorization: authorization, now: now, recent: nil)
+    }
+
+    /// As above, but a connection's last successful authentication is reused when the same header comes again
+    /// under the same table (no HMAC): revocations and key changes make a new table, so they still apply at once.
+    func authenticate(authorization: String?, now: Int64, recent: RecentKey?) -> Result<KeyRecord, Failure> {
+        if let recent, recent.generation == generation, let authorization, recent.authorization.utf8.elementsEqual(authorization.utf8),
+           recent.record.isUsable(at: now) {
+            return .success(recent.record)
+        }
+        return verify(authorization: authorization, now: now)
+    }
+
+    private func verify(authorization: String?, now: Int64) -> Result<KeyRecord, Failure> {
         guard let authorization else { return .failure(.missing) }
         guard authorization.count > 7, authorization.prefix(7).lowercased() == "bearer " else { return .failure(.malformed) }
         guard let token = APIKeyToken(authorization.dropFirst(7).drop(while: { $0 == " " })) else { return .failure(.malformed) }
@@ -29,6 +48,13 @@ public struct KeyTable: Sendable {
         if let expires = record.expires, now >= expires { return .failure(.expired) }
         return .success(record)
     }
+}
+
+/// A connection's last successful authentication.
+struct RecentKey {
+    var authorization: String
+    var generation: UInt64
+    var record: KeyRecord
 }
 
 func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {

@@ -19,6 +19,8 @@ enum Admission {
         var epochSeconds: Int64
         /// The Responses API ids issued through this gateway, per key.
         var responses: ResponseRegistry
+        /// This connection's last successful authentication.
+        var recentKey: RecentKey?
     }
 
     /// Who asked, as far as the head tells.
@@ -55,6 +57,8 @@ enum Admission {
         var admission: GatewayLimits.Admission
         var responseHeaders: [(String, String)]
         var dropUsageEvent: Bool
+        /// What the connection may reuse for its next request.
+        var authenticated: RecentKey?
     }
 
     enum Decision {
@@ -101,7 +105,8 @@ enum Admission {
             return reject(.banned(retryAfter: remaining), target.path)
         }
         let key: KeyRecord
-        switch context.policy.keys.authenticate(authorization: head.headers.first(name: "authorization"), now: context.epochSeconds) {
+        switch context.policy.keys.authenticate(authorization: head.headers.first(name: "authorization"), now: context.epochSeconds,
+                                                recent: context.recentKey) {
         case .success(let record): key = record
         case .failure(let failure):
             let ban = failure == .missing ? nil : identity.clientAddress.flatMap { context.limits.recordAuthFailure($0) }
@@ -164,8 +169,12 @@ enum Admission {
                 forwarded = ByteBuffer(string: amended.serialized)
             }
         }
+        let authenticated = head.headers.first(name: "authorization").map {
+            RecentKey(authorization: $0, generation: context.policy.keys.generation, record: key)
+        }
         return .forward(Forward(target: target, route: route, shape: metered.shape, key: key, inference: metered.inference, body: forwarded,
-                                admission: admission, responseHeaders: responseHeaders, dropUsageEvent: dropUsageEvent))
+                                admission: admission, responseHeaders: responseHeaders, dropUsageEvent: dropUsageEvent,
+                                authenticated: authenticated))
     }
 
     /// What the route's meter reads from a request.

@@ -17,6 +17,8 @@ final class GatewayHTTPHandler: ChannelInboundHandler {
     private var bodyViolation: GatewayError?
     private var exchange: ProxyExchange?
     private var readDeadline: Scheduled<Void>?
+    /// The last key this connection authenticated with (keep-alive clients send the same one every time).
+    private var recentKey: RecentKey?
 
     init(core: GatewayCore) {
         self.core = core
@@ -76,7 +78,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler {
         Admission.Context(configuration: core.configuration, policy: core.state.policy, limits: core.limits,
                           draining: core.state.draining.load(ordering: .relaxed),
                           peer: context.channel.remoteAddress?.ipAddress.flatMap(IPAddress.init), epochSeconds: Int64(epochSeconds()),
-                          responses: core.responses)
+                          responses: core.responses, recentKey: recentKey)
     }
 
     /// `Expect: 100-continue`: the body is invited only once the head passes every check that needs no body.
@@ -108,6 +110,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler {
         case .reject(let rejection):
             refuse(rejection, head: head, identity: identity, received: received, context: context)
         case .forward(let forward):
+            recentKey = forward.authenticated
             let request = ProxyExchange.Request(head: head, target: forward.target, route: forward.route, body: forward.body, key: forward.key,
                                                 inference: forward.inference, requestID: identity.requestID, clientRequestID: identity.clientRequestID,
                                                 clientAddress: identity.client, received: received, admission: forward.admission,
