@@ -47,10 +47,13 @@ struct KeysCommand: AsyncParsableCommand {
         @Option(help: "Requests in flight for this key (default: gateway.limits).") var concurrency: Int?
         @Option(help: "Requests admitted at once before the per-minute rate applies (default: gateway.limits.burst, at most the key's rpm).")
         var burst: Int?
+        @Option(help: "Tokens this key may be charged per calendar day (default: gateway.limits.tokens_per_day).") var quotaDay: Int?
+        @Option(help: "Tokens this key may be charged per calendar month (default: gateway.limits.tokens_per_month).") var quotaMonth: Int?
         @Flag(help: "Allow --models naming models this deployment does not serve (e.g. a LoRA adapter loaded later).") var force = false
 
         func validate() throws {
-            for (flag, value) in [("--rpm", rpm), ("--tpm", tpm), ("--concurrency", concurrency), ("--burst", burst)] where (value ?? 1) < 1 {
+            for (flag, value) in [("--rpm", rpm), ("--tpm", tpm), ("--concurrency", concurrency), ("--burst", burst),
+                                  ("--quota-day", quotaDay), ("--quota-month", quotaMonth)] where (value ?? 1) < 1 {
                 throw ValidationError("\(flag) must be at least 1")
             }
             if let expires {
@@ -77,7 +80,8 @@ struct KeysCommand: AsyncParsableCommand {
                 throw ExitCode(WardenExit.usage)
             }
             let (token, record) = try store.create(name: name.trimmed(), expires: expires.flatMap { parseExpiry($0) }, models: modelList,
-                                                   requestsPerMinute: rpm, tokensPerMinute: tpm, concurrency: concurrency, burst: burst)
+                                                   requestsPerMinute: rpm, tokensPerMinute: tpm, concurrency: concurrency, burst: burst,
+                                                   tokensPerDay: quotaDay, tokensPerMonth: quotaMonth)
             print(token.text)
             printError("created key \(record.publicID) (\(name)); the secret above is shown only once. Use it as `Authorization: Bearer <key>`.")
         }
@@ -101,7 +105,8 @@ struct KeysCommand: AsyncParsableCommand {
                     let object = JSONValue.object([
                         ("burst", number(record.burst)), ("concurrency", number(record.concurrency)), ("created", number(record.created)),
                         ("expires", number(record.expires)), ("id", .string(record.publicID)), ("models", .array(record.models.map(JSONValue.string))),
-                        ("name", .string(record.name)), ("revoked", number(record.revoked)), ("rpm", number(record.requestsPerMinute)),
+                        ("name", .string(record.name)), ("quota_day", number(record.tokensPerDay)), ("quota_month", number(record.tokensPerMonth)),
+                        ("revoked", number(record.revoked)), ("rpm", number(record.requestsPerMinute)),
                         ("tpm", number(record.tokensPerMinute)), ("usable", .bool(record.isUsable(at: now))),
                     ])
                     print(object.serialized)
