@@ -66,7 +66,7 @@ let package = Package(
         ),
         .target(
             name: "WardenSystemd",
-            dependencies: ["WardenConfig", "WardenPreflight"],
+            dependencies: ["WardenConfig", "WardenPreflight", "WardenJSON"],
             swiftSettings: strictSettings
         ),
         .target(
@@ -103,6 +103,7 @@ let package = Package(
                 "VLLMSim",
                 "WardenJSON",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strictSettings
         ),
@@ -138,7 +139,7 @@ let package = Package(
         .testTarget(
             name: "WardenGatewayTests",
             dependencies: [
-                "WardenGateway", "VLLMSim", "WardenTestSupport",
+                "WardenGateway", "VLLMSim", "WardenSystemd", "WardenTestSupport",
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -87,6 +87,7 @@ extension Deployment {
         public var allowedEndpoints: [String] = Gateway.defaultAllowedEndpoints
         public var limits: Limits = Limits()
         public var bans: BanPolicy = BanPolicy()
+        public var usage: UsagePolicy = UsagePolicy()
         /// Seconds in-flight requests may run on after SIGTERM before streams are ended.
         public var drainTimeout: Int = 30
         public var adminListen: String = "127.0.0.1:9091"
@@ -123,7 +124,7 @@ extension Deployment {
         public init(upstream: String) { self.upstream = upstream }
 
         enum CodingKeys: String, CodingKey {
-            case listen, upstream, limits, bans, tls
+            case listen, upstream, limits, bans, tls, usage
             case keyStore = "key_store"
             case allowedEndpoints = "allowed_endpoints"
             case drainTimeout = "drain_timeout"
@@ -158,6 +159,12 @@ extension Deployment {
         public var leaseTimeout: Int = 3600
         /// Completion tokens reserved when a request names no `max_tokens`.
         public var defaultMaxTokens: Int = 1024
+        /// Tokens a key may be charged per calendar day; unset: no daily quota.
+        public var tokensPerDay: Int?
+        /// Tokens a key may be charged per calendar month; unset: no monthly quota.
+        public var tokensPerMonth: Int?
+        /// Where quota days and months begin: `UTC` or a fixed whole-hour offset (`+02:00`, `UTC-5`; no daylight saving).
+        public var quotaTimeZone: String = "UTC"
         public init() {}
 
         enum CodingKeys: String, CodingKey {
@@ -168,6 +175,23 @@ extension Deployment {
             case modelConcurrency = "model_concurrency"
             case leaseTimeout = "lease_timeout"
             case defaultMaxTokens = "default_max_tokens"
+            case tokensPerDay = "tokens_per_day"
+            case tokensPerMonth = "tokens_per_month"
+            case quotaTimeZone = "quota_time_zone"
+        }
+    }
+
+    /// How long the usage ledger keeps what each key used.
+    public struct UsagePolicy: Sendable, Equatable, Codable {
+        /// Days of usage kept; older rows are deleted.
+        public var retentionDays: Int = 400
+        /// Days kept per hour; older hours are compacted into days.
+        public var hourlyDays: Int = 30
+        public init() {}
+
+        enum CodingKeys: String, CodingKey {
+            case retentionDays = "retention_days"
+            case hourlyDays = "hourly_days"
         }
     }
 

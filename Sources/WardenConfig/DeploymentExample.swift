@@ -70,6 +70,17 @@ extension Deployment {
         # The cap given to a chat or completion request that sets none (vLLM would generate up to the context
         # length): written into the request as max_tokens and reported in the x-warden-max-tokens header.
         default_max_tokens: 1024
+        # Token quotas per calendar day and month (charged as the per-minute limit settles them), kept across
+        # restarts; a key may carry its own (`warden keys create --quota-day/--quota-month`). Unset: none.
+        # tokens_per_day: 5000000
+        # tokens_per_month: 100000000
+        # Where quota days and months begin: UTC or a fixed whole-hour offset (+02:00, UTC-5; no daylight saving).
+        quota_time_zone: UTC
+      # The usage ledger (`warden usage`): per key, model, route and hour; written once a second.
+      usage:
+        # Days kept in all; hours older than hourly_days are compacted into days.
+        retention_days: 400
+        hourly_days: 30
       # fail2ban-style bans for addresses that keep presenting bad keys.
       bans:
         enabled: true

@@ -99,6 +99,7 @@ struct DeploymentReader {
         }
         gateway.limits = readLimits(section.section("limits"))
         gateway.bans = readBans(section.section("bans"))
+        gateway.usage = readUsage(section.section("usage"))
         gateway.drainTimeout = section.seconds("drain_timeout", in: 0...3600) ?? gateway.drainTimeout
         gateway.adminListen = listenAddress(section, "admin_listen") ?? gateway.adminListen
         gateway.maxBodyBytes = section.int("max_body_bytes", in: 1024...(256 * 1024 * 1024)) ?? gateway.maxBodyBytes
@@ -146,8 +147,27 @@ struct DeploymentReader {
         limits.modelConcurrency = section.int("model_concurrency", in: 1...1_000_000)
         limits.leaseTimeout = section.seconds("lease_timeout", in: 10...(7 * 86_400)) ?? limits.leaseTimeout
         limits.defaultMaxTokens = section.int("default_max_tokens", in: 1...10_000_000) ?? limits.defaultMaxTokens
+        limits.tokensPerDay = section.int("tokens_per_day", in: 1...(1 << 48))
+        limits.tokensPerMonth = section.int("tokens_per_month", in: 1...(1 << 48))
+        if let zone = section.string("quota_time_zone") {
+            if UTCOffset(zone) != nil { limits.quotaTimeZone = zone } else {
+                section.report("quota_time_zone", "'\(zone)' must be UTC or a whole-hour offset such as +02:00 or UTC-5 (named zones with daylight saving are not supported)")
+            }
+        }
         section.finish()
         return limits
+    }
+
+    private func readUsage(_ section: MappingReader?) -> Deployment.UsagePolicy {
+        var usage = Deployment.UsagePolicy()
+        guard let section else { return usage }
+        usage.retentionDays = section.int("retention_days", in: 1...36_500) ?? usage.retentionDays
+        usage.hourlyDays = section.int("hourly_days", in: 1...36_500) ?? usage.hourlyDays
+        section.finish()
+        if usage.hourlyDays > usage.retentionDays {
+            section.report("hourly_days", "\(usage.hourlyDays) is above retention_days (\(usage.retentionDays)); hours cannot be kept longer than anything")
+        }
+        return usage
     }
 
     private func readBans(_ section: MappingReader?) -> Deployment.BanPolicy {

@@ -40,8 +40,12 @@ public struct GatewayConfiguration: Sendable {
     public var trustedProxies: [IPNetwork]
     /// Where the deployment file lives, re-read on SIGHUP.
     public var deploymentPath: String?
-    /// Request, token and concurrency limits and the ban policy.
+    /// Request, token and concurrency limits, quotas and the ban policy.
     var limits: GatewayLimits.Defaults
+    /// How long the usage ledger keeps hours and days.
+    public var usage: Deployment.UsagePolicy
+    /// Seconds since the epoch for quotas and the ledger; tests inject their own.
+    var wallClock: (@Sendable () -> Int64)?
 
     public init(deployment: Deployment, deploymentPath: String?, upstreamKey: String?) throws {
         let gateway = deployment.gateway
@@ -74,6 +78,7 @@ public struct GatewayConfiguration: Sendable {
         self.perAddressCapExempt += self.trustedProxies
         self.deploymentPath = deploymentPath
         self.limits = GatewayLimits.Defaults(gateway)
+        self.usage = gateway.usage
     }
 
     /// The route part of the deployment file.

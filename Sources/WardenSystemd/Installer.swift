@@ -83,6 +83,11 @@ public struct Installer: Sendable {
         directory(deployment.paths.state, 0o700, vllm.user, vllm.group)
         directory(deployment.paths.cache, 0o700, vllm.user, vllm.group)
         directory(parent(of: deployment.gateway.keyStore), 0o700, gatewayUser, gatewayUser)
+        // For the operator to import into Grafana and load into Prometheus; nothing reads them on this host.
+        directory(parent(of: parent(of: GrafanaDashboard.path)), 0o755)
+        directory(parent(of: GrafanaDashboard.path), 0o755)
+        file(GrafanaDashboard.path, GrafanaDashboard.json, 0o644)
+        file(AlertRules.path, AlertRules.yaml + "\n", 0o644)
         return entries
     }
 
@@ -119,14 +124,14 @@ public struct Installer: Sendable {
         return changes
     }
 
-    /// Removes what install created (units, start script, binary), keeping models, keys, state and the deployment file.
+    /// Removes what install created (units, start script, binary, monitoring files), keeping models, keys, state and the deployment file.
     public func uninstall(dryRun: Bool) throws -> [InstallChange] {
         let units = ["vllm.service", "warden-gateway.service"]
         if isLiveSystem, !dryRun {
             _ = try? runner.run("systemctl", ["disable", "--now"] + units)
         }
         var changes: [InstallChange] = []
-        for path in units.map({ layout.unitDirectory + "/" + $0 }) + [layout.startScript, layout.wardenBinary] {
+        for path in units.map({ layout.unitDirectory + "/" + $0 }) + [layout.startScript, layout.wardenBinary, GrafanaDashboard.path, AlertRules.path] {
             guard FileManager.default.fileExists(atPath: onTarget(path)) else { continue }
             if !dryRun { try FileManager.default.removeItem(atPath: onTarget(path)) }
             changes.append(InstallChange(path: path, kind: .removed, details: []))

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Logging
 import ServiceLifecycle
+import UnixSignals
 import WardenConfig
 import WardenGateway
 
@@ -16,6 +17,8 @@ struct GatewayCommand: AsyncParsableCommand {
         let deployment = try options.load()
         let logger = Logger(label: "warden-gateway")
         for warning in deployment.warnings() { logger.warning("\(warning)") }
+        // Trapped before the listeners open: a stop sent the moment the unit is up still drains, never kills.
+        let stopSignals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
         let server: GatewayServer
         do {
             let configuration = try GatewayConfiguration(deployment: deployment, deploymentPath: options.path,
@@ -26,9 +29,20 @@ struct GatewayCommand: AsyncParsableCommand {
             printError("gateway: \(error)")
             throw ExitCode(WardenExit.usage)
         }
-        var groupConfiguration = ServiceGroupConfiguration(services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        var groupConfiguration = ServiceGroupConfiguration(services: [server], logger: logger)
         groupConfiguration.maximumGracefulShutdownDuration = .seconds(deployment.gateway.drainTimeout + 10)
-        try await ServiceGroup(configuration: groupConfiguration).run()
+        let group = ServiceGroup(configuration: groupConfiguration)
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            tasks.addTask {
+                for await _ in stopSignals {
+                    await group.triggerGracefulShutdown()
+                    return
+                }
+            }
+            try await tasks.next()
+            tasks.cancelAll()
+        }
     }
 }
 

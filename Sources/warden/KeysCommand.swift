@@ -77,10 +77,13 @@ struct KeysCommand: AsyncParsableCommand {
         @Option(help: "Requests in flight for this key (default: gateway.limits).") var concurrency: Int?
         @Option(help: "Requests admitted at once before the per-minute rate applies (default: gateway.limits.burst, at most the key's rpm).")
         var burst: Int?
+        @Option(help: "Tokens this key may be charged per calendar day (default: gateway.limits.tokens_per_day).") var quotaDay: Int?
+        @Option(help: "Tokens this key may be charged per calendar month (default: gateway.limits.tokens_per_month).") var quotaMonth: Int?
         @Flag(help: "Allow --models naming models this deployment does not serve (e.g. a LoRA adapter loaded later).") var force = false
 
         func validate() throws {
-            for (flag, value) in [("--rpm", rpm), ("--tpm", tpm), ("--concurrency", concurrency), ("--burst", burst)] where (value ?? 1) < 1 {
+            for (flag, value) in [("--rpm", rpm), ("--tpm", tpm), ("--concurrency", concurrency), ("--burst", burst),
+                                  ("--quota-day", quotaDay), ("--quota-month", quotaMonth)] where (value ?? 1) < 1 {
                 throw ValidationError("\(flag) must be at least 1")
             }
             if let expires { _ = try KeysCommand.checkExpiry(expires) }
@@ -92,7 +95,8 @@ struct KeysCommand: AsyncParsableCommand {
             let store = try KeysCommand.openStore(options, create: true)
             try KeysCommand.requireUniqueName(name.trimmed(), in: store)
             let (token, record) = try store.create(name: name.trimmed(), expires: expires.flatMap { parseExpiry($0) }, models: modelList,
-                                                   requestsPerMinute: rpm, tokensPerMinute: tpm, concurrency: concurrency, burst: burst)
+                                                   requestsPerMinute: rpm, tokensPerMinute: tpm, concurrency: concurrency, burst: burst,
+                                                   tokensPerDay: quotaDay, tokensPerMonth: quotaMonth)
             print(token.text)
             printError("created key \(record.publicID) (\(name)); the secret above is shown only once. Use it as `Authorization: Bearer <key>`.")
         }
@@ -135,7 +139,8 @@ struct KeysCommand: AsyncParsableCommand {
         return .object([
             ("burst", number(record.burst)), ("concurrency", number(record.concurrency)), ("created", number(record.created)),
             ("expires", number(record.expires)), ("id", .string(record.publicID)), ("models", .array(record.models.map(JSONValue.string))),
-            ("name", .string(record.name)), ("revoked", number(record.revoked)), ("rpm", number(record.requestsPerMinute)),
+            ("name", .string(record.name)), ("quota_day", number(record.tokensPerDay)), ("quota_month", number(record.tokensPerMonth)),
+            ("revoked", number(record.revoked)), ("rpm", number(record.requestsPerMinute)),
             ("status", .string(status(record, now: now))), ("tpm", number(record.tokensPerMinute)), ("usable", .bool(record.isUsable(at: now))),
         ])
     }
@@ -153,16 +158,19 @@ struct KeysCommand: AsyncParsableCommand {
         @Option(help: ArgumentHelp("Tokens per minute, or default.", valueName: "n")) var tpm: String?
         @Option(help: ArgumentHelp("Requests in flight, or default.", valueName: "n")) var concurrency: String?
         @Option(help: ArgumentHelp("Requests admitted at once, or default.", valueName: "n")) var burst: String?
+        @Option(help: ArgumentHelp("Tokens per day (quota), or default.", valueName: "n")) var quotaDay: String?
+        @Option(help: ArgumentHelp("Tokens per calendar month (quota), or default.", valueName: "n")) var quotaMonth: String?
         @Flag(help: "Allow --models naming models this deployment does not serve.") var force = false
 
         func validate() throws {
             if let name { guard !name.trimmed().isEmpty else { throw ValidationError("--name must not be empty") } }
             if let expires, expires != "never" { _ = try KeysCommand.checkExpiry(expires) }
-            for (flag, value) in [("--rpm", rpm), ("--tpm", tpm), ("--concurrency", concurrency), ("--burst", burst)] {
+            for (flag, value) in [("--rpm", rpm), ("--tpm", tpm), ("--concurrency", concurrency), ("--burst", burst),
+                                  ("--quota-day", quotaDay), ("--quota-month", quotaMonth)] {
                 _ = try Self.limit(flag, value)
             }
-            guard [name, expires, models, rpm, tpm, concurrency, burst].contains(where: { $0 != nil }) else {
-                throw ValidationError("nothing to change: give at least one of --name, --expires, --models, --rpm, --tpm, --concurrency, --burst")
+            guard [name, expires, models, rpm, tpm, concurrency, burst, quotaDay, quotaMonth].contains(where: { $0 != nil }) else {
+                throw ValidationError("nothing to change: give at least one of --name, --expires, --models, --rpm, --tpm, --concurrency, --burst, --quota-day, --quota-month")
             }
         }
 
@@ -177,7 +185,8 @@ struct KeysCommand: AsyncParsableCommand {
         func run() async throws {
             var changes = KeyStore.Changes()
             changes.models = try KeysCommand.checkModels(models, options: options, force: force)
-            let store = try KeysCommand.openStore(options, create: false)
+            // Opened for writing: a store from before quotas gets their columns.
+            let store = try KeysCommand.openStore(options, create: true)
             if let name {
                 try KeysCommand.requireUniqueName(name.trimmed(), in: store, except: id)
                 changes.name = name.trimmed()
@@ -187,6 +196,8 @@ struct KeysCommand: AsyncParsableCommand {
             changes.tokensPerMinute = try Self.limit("--tpm", tpm)
             changes.concurrency = try Self.limit("--concurrency", concurrency)
             changes.burst = try Self.limit("--burst", burst)
+            changes.tokensPerDay = try Self.limit("--quota-day", quotaDay)
+            changes.tokensPerMonth = try Self.limit("--quota-month", quotaMonth)
             do {
                 let record = try store.update(publicID: id, changes)
                 print("updated \(id): \(KeysCommand.json(record, now: Int64(Date().timeIntervalSince1970)).serialized)")

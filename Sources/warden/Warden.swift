@@ -14,7 +14,7 @@ struct Warden: AsyncParsableCommand {
         will not clear by itself, so systemd must not retry.
         """,
         version: BuildInfo.versionLine,
-        subcommands: [StatusCommand.self, ConfigCommand.self, PreflightCommand.self, AuditCommand.self, UnitCommand.self, InstallCommand.self, UninstallCommand.self, SelftestCommand.self, GatewayCommand.self, KeysCommand.self, BansCommand.self, DemoCommand.self]
+        subcommands: [StatusCommand.self, ConfigCommand.self, PreflightCommand.self, AuditCommand.self, UnitCommand.self, InstallCommand.self, UninstallCommand.self, SelftestCommand.self, GatewayCommand.self, KeysCommand.self, UsageCommand.self, BansCommand.self, DemoCommand.self]
     )
 }
 

@@ -65,4 +65,76 @@ struct GatewayProcessTests {
         #expect(try await eventually(timeout: .seconds(15)) { !process.isRunning })
         #expect(process.terminationStatus == 0)
     }
+
+    @Test("usage and bans survive kill -9 (usage written a second before is kept) and a restart; warden usage reads it")
+    func usageSurvivesKill() async throws {
+        let simulator = VLLMSimulator(configuration: SimulatorConfiguration(servedModelName: "qwen", apiKeys: ["upstream-key"]))
+        let simPort = try await simulator.start(host: "127.0.0.1", port: 0)
+        defer { Task { await simulator.shutdown() } }
+        let scratch = try ScratchDirectory()
+        let store = scratch.url.appendingPathComponent("keys.sqlite").path
+        let (token, record) = try KeyStore(path: store, create: true).create(name: "team-a")
+        let ports = try freePorts(2)
+        let path = try scratch.write("warden.yaml", """
+            vllm: {model: /models/qwen, served_model_name: qwen}
+            gateway:
+              listen: 127.0.0.1:\(ports[0])
+              admin_listen: 127.0.0.1:\(ports[1])
+              upstream: http://127.0.0.1:\(simPort)
+              key_store: \(store)
+              bans: {max_failures: 2, ban_time: 1h, ignore_networks: []}
+            """)
+        let bearer = ["Authorization": "Bearer \(token.text)"]
+        let first = try startGatewayProcess(config: path, upstreamKey: "upstream-key")
+        defer { if first.isRunning { first.terminate() } }
+        #expect(try await eventually(timeout: .seconds(10)) { (try? request(port: ports[0], "GET", "/v1/models", headers: bearer).status) == 200 })
+        for _ in 0..<3 {
+            #expect(try request(port: ports[0], "POST", "/v1/completions", json: #"{"prompt":"x","max_tokens":4}"#, headers: bearer).status == 200)
+        }
+        let bad = ["Authorization": "Bearer sk-warden-000000000000-\(String(repeating: "a", count: 64))"]
+        for _ in 0..<2 { _ = try request(port: ports[0], "GET", "/v1/models", headers: bad) }
+        #expect(try request(port: ports[0], "GET", "/v1/models", headers: bearer).status == 403)
+        // The ledger is written every second: after 1.5 s everything is on disk, whatever happens next.
+        try await Task.sleep(for: .milliseconds(1500))
+        kill(first.processIdentifier, SIGKILL)
+        #expect(try await eventually { !first.isRunning })
+
+        let rows = try KeyStore(path: store, create: false).usage(since: 0).filter { $0.0.key == record.publicID }
+        #expect(rows.filter { $0.0.outcome.isEmpty && $0.0.route == "/v1/completions" }.map(\.1.requests) == [3])
+        #expect(rows.filter { $0.0.outcome.isEmpty }.reduce(0) { $0 + $1.1.completionTokens } == 12)
+
+        let second = try startGatewayProcess(config: path, upstreamKey: "upstream-key")
+        defer { if second.isRunning { second.terminate() } }
+        #expect(try await eventually(timeout: .seconds(10)) { (try? request(port: ports[1], "GET", "/healthz").status) == 200 })
+        #expect(try request(port: ports[0], "GET", "/v1/models", headers: bearer).status == 403, "the ban outlived the process")
+        let report = try BuiltProduct.run("warden", ["usage", "--config", path, "--format", "csv"])
+        #expect(report.stdout.contains("\(record.publicID),team-a,4,0,"), "3 completions and /v1/models answered (a ban refuses before any key)")
+        kill(second.processIdentifier, SIGTERM)
+        #expect(try await eventually(timeout: .seconds(15)) { !second.isRunning })
+        #expect(second.terminationStatus == 0)
+    }
+
+    @Test("SIGHUP and SIGTERM sent the moment the listener is up: a reload, then a drain with exit 0 (never the default action)")
+    func signalsRightAfterStart() async throws {
+        try await withGatewayProcess { _ in }  // warms the binary's page cache so starts are quick
+        let scratch = try ScratchDirectory()
+        let store = scratch.url.appendingPathComponent("keys.sqlite").path
+        _ = try KeyStore(path: store, create: true)
+        for _ in 0..<3 {
+            let ports = try freePorts(2)
+            let path = try scratch.write("warden.yaml", """
+                vllm: {model: /models/qwen, served_model_name: qwen}
+                gateway: {listen: "127.0.0.1:\(ports[0])", admin_listen: "127.0.0.1:\(ports[1])", key_store: \(store)}
+                """)
+            let process = try startGatewayProcess(config: path, upstreamKey: "upstream-key")
+            defer { if process.isRunning { process.terminate() } }
+            #expect(try await eventually(timeout: .seconds(10)) { (try? request(port: ports[1], "GET", "/healthz").status) == 200 })
+            kill(process.processIdentifier, SIGHUP)
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(process.isRunning, "SIGHUP reloads; it must not terminate")
+            kill(process.processIdentifier, SIGTERM)
+            #expect(try await eventually(timeout: .seconds(15)) { !process.isRunning })
+            #expect(process.terminationReason == .exit && process.terminationStatus == 0)
+        }
+    }
 }

@@ -57,6 +57,9 @@ struct InstallerTests {
         #expect(try root.attributes("/var/cache/vllm") == (0o700, 990, 990))
         #expect(try root.attributes("/var/lib/warden") == (0o700, 991, 991))
         #expect(try root.attributes("/srv/models") == (0o755, 0, 0))
+        #expect(try root.attributes(GrafanaDashboard.path) == (0o644, 0, 0))
+        #expect(try root.read(GrafanaDashboard.path) == GrafanaDashboard.json)
+        #expect(try root.read(AlertRules.path).hasPrefix("# vLLM Warden alert rules"))
         let key = try root.read("/etc/warden/vllm.env").split(separator: "\n").first { $0.hasPrefix("VLLM_API_KEY=") }
         #expect(key?.count == "VLLM_API_KEY=".count + 64)
         #expect(try root.read("/etc/warden/warden.yaml") == deploymentText)
@@ -104,14 +107,14 @@ struct InstallerTests {
         #expect(throws: InstallError.self) { try install(root) }
     }
 
-    @Test("uninstall removes units, script and binary, and keeps keys, models and the deployment file")
+    @Test("uninstall removes units, script, binary and monitoring files, and keeps keys, models and the deployment file")
     func uninstall() throws {
         let root = try Root()
         defer { try? FileManager.default.removeItem(at: root.url) }
         _ = try install(root)
         let removed = try Installer(root: root.path, runner: RecordingRunner()).uninstall(dryRun: false)
         #expect(Set(removed.map(\.path)) == ["/etc/systemd/system/vllm.service", "/etc/systemd/system/warden-gateway.service",
-                                              "/usr/local/lib/warden/start-vllm.sh", "/usr/local/bin/warden"])
+                                              "/usr/local/lib/warden/start-vllm.sh", "/usr/local/bin/warden", GrafanaDashboard.path, AlertRules.path])
         #expect(FileManager.default.fileExists(atPath: root.path + "/etc/warden/vllm.env"))
         #expect(FileManager.default.fileExists(atPath: root.path + "/etc/warden/warden.yaml"))
         #expect(FileManager.default.fileExists(atPath: root.path + "/srv/models"))

@@ -14,9 +14,13 @@ public struct KeyRecord: Sendable, Equatable {
     public var concurrency: Int?
     /// Requests admitted at once before the per-minute rate applies (GCRA burst); `nil`: the default, capped at the rate.
     public var burst: Int?
+    /// Token quotas per calendar day and month; `nil`: the `gateway.limits` default.
+    public var tokensPerDay: Int?
+    public var tokensPerMonth: Int?
 
     public init(publicID: String, name: String, secretHash: [UInt8], created: Int64, expires: Int64? = nil, revoked: Int64? = nil,
-                models: [String] = [], requestsPerMinute: Int? = nil, tokensPerMinute: Int? = nil, concurrency: Int? = nil, burst: Int? = nil) {
+                models: [String] = [], requestsPerMinute: Int? = nil, tokensPerMinute: Int? = nil, concurrency: Int? = nil, burst: Int? = nil,
+                tokensPerDay: Int? = nil, tokensPerMonth: Int? = nil) {
         self.publicID = publicID
         self.name = name
         self.secretHash = secretHash
@@ -28,6 +32,8 @@ public struct KeyRecord: Sendable, Equatable {
         self.tokensPerMinute = tokensPerMinute
         self.concurrency = concurrency
         self.burst = burst
+        self.tokensPerDay = tokensPerDay
+        self.tokensPerMonth = tokensPerMonth
     }
 
     /// Whether the key may be used at `now` (seconds since the epoch).

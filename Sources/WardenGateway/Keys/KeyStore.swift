@@ -10,10 +10,11 @@ import Glibc
 /// opened with `SQLITE_OPEN_FULLMUTEX` (SQLite serialises every call) and nothing else in it changes.
 public final class KeyStore: @unchecked Sendable {
     public let path: String
-    private let database: SQLiteDatabase
+    let database: SQLiteDatabase
     private let hmacKey: SymmetricKey
-    /// Whether the store has the `burst` column (added after the first release).
-    private let hasBurstColumn: Bool
+    /// Columns added after the first release that this store has (`burst`, `quota_day`, `quota_month`).
+    private let laterColumns: Set<String>
+    private static let laterColumnNames = ["burst", "quota_day", "quota_month"]
 
     /// The per-install HMAC secret lives beside the database.
     public static func secretPath(for path: String) -> String {
@@ -39,15 +40,18 @@ public final class KeyStore: @unchecked Sendable {
                 CREATE TABLE IF NOT EXISTS keys (
                     public_id TEXT PRIMARY KEY, name TEXT NOT NULL, secret_hash BLOB NOT NULL,
                     created INTEGER NOT NULL, expires INTEGER, revoked INTEGER, models TEXT NOT NULL DEFAULT '',
-                    rpm INTEGER, tpm INTEGER, concurrency INTEGER, burst INTEGER);
+                    rpm INTEGER, tpm INTEGER, concurrency INTEGER, burst INTEGER, quota_day INTEGER, quota_month INTEGER);
                 """)
         }
-        // Stores written before per-key bursts lack the column: the writer adds it, a reader reads none.
-        let columns = try database.query("PRAGMA table_info(keys)").compactMap { $0[1].text }
-        if !columns.contains("burst"), create {
-            try database.execute("ALTER TABLE keys ADD COLUMN burst INTEGER;")
+        // Stores written by an older release lack later columns: the writer adds them, a reader reads none.
+        let columns = Set(try database.query("PRAGMA table_info(keys)").compactMap { $0[1].text })
+        if create {
+            for column in Self.laterColumnNames where !columns.contains(column) {
+                try database.execute("ALTER TABLE keys ADD COLUMN \(column) INTEGER;")
+            }
         }
-        hasBurstColumn = columns.contains("burst") || create
+        laterColumns = create ? Set(Self.laterColumnNames) : columns
+        try createLedgerTables()
     }
 
     private static func loadSecret(at path: String, create: Bool) throws -> [UInt8] {
@@ -81,27 +85,29 @@ public final class KeyStore: @unchecked Sendable {
 
     /// Creates a key and returns its full token, which is never stored and cannot be shown again.
     public func create(name: String, expires: Int64? = nil, models: [String] = [], requestsPerMinute: Int? = nil,
-                       tokensPerMinute: Int? = nil, concurrency: Int? = nil, burst: Int? = nil,
+                       tokensPerMinute: Int? = nil, concurrency: Int? = nil, burst: Int? = nil, tokensPerDay: Int? = nil, tokensPerMonth: Int? = nil,
                        now: Int64 = Int64(Date().timeIntervalSince1970)) throws -> (APIKeyToken, KeyRecord) {
         let token = APIKeyToken.generate()
         let record = KeyRecord(publicID: token.publicID, name: name, secretHash: hash(secret: token.secret), created: now, expires: expires,
                                revoked: nil, models: models, requestsPerMinute: requestsPerMinute, tokensPerMinute: tokensPerMinute,
-                               concurrency: concurrency, burst: burst)
-        try database.query("INSERT INTO keys (public_id, name, secret_hash, created, expires, revoked, models, rpm, tpm, concurrency, burst) VALUES (?,?,?,?,?,?,?,?,?,?,?)", [
+                               concurrency: concurrency, burst: burst, tokensPerDay: tokensPerDay, tokensPerMonth: tokensPerMonth)
+        try database.query("INSERT INTO keys (public_id, name, secret_hash, created, expires, revoked, models, rpm, tpm, concurrency, burst, quota_day, quota_month) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", [
             .text(record.publicID), .text(name), .blob(record.secretHash), .integer(now), expires.map { .integer($0) } ?? .null, .null,
             .text(models.joined(separator: ",")), optional(requestsPerMinute), optional(tokensPerMinute), optional(concurrency), optional(burst),
+            optional(tokensPerDay), optional(tokensPerMonth),
         ])
         return (token, record)
     }
 
     public func list() throws -> [KeyRecord] {
-        let burst = hasBurstColumn ? "burst" : "NULL"
-        return try database.query("SELECT public_id, name, secret_hash, created, expires, revoked, models, rpm, tpm, concurrency, \(burst) FROM keys ORDER BY created, public_id").map { row in
+        let later = Self.laterColumnNames.map { laterColumns.contains($0) ? $0 : "NULL" }.joined(separator: ", ")
+        return try database.query("SELECT public_id, name, secret_hash, created, expires, revoked, models, rpm, tpm, concurrency, \(later) FROM keys ORDER BY created, public_id").map { row in
             KeyRecord(publicID: row[0].text ?? "", name: row[1].text ?? "", secretHash: row[2].blob ?? [], created: row[3].integer ?? 0,
                       expires: row[4].integer, revoked: row[5].integer,
                       models: (row[6].text ?? "").split(separator: ",").map(String.init),
                       requestsPerMinute: row[7].integer.map(Int.init), tokensPerMinute: row[8].integer.map(Int.init),
-                      concurrency: row[9].integer.map(Int.init), burst: row[10].integer.map(Int.init))
+                      concurrency: row[9].integer.map(Int.init), burst: row[10].integer.map(Int.init),
+                      tokensPerDay: row[11].integer.map(Int.init), tokensPerMonth: row[12].integer.map(Int.init))
         }
     }
 
@@ -116,6 +122,9 @@ public final class KeyStore: @unchecked Sendable {
         public var tokensPerMinute: Int??
         public var concurrency: Int??
         public var burst: Int??
+        /// Token quotas per day and per month (`.some(nil)`: the `gateway.limits` default).
+        public var tokensPerDay: Int??
+        public var tokensPerMonth: Int??
         public init() {}
     }
 
@@ -134,10 +143,22 @@ public final class KeyStore: @unchecked Sendable {
         if let value = changes.tokensPerMinute { try set("tpm", optional(value)) }
         if let value = changes.concurrency { try set("concurrency", optional(value)) }
         if let value = changes.burst {
-            guard hasBurstColumn else { throw GatewaySetupError("this key store predates per-key bursts; run `warden keys create` once to upgrade it") }
+            guard laterColumns.contains("burst") else { throw GatewaySetupError("this key store predates per-key bursts; run `warden keys create` once to upgrade it") }
             try set("burst", optional(value))
         }
+        if let value = changes.tokensPerDay { try setQuota(publicID: publicID, period: .day, tokens: value) }
+        if let value = changes.tokensPerMonth { try setQuota(publicID: publicID, period: .month, tokens: value) }
         return try list().first { $0.publicID == publicID }!
+    }
+
+    /// Sets a key's token quota for one period (`nil`: back to the `gateway.limits` default); the running gateway
+    /// applies it within a second. Needs a store opened with `create: true` (which adds the quota columns).
+    public func setQuota(publicID: String, period: QuotaCalendar.Period, tokens: Int?) throws {
+        try requireKey(publicID)
+        guard laterColumns.contains("quota_\(period.rawValue)") else {
+            throw GatewaySetupError("this key store predates quotas; open it for writing (`warden keys create` or `warden keys update`) to add them")
+        }
+        try database.query("UPDATE keys SET quota_\(period.rawValue) = ? WHERE public_id = ?", [optional(tokens), .text(publicID)])
     }
 
     public func revoke(publicID: String, now: Int64 = Int64(Date().timeIntervalSince1970)) throws {

@@ -21,6 +21,8 @@ public struct KeyTable: Sendable {
     }
 
     public var count: Int { records.count }
+    /// Every key, in no particular order.
+    var all: [KeyRecord] { Array(records.values) }
 
     /// Checks `Authorization: Bearer sk-warden-…`: HMAC of the presented secret, compared in constant time.
     public func authenticate(authorization: String?, now: Int64) -> Result<KeyRecord, Failure> {

@@ -39,6 +39,8 @@ public struct BanTable: Sendable {
     /// Groups in the order they were first seen: eviction walks it from the front, so it costs O(1) amortised.
     private var arrivals: [AddressGroup] = []
     private var arrivalsHead = 0
+    /// Changes whenever a ban starts or is lifted: the gateway persists the bans when it moved.
+    private(set) var generation = 0
 
     public init(policy: Policy) {
         self.policy = policy
@@ -74,6 +76,7 @@ public struct BanTable: Sendable {
         let length = min(policy.banTime * pow(policy.factor, Double(entry.bans - 1)), policy.maxBanTime)
         entry.bannedUntil = now + length
         entries[group] = entry
+        generation += 1
         return length
     }
 
@@ -84,6 +87,7 @@ public struct BanTable: Sendable {
         guard let until = entries[group]?.bannedUntil, until > now else { return false }
         entries[group]?.bannedUntil = nil
         entries[group]?.failures = []
+        generation += 1
         return true
     }
 
@@ -98,6 +102,25 @@ public struct BanTable: Sendable {
             guard let until = entry.bannedUntil, until > now else { return nil }
             return Ban(group: group.description, remaining: until - now, bans: entry.bans)
         }.sorted { $0.remaining > $1.remaining }
+    }
+
+    /// The bans running at `now`, longest first and at most `limit` of them, with their ends as wall-clock
+    /// seconds (`epoch` is the wall clock at `now`), to be written to disk.
+    func stored(now: Duration, epoch: Int64, limit: Int) -> [StoredBan] {
+        entries.compactMap { group, entry -> StoredBan? in
+            guard let until = entry.bannedUntil, until > now else { return nil }
+            let remaining = Int64(((until - now) / .seconds(1)).rounded(.up))
+            return StoredBan(high: group.high, low: group.low, isIPv4: group.isIPv4, until: epoch + remaining, bans: entry.bans)
+        }.sorted { $0.until > $1.until }.prefix(limit).map { $0 }
+    }
+
+    /// Reinstates bans read from disk; those already over are skipped.
+    mutating func restore(_ bans: [StoredBan], now: Duration, epoch: Int64) {
+        for ban in bans where ban.until > epoch {
+            let group = AddressGroup(high: ban.high, low: ban.low, isIPv4: ban.isIPv4)
+            if entries[group] == nil { arrivals.append(group) }
+            entries[group] = Entry(bannedUntil: now + .seconds(ban.until - epoch), bans: ban.bans, lastSeen: now)
+        }
     }
 
     /// Frees a tenth of the table, oldest arrivals first; addresses under an active ban are kept (moved to the back).
@@ -125,11 +148,26 @@ public struct BanTable: Sendable {
     }
 }
 
+/// A ban as the key store keeps it: the address group, and the end of the ban in seconds since the epoch.
+struct StoredBan: Sendable, Equatable {
+    var high: UInt64
+    var low: UInt64
+    var isIPv4: Bool
+    var until: Int64
+    var bans: Int
+}
+
 /// An IPv4 address, or the /64 network of an IPv6 address.
 struct AddressGroup: Hashable, Sendable, CustomStringConvertible {
     let high: UInt64
     let low: UInt64
     let isIPv4: Bool
+
+    init(high: UInt64, low: UInt64, isIPv4: Bool) {
+        self.high = high
+        self.low = low
+        self.isIPv4 = isIPv4
+    }
 
     init(_ address: IPAddress) {
         let bytes = address.bytes

@@ -1,10 +1,11 @@
 import Synchronization
 import WardenConfig
+import WardenNIOSupport
 
-/// The limit policies wired together for the gateway: per-key request GCRA and token window, concurrency leases,
-/// and the ban table, behind one lock. Each admission decides on copies of the value types and commits only when
+/// The limit policies wired together for the gateway: per-key request GCRA, token window and day/month quotas,
+/// concurrency leases, and the ban table, behind one lock. Each admission decides on copies of the value types and commits only when
 /// every limit admits, so a request refused by one limit never consumes another. Time comes from an injected
-/// clock, so every decision can be driven exactly in tests.
+/// clock (and quotas from an injected wall clock), so every decision can be driven exactly in tests.
 final class GatewayLimits: Sendable {
     struct Defaults: Sendable {
         var enabled: Bool
@@ -16,6 +17,9 @@ final class GatewayLimits: Sendable {
         var modelConcurrency: Int?
         var leaseTimeout: Duration
         var defaultMaxTokens: Int
+        var tokensPerDay: Int?
+        var tokensPerMonth: Int?
+        var quotaCalendar: QuotaCalendar
         var bansEnabled: Bool
         var banPolicy: BanTable.Policy
 
@@ -30,6 +34,9 @@ final class GatewayLimits: Sendable {
             modelConcurrency = limits.modelConcurrency
             leaseTimeout = .seconds(limits.leaseTimeout)
             defaultMaxTokens = limits.defaultMaxTokens
+            tokensPerDay = limits.tokensPerDay
+            tokensPerMonth = limits.tokensPerMonth
+            quotaCalendar = QuotaCalendar(offset: UTCOffset(limits.quotaTimeZone) ?? .utc)
             bansEnabled = bans.enabled
             banPolicy = BanTable.Policy(maxFailures: bans.maxFailures, findTime: .seconds(bans.findTime), banTime: .seconds(bans.banTime),
                                         factor: bans.incrementFactor, maxBanTime: .seconds(bans.maxBanTime),
@@ -43,6 +50,7 @@ final class GatewayLimits: Sendable {
         var tokens: [String: TokenWindow] = [:]
         var leases = LeaseTable()
         var bans: BanTable
+        var quotas: QuotaBook
     }
 
     /// What an admitted request holds until it ends.
@@ -57,16 +65,21 @@ final class GatewayLimits: Sendable {
 
     private let state: Mutex<State>
     private let clock: @Sendable () -> Duration
+    private let wallClock: @Sendable () -> Int64
 
-    /// `clock` is monotonic time since any fixed origin; by default, since the gateway started.
-    init(_ defaults: Defaults, clock: (@Sendable () -> Duration)? = nil) {
-        state = Mutex(State(defaults: defaults, bans: BanTable(policy: defaults.banPolicy)))
+    /// `clock` is monotonic time since any fixed origin; by default, since the gateway started. `wallClock` is
+    /// seconds since the epoch, for quota days and months and persisted bans.
+    init(_ defaults: Defaults, clock: (@Sendable () -> Duration)? = nil, wallClock: (@Sendable () -> Int64)? = nil) {
+        state = Mutex(State(defaults: defaults, bans: BanTable(policy: defaults.banPolicy), quotas: QuotaBook(calendar: defaults.quotaCalendar)))
         let origin = ContinuousClock.now
         self.clock = clock ?? { ContinuousClock.now - origin }
+        self.wallClock = wallClock ?? { Int64(epochSeconds()) }
     }
 
     /// The clock every policy runs on.
     var now: Duration { clock() }
+    /// Seconds since the epoch, as quotas see them.
+    var epoch: Int64 { wallClock() }
 
     var defaults: Defaults { state.withLock { $0.defaults } }
 
@@ -75,6 +88,7 @@ final class GatewayLimits: Sendable {
         state.withLock { state in
             state.defaults = defaults
             state.bans.policy = defaults.banPolicy
+            state.quotas.calendar = defaults.quotaCalendar
         }
     }
 
@@ -101,12 +115,61 @@ final class GatewayLimits: Sendable {
         return state.withLock { $0.bans.unban(address, now: now) }
     }
 
+    /// The running bans to persist (the longest `limit`), when they changed since `generation`.
+    func bansToStore(after generation: Int, limit: Int = 10_000) -> (generation: Int, bans: [StoredBan])? {
+        let now = self.now, epoch = self.epoch
+        return state.withLock { state in
+            state.bans.generation == generation ? nil : (state.bans.generation, state.bans.stored(now: now, epoch: epoch, limit: limit))
+        }
+    }
+
+    func restoreBans(_ bans: [StoredBan]) {
+        let now = self.now, epoch = self.epoch
+        state.withLock { $0.bans.restore(bans, now: now, epoch: epoch) }
+    }
+
+    // MARK: - Quotas
+
+    /// Where the current quota day and month began (seconds since the epoch): the ledger is summed from there.
+    var quotaPeriodStarts: (day: Int64, month: Int64) {
+        let epoch = self.epoch
+        let calendar = state.withLock { $0.quotas.calendar }
+        return (calendar.bounds(of: .day, at: epoch).start, calendar.bounds(of: .month, at: epoch).start)
+    }
+
+    /// Sets each key's use of the current day and month, as the ledger has it.
+    func seedQuotas(day: [String: Int], month: [String: Int]) {
+        let epoch = self.epoch
+        state.withLock { state in
+            state.quotas.seed(.day, used: day, now: epoch)
+            state.quotas.seed(.month, used: month, now: epoch)
+        }
+    }
+
+    /// Each quota that applies to a key, with what is used of it now (for the quota gauges).
+    func quotaUse(_ keys: [KeyRecord]) -> [(key: String, period: QuotaCalendar.Period, used: Int, limit: Int)] {
+        let epoch = self.epoch
+        return state.withLock { state in
+            keys.flatMap { key in
+                Self.quotas(key, state.defaults).map { period, limit in
+                    (key.publicID, period, state.quotas.tally(key.publicID, period, now: epoch).used, limit)
+                }
+            }
+        }
+    }
+
+    private static func quotas(_ key: KeyRecord, _ defaults: Defaults) -> [(QuotaCalendar.Period, Int)] {
+        [(.day, key.tokensPerDay ?? defaults.tokensPerDay), (.month, key.tokensPerMonth ?? defaults.tokensPerMonth)].compactMap { period, limit in
+            limit.map { (period, $0) }
+        }
+    }
+
     // MARK: - Admission
 
     /// Admits a request that may cost up to `reserve` tokens, or says which limit refuses it. Nothing is committed
     /// unless every limit admits; the token window is decided in place (copying it would copy every slot).
     func admit(key: KeyRecord, model: String, reserve estimate: Int) -> Result<Admission, GatewayError> {
-        let now = self.now
+        let now = self.now, epoch = self.epoch
         return state.withLock { state -> Result<Admission, GatewayError> in
             let defaults = state.defaults
             guard defaults.enabled else { return .success(Admission(key: key.publicID, admittedAt: now, leaseID: nil, reservedTokens: 0, headers: [])) }
@@ -139,6 +202,11 @@ final class GatewayLimits: Sendable {
             if case .rejected(let wait) = tokenDecision {
                 return .failure(.rateLimited("tokens", limit: "\(tpm) per minute (this request reserves \(estimate))", retryAfter: wait, headers: headers))
             }
+            let quota = state.quotas.evaluate(key: key.publicID, quotas: Self.quotas(key, defaults), estimate: estimate, now: epoch)
+            headers += quota.headers
+            if let refusal = quota.refusal {
+                return .failure(.quotaExceeded(refusal, reserve: estimate, zone: state.quotas.calendar.offset, headers: headers))
+            }
             let lease = state.leases.acquire(key: key.publicID, model: model, keyLimit: key.concurrency ?? defaults.concurrency,
                                              modelLimit: defaults.modelConcurrency, globalLimit: defaults.globalConcurrency, now: now)
             switch lease {
@@ -147,6 +215,7 @@ final class GatewayLimits: Sendable {
             case .success(let leaseID):
                 state.requests[key.publicID] = requests
                 state.tokens[key.publicID]!.record(estimate, now: now)
+                state.quotas.reserve(key: key.publicID, estimate, now: epoch)
                 return .success(Admission(key: key.publicID, admittedAt: now, leaseID: leaseID, reservedTokens: estimate, headers: headers))
             }
         }
@@ -155,9 +224,10 @@ final class GatewayLimits: Sendable {
     /// Ends an admission: releases its lease and replaces its reservation by what it is `charged`
     /// (``Settlement/charge(reserved:ending:)``).
     func finish(_ admission: Admission, charged: Int) {
-        let now = self.now
+        let now = self.now, epoch = self.epoch
         state.withLock { state in
             if let id = admission.leaseID { state.leases.release(id) }
+            state.quotas.settle(key: admission.key, reserved: admission.reservedTokens, charged: charged, now: epoch)
             if admission.reservedTokens > 0 {
                 state.tokens[admission.key]?.settle(admittedAt: admission.admittedAt, reserved: admission.reservedTokens, charged: charged, now: now)
             }
@@ -201,6 +271,16 @@ extension GatewayError {
                          + "more than this key's limit of \(perMinute) tokens per minute by \(worstCase.saturatingAdded(-perMinute)). "
                          + "Lower max_tokens, n or the number of prompts.",
                      headers: headers, decision: "rejected:token_limit_exceeded")
+    }
+
+    /// A day or month quota would be crossed: 429 until the period turns (`Retry-After` is the reset).
+    static func quotaExceeded(_ refusal: QuotaBook.Refusal, reserve: Int, zone: UTCOffset, headers: [(String, String)]) -> GatewayError {
+        let period = refusal.period.rawValue
+        let never = reserve > refusal.limit ? " This request alone reserves more than the whole quota: lower max_tokens, n or the number of prompts." : ""
+        return GatewayError(status: .tooManyRequests, type: "rate_limit_error", code: "quota_exceeded",
+                            message: "Token quota reached for this \(period): \(refusal.limit) tokens per \(period) (\(zone)); \(refusal.used) used or reserved, "
+                                + "and this request reserves up to \(reserve). The quota resets in \(refusal.resetAfter) s.\(never)",
+                            headers: headers + [("Retry-After", String(refusal.resetAfter))], decision: "rejected:quota_\(period)")
     }
 
     static func concurrencyLimited(_ refusal: LeaseRefusal, headers: [(String, String)]) -> GatewayError {

@@ -14,6 +14,8 @@ final class GatewayCore: Sendable {
     let limits: GatewayLimits
     /// Responses API ids per key (retrieve, cancel and continue only one's own).
     let responses = ResponseRegistry()
+    /// Per key, model, route and hour: written to the key store every second by ``GatewayServer``.
+    let ledger = UsageLedger()
 
     init(configuration: GatewayConfiguration, state: GatewayState, metrics: GatewayMetrics, accessLog: any AccessLogSink, logger: Logger) {
         self.configuration = configuration
@@ -23,15 +25,21 @@ final class GatewayCore: Sendable {
         self.metrics = metrics
         self.accessLog = accessLog
         self.logger = logger
-        self.limits = GatewayLimits(configuration.limits)
+        self.limits = GatewayLimits(configuration.limits, wallClock: configuration.wallClock)
     }
 
-    /// Logs and counts one finished request.
+    /// Logs and counts one finished request, and adds it to the usage ledger when a key made it.
     func record(_ record: AccessRecord, route: String) {
         accessLog.write(record.json(time: rfc3339Now()))
         metrics.countRequest(route: route, status: record.status, key: record.key ?? "none")
-        if record.decision.hasPrefix("rejected:") { metrics.countRejection(String(record.decision.dropFirst("rejected:".count))) }
-        if let key = record.key { metrics.countTokens(key: key, prompt: record.promptTokens ?? 0, completion: record.completionTokens ?? 0) }
+        let refusal = record.decision.hasPrefix("rejected:") ? String(record.decision.dropFirst("rejected:".count)) : ""
+        if !refusal.isEmpty { metrics.countRejection(refusal) }
+        guard let key = record.key else { return }
+        metrics.countTokens(key: key, prompt: record.promptTokens ?? 0, completion: record.completionTokens ?? 0)
+        let epoch = limits.epoch
+        ledger.add(UsageCell(key: key, model: record.model ?? "", route: route, hour: epoch - epoch % 3600, outcome: refusal),
+                   UsageCounts(requests: 1, promptTokens: record.promptTokens ?? 0, completionTokens: record.completionTokens ?? 0,
+                               chargedTokens: record.chargedTokens ?? 0))
     }
 }
 

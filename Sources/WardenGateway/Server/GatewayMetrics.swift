@@ -11,10 +11,14 @@ final class GatewayMetrics: Sendable {
     private let tokenCounters = NIOLockedValueBox<[String: Counter]>([:])
     /// Refusals of the last minutes, for `warden status`.
     private let recentRejections = NIOLockedValueBox(RecentCounts())
+    private let quotaGauges = NIOLockedValueBox<[String: Gauge]>([:])
     let upstreamLatency: DurationHistogram
     let overhead: DurationHistogram
     let timeToFirstToken: DurationHistogram
     let inFlight: Gauge
+    let bansActive: Gauge
+    let upstreamReady: Gauge
+    let ledgerWriteFailures: Counter
 
     init() {
         let latencyBuckets: [Duration] = [.milliseconds(5), .milliseconds(25), .milliseconds(100), .milliseconds(250), .milliseconds(500),
@@ -28,6 +32,10 @@ final class GatewayMetrics: Sendable {
         timeToFirstToken = registry.makeDurationHistogram(name: "warden_time_to_first_token_seconds", buckets: latencyBuckets,
                                                           help: "Time from request to the first byte of the response body.")
         inFlight = registry.makeGauge(name: "warden_requests_in_flight", help: "Requests being proxied now.")
+        bansActive = registry.makeGauge(name: "warden_bans_active", help: "Address groups banned now.")
+        upstreamReady = registry.makeGauge(name: "warden_upstream_ready", help: "1 when vLLM answers /health and takes the gateway's key, else 0.")
+        ledgerWriteFailures = registry.makeCounter(name: "warden_ledger_write_failures_total",
+                                                   help: "Usage-ledger writes that failed (the counts are kept and retried).")
     }
 
     func countRequest(route: String, status: Int, key: String) {
@@ -71,6 +79,18 @@ final class GatewayMetrics: Sendable {
     /// Refusals by reason over the last ``RecentCounts/minutes`` minutes.
     func recentRejectionTotals() -> (minutes: Int, totals: [String: Int]) {
         recentRejections.withLockedValue { ($0.minutes, $0.totals(atSecond: Int64(epochSeconds()))) }
+    }
+
+    /// Share of a key's day or month token quota used (only keys with a quota have one).
+    func setQuotaUsed(key: String, period: String, ratio: Double) {
+        let gauge = quotaGauges.withLockedValue { gauges in
+            if let existing = gauges["\(key)|\(period)"] { return existing }
+            let made = registry.makeGauge(name: "warden_quota_used_ratio", labels: [("key", key), ("period", period)],
+                                          help: "Share of the key's token quota used in the current day or month (1 = exhausted).")
+            gauges["\(key)|\(period)"] = made
+            return made
+        }
+        gauge.set(ratio)
     }
 
     func exposition() -> String { registry.emitToString() }

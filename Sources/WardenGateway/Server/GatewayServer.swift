@@ -18,25 +18,41 @@ public final class GatewayServer: Service, Sendable {
     private let listeners = NIOLockedValueBox<(server: (any Channel)?, admin: (any Channel)?)>((nil, nil))
     private let connections = ConnectionRegistry()
     private let limiter: ConnectionLimiter
-    /// The open key store and the `PRAGMA data_version` last seen on it (it changes when another process commits).
-    private let keyStore: NIOLockedValueBox<(store: KeyStore, version: Int64)>
+    /// SIGHUP, trapped in ``start()`` before the listeners open and iterated in ``run()``.
+    private let hangups = NIOLockedValueBox<UnixSignalsSequence?>(nil)
+    /// The open key store, the `PRAGMA data_version` last seen on it (it changes when another process commits),
+    /// the ban-table generation last persisted and the hour the ledger was last compacted.
+    private let keyStore: NIOLockedValueBox<StoreState>
+
+    private struct StoreState {
+        var store: KeyStore
+        var version: Int64
+        var bansGeneration = 0
+        var compactedHour: Int64 = 0
+    }
 
     /// Opens the key store and builds the first policy; fails with an actionable message when either is unusable.
     public init(configuration: GatewayConfiguration, accessLog: any AccessLogSink = BufferedStandardOutputSink(),
                 logger: Logger = Logger(label: "warden-gateway"), group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) throws {
         let store = try KeyStore(path: configuration.keyStorePath, create: false)
-        keyStore = NIOLockedValueBox((store, try store.dataVersion()))
+        keyStore = NIOLockedValueBox(StoreState(store: store, version: try store.dataVersion()))
         let policy = GatewayPolicy(keys: try store.loadTable(), gateway: configuration.routes)
         core = GatewayCore(configuration: configuration, state: GatewayState(policy: policy), metrics: GatewayMetrics(),
                            accessLog: accessLog, logger: logger)
         self.group = group
         limiter = ConnectionLimiter(maxTotal: configuration.maxConnections, maxPerAddress: configuration.maxConnectionsPerAddress,
                                     exempt: configuration.perAddressCapExempt)
+        // Bans and quota counts carry over from the last run, as far as the ledger's last write.
+        core.limits.restoreBans(try store.loadBans(now: core.limits.epoch))
+        try seedQuotas(from: store)
     }
 
-    /// Binds both listeners; returns the bound ports (useful with port 0).
+    /// Binds both listeners; returns the bound ports (useful with port 0). SIGHUP is trapped first: a reload sent
+    /// as soon as the unit is up must never find the default action (terminate) in place.
     @discardableResult
     public func start() async throws -> (port: Int, adminPort: Int) {
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
+        self.hangups.withLockedValue { $0 = hangups }
         let configuration = core.configuration
         let core = self.core
         raiseDescriptorLimit()
@@ -113,6 +129,7 @@ public final class GatewayServer: Service, Sendable {
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { tasks in
                 tasks.addTask { await self.watch(every: .seconds(1)) { try? self.reloadKeysIfChanged() } }
+                tasks.addTask { await self.watch(every: .seconds(1)) { self.persistUsage() } }
                 tasks.addTask { await self.watch(every: .seconds(2)) { await self.refreshUpstreamHealth() } }
                 tasks.addTask {
                     await self.watch(every: .seconds(10)) {
@@ -121,7 +138,7 @@ public final class GatewayServer: Service, Sendable {
                     }
                 }
                 tasks.addTask {
-                    for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
+                    for await _ in await self.hangupSignals().cancelOnGracefulShutdown() {
                         do {
                             try self.reload()
                         } catch {
@@ -136,6 +153,12 @@ public final class GatewayServer: Service, Sendable {
             self.beginDrain()
         }
         await drain()
+    }
+
+    /// The SIGHUP sequence ``start()`` trapped (tests that run without start get a fresh one).
+    private func hangupSignals() async -> UnixSignalsSequence {
+        if let trapped = hangups.withLockedValue({ $0 }) { return trapped }
+        return await UnixSignalsSequence(trapping: .sighup)
     }
 
     private func waitForShutdown() async {
@@ -170,6 +193,7 @@ public final class GatewayServer: Service, Sendable {
             try? await Task.sleep(for: .milliseconds(100))
         }
         await connections.closeAll()
+        persistUsage()
         try? await listeners.withLockedValue { $0.admin }?.close()
         (core.accessLog as? BufferedStandardOutputSink)?.flush()
     }
@@ -182,11 +206,13 @@ public final class GatewayServer: Service, Sendable {
             routes = GatewayConfiguration.Routes(gateway)
             core.limits.update(GatewayLimits.Defaults(gateway))
         }
+        persistUsage()
         // Reopened, so a key store restored from a backup (a new file) is picked up too.
         let store = try KeyStore(path: core.configuration.keyStorePath, create: false)
         let version = try store.dataVersion()
         core.state.replacePolicy(GatewayPolicy(keys: try store.loadTable(), gateway: routes))
-        keyStore.withLockedValue { $0 = (store, version) }
+        try seedQuotas(from: store)
+        keyStore.withLockedValue { $0 = StoreState(store: store, version: version) }
         core.logger.info("reloaded", metadata: ["keys": "\(core.state.policy.keys.count)", "endpoints": "\(routes.allowedEndpoints.count)"])
     }
 
@@ -205,12 +231,61 @@ public final class GatewayServer: Service, Sendable {
         core.logger.info("key store changed; keys reloaded", metadata: ["keys": "\(table.count)"])
     }
 
+    /// Quota counts from the ledger: what each key was charged in the current day and month.
+    private func seedQuotas(from store: KeyStore) throws {
+        let starts = core.limits.quotaPeriodStarts
+        core.limits.seedQuotas(day: try store.chargedTokens(since: starts.day), month: try store.chargedTokens(since: starts.month))
+    }
+
+    /// Every second and after draining: writes the ledger's counts in one transaction, the bans when they changed,
+    /// compacts the ledger once an hour, and refreshes the ban and quota gauges. A failed write keeps the counts for
+    /// the next try.
+    func persistUsage() {
+        let cells = core.ledger.take()
+        let epoch = core.limits.epoch
+        let usage = core.configuration.usage
+        let monthStart = core.limits.quotaPeriodStarts.month
+        keyStore.withLockedValue { current in
+            do {
+                try current.store.addUsage(cells)
+            } catch {
+                core.ledger.putBack(cells)
+                core.metrics.ledgerWriteFailures.increment()
+                core.logger.error("cannot write the usage ledger; keeping the counts in memory", metadata: ["error": "\(error)"])
+            }
+            if let (generation, bans) = core.limits.bansToStore(after: current.bansGeneration) {
+                do {
+                    try current.store.saveBans(bans)
+                    current.bansGeneration = generation
+                } catch {
+                    core.logger.error("cannot persist the ban table", metadata: ["error": "\(error)"])
+                }
+            }
+            let hour = epoch - epoch % 3600
+            if hour != current.compactedHour {
+                // The current quota month stays hourly whatever hourly_days says: a restart sums it from its first hour.
+                let hourlyBefore = min(epoch - Int64(usage.hourlyDays) * 86_400, monthStart)
+                do {
+                    try current.store.compactUsage(hourlyBefore: hourlyBefore, deleteBefore: epoch - Int64(usage.retentionDays) * 86_400)
+                    current.compactedHour = hour
+                } catch {
+                    core.logger.error("cannot compact the usage ledger", metadata: ["error": "\(error)"])
+                }
+            }
+        }
+        core.metrics.bansActive.set(Double(core.limits.activeBans().count))
+        for use in core.limits.quotaUse(core.state.policy.keys.all) {
+            core.metrics.setQuotaUsed(key: use.key, period: use.period.rawValue, ratio: Double(use.used) / Double(max(1, use.limit)))
+        }
+    }
+
     func refreshUpstreamHealth() async {
         let configuration = core.configuration
         let problem = await UpstreamHealth.probe(host: configuration.upstreamHost, port: configuration.upstreamPort,
                                                  authority: configuration.upstreamAuthority, upstreamKey: configuration.upstreamKey,
                                                  timeout: .seconds(2), group: group)
         let previous = core.state.exchangeUpstreamProblem(problem)
+        core.metrics.upstreamReady.set(problem == nil ? 1.0 : 0.0)
         if let problem, problem != previous {
             core.logger.warning("not ready: vLLM is not usable", metadata: ["reason": "\(problem)"])
         } else if problem == nil, previous != nil {
