@@ -33,6 +33,17 @@ struct GatewayHarness {
         return (routes[route]?["prompt_tokens"] ?? 0, routes[route]?["generated_tokens"] ?? 0)
     }
 
+    /// The access log's records, parsed, in the order they were written.
+    func accessRecords() throws -> [[String: Any]] { try accessLog.contents.map { try jsonObject($0) } }
+
+    /// One sample of the admin listener's `/metrics`, named with its labels as exposed
+    /// (`warden_tokens_total{key="…",direction="out"}`); 0 when the series does not exist yet.
+    func metric(_ sample: String) throws -> Double {
+        let exposition = try request(port: adminPort, "GET", "/metrics").body
+        let line = exposition.split(separator: "\n").first { $0.hasPrefix(sample + " ") }
+        return line.flatMap { Double($0.dropFirst(sample.count + 1)) } ?? 0
+    }
+
     func simStat(_ name: String) throws -> Int { try jsonObject(simulator.statsJSON)[name] as? Int ?? -1 }
     func simStats() throws -> [String: Any] { try jsonObject(simulator.statsJSON) }
 }

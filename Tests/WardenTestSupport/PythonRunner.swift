@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-/// The Python interpreter with the pinned `openai` SDK: `$WARDEN_TEST_PYTHON` (set by scripts/test) or the
+/// The Python interpreter with the pinned clients (openai SDK, guidellm, LiteLLM): `$WARDEN_TEST_PYTHON` (set by scripts/test) or the
 /// package's `.venv`. Missing, the test fails and says how to get it, rather than skipping silently.
 public func testPython() -> String? {
     if let configured = ProcessInfo.processInfo.environment["WARDEN_TEST_PYTHON"], !configured.isEmpty { return configured }
@@ -14,7 +14,7 @@ public let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathCompone
 /// Runs a Python script of `Tests/Python` off the cooperative pool; returns its status and output.
 public func runPythonScript(_ name: String, _ arguments: [String]) async throws -> (status: Int32, output: String) {
     guard let python = testPython() else {
-        Issue.record("no Python with the openai SDK: run scripts/test, which creates .venv from scripts/requirements-test.txt")
+        Issue.record("no Python with the pinned clients: run scripts/test, which creates .venv from scripts/requirements-test.txt")
         return (-1, "")
     }
     return try await withCheckedThrowingContinuation { continuation in
