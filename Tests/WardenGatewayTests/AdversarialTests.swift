@@ -9,12 +9,6 @@ import WardenTestSupport
 /// that what the key was charged is at least what vLLM generated for it.
 @Suite("gateway: an abusive tenant gets no more than its key allows")
 struct AdversarialTests {
-    /// What the access log charged to `key`, summed.
-    func charged(_ harness: GatewayHarness, key: String) throws -> Int {
-        try harness.accessLog.contents.map { try jsonObject($0) }.filter { $0["key"] as? String == key }
-            .reduce(0) { $0 + ($1["tokens_charged"] as? Int ?? 0) }
-    }
-
     func lastLine(_ harness: GatewayHarness) throws -> [String: Any] {
         try jsonObject(try #require(harness.accessLog.contents.last))
     }
@@ -37,7 +31,7 @@ struct AdversarialTests {
             connection.hangUp()
             #expect(try await settled(harness))
             let generated = try harness.simStat("generated_tokens")
-            let charged = try charged(harness, key: record.publicID)
+            let charged = try harness.charged(key: record.publicID)
             #expect(generated >= 16, "16 choices were generating")
             #expect(charged >= generated, "charged \(charged), generated \(generated)")
             #expect(charged == (try lastLine(harness))["tokens_charged"] as? Int)

@@ -44,6 +44,12 @@ struct GatewayHarness {
         return line.flatMap { Double($0.dropFirst(sample.count + 1)) } ?? 0
     }
 
+    /// What the access log charged to `key`, summed.
+    func charged(key: String) throws -> Int {
+        try accessLog.contents.map { try jsonObject($0) }.filter { $0["key"] as? String == key }
+            .reduce(0) { $0 + ($1["tokens_charged"] as? Int ?? 0) }
+    }
+
     func simStat(_ name: String) throws -> Int { try jsonObject(simulator.statsJSON)[name] as? Int ?? -1 }
     func simStats() throws -> [String: Any] { try jsonObject(simulator.statsJSON) }
 }

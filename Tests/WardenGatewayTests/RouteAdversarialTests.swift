@@ -9,11 +9,6 @@ import WardenTestSupport
 /// refused up front, and streams cut short are charged at least what vllm-sim generated.
 @Suite("gateway: an abusive tenant on the Responses, Messages, batch and pooling routes")
 struct RouteAdversarialTests {
-    func charged(_ harness: GatewayHarness, key: String) throws -> Int {
-        try harness.accessLog.contents.map { try jsonObject($0) }.filter { $0["key"] as? String == key }
-            .reduce(0) { $0 + ($1["tokens_charged"] as? Int ?? 0) }
-    }
-
     func refusedUpFront(_ harness: GatewayHarness, _ path: String, _ body: String, expecting tokens: Int) throws {
         let response = try request(port: harness.port, "POST", path, json: body, headers: harness.bearer)
         #expect(response.status == 400 && response.body.contains("token_limit_exceeded"), "\(path): \(response.body)")
@@ -54,7 +49,7 @@ struct RouteAdversarialTests {
             connection.hangUp()
             #expect(try await eventually(timeout: .seconds(15)) { try harness.gateway.inFlight == 0 && harness.simStat("in_flight") == 0 })
             let generated = try harness.simStat("generated_tokens")
-            let charged = try charged(harness, key: record.publicID)
+            let charged = try harness.charged(key: record.publicID)
             let aborted = try harness.simStat("aborted")
             #expect(generated >= 5 && aborted == 1, "vLLM was generating, then aborted")
             #expect(charged >= generated + 1, "charged \(charged), generated \(generated)")
