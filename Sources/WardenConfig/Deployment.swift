@@ -63,7 +63,8 @@ extension Deployment {
             case envFile = "env_file"
         }
 
-        var defaultUpstream: String {
+        /// Where vLLM is reached locally: `http://host:port`, a wildcard host replaced by loopback.
+        public var defaultUpstream: String {
             let upstreamHost = (host == "0.0.0.0" || host.isEmpty) ? "127.0.0.1" : (host == "::" ? "[::1]" : host)
             let bracketed = upstreamHost.contains(":") && !upstreamHost.hasPrefix("[") ? "[\(upstreamHost)]" : upstreamHost
             return "http://\(bracketed):\(port)"

@@ -36,9 +36,8 @@ struct StatusCommand: AsyncParsableCommand {
     }
 
     static func vllm(_ deployment: Deployment) -> StatusReport.VLLM {
-        let host = deployment.vllm.host == "0.0.0.0" ? "127.0.0.1" : (deployment.vllm.host == "::" ? "::1" : deployment.vllm.host)
-        let address = ListenAddress(host.contains(":") ? "[\(host)]:\(deployment.vllm.port)" : "\(host):\(deployment.vllm.port)")
-        guard let address else { return StatusReport.VLLM(address: "\(host):\(deployment.vllm.port)", health: nil, error: "not an address") }
+        let authority = String(deployment.vllm.defaultUpstream.dropFirst("http://".count))
+        guard let address = ListenAddress(authority) else { return StatusReport.VLLM(address: authority, health: nil, error: "not an address") }
         let client = AdminClient(address: address)
         do {
             let health = try client.send("GET", "/health")

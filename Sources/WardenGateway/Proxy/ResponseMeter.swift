@@ -121,6 +121,8 @@ struct ResponseMeter {
     private static let emptyChoices = Array(#""choices":[]"#.utf8)
     private static let errorMarkers = [Array(#"data: {"error":"#.utf8), Array("event: error\n".utf8), Array("event: response.failed\n".utf8)]
     private static let responseIDMarker = Array(#""id":"resp"#.utf8)
+    /// An id is kept only when it could be asked for again on the allow-list's template.
+    private static let storedResponse = RouteTemplate("GET /v1/responses/{id}")!
 
     private mutating func filterEvents(_ buffer: ByteBuffer, dropUsageEvent: Bool) -> ByteBuffer {
         pending.append(contentsOf: buffer.readableBytesView)
@@ -182,7 +184,7 @@ struct ResponseMeter {
             while end < window.count, end - start <= 128, window[end] != UInt8(ascii: "\"") { end += 1 }
             guard end < window.count, window[end] == UInt8(ascii: "\"") else { return nil }
             let id = String(decoding: UnsafeRawBufferPointer(rebasing: window[start..<end]), as: UTF8.self)
-            return RouteTemplate("GET /v1/responses/{id}")!.matches(method: "GET", path: "/v1/responses/\(id)") ? id : nil
+            return Self.storedResponse.matches(method: "GET", path: "/v1/responses/\(id)") ? id : nil
         }
     }
 }
