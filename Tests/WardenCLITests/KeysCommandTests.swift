@@ -115,16 +115,17 @@ struct KeysUpdateTests {
         #expect(try warden(["keys", "list"]).stdout.range(of: #"\d{4}-\d\d-\d\d \d\d:\d\d"#, options: .regularExpression) != nil, "times, not only dates")
     }
 
-    @Test("a running gateway applies `warden keys update` within a second")
+    // The gateway checks the store every second; the 10 s deadline leaves room for a loaded CI machine.
+    @Test("a running gateway applies `warden keys update` at its next key-store check")
     func live() async throws {
         try await withGatewayProcess { gateway in
             let created = try BuiltProduct.run("warden", ["keys", "create", "--name", "live", "--config", gateway.config])
             let token = created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
             let id = try #require(created.stderr.split(separator: " ").dropFirst(2).first.map(String.init))
             let bearer = ["Authorization": "Bearer \(token)"]
-            #expect(try await eventually(timeout: .seconds(3)) { try request(port: gateway.port, "GET", "/v1/models", headers: bearer).status == 200 })
+            #expect(try await eventually { try request(port: gateway.port, "GET", "/v1/models", headers: bearer).status == 200 })
             #expect(try BuiltProduct.run("warden", ["keys", "update", id, "--rpm", "1", "--burst", "1", "--config", gateway.config]).status == 0)
-            #expect(try await eventually(timeout: .seconds(3)) { try request(port: gateway.port, "GET", "/v1/models", headers: bearer).status == 429 })
+            #expect(try await eventually { try request(port: gateway.port, "GET", "/v1/models", headers: bearer).status == 429 })
         }
     }
 }

@@ -71,7 +71,8 @@ struct LimitIntegrationTests {
             _ = try request(port: harness.port, "POST", "/v1/completions", json: #"{"prompt":"x","max_tokens":1}"#, headers: harness.bearer)
             let refused = try request(port: harness.port, "POST", "/v1/completions", json: #"{"prompt":"x","max_tokens":1}"#, headers: harness.bearer)
             #expect(refused.status == 429)
-            #expect(refused.headers["retry-after"] == "2")
+            // 2 s until the next request at 30/min, less whatever a loaded machine spent on the first two requests.
+            #expect(refused.headers["retry-after"] == "2" || refused.headers["retry-after"] == "1")
             #expect(refused.headers["x-ratelimit-remaining-requests"] == "0")
             #expect(isOpenAIError(refused.body))
             #expect(refused.body.contains("30 per minute"))

@@ -128,7 +128,13 @@ public final class GatewayServer: Service, Sendable {
     public func run() async throws {
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { tasks in
-                tasks.addTask { await self.watch(every: .seconds(1)) { try? self.reloadKeysIfChanged() } }
+                tasks.addTask {
+                    await self.watch(every: .seconds(1)) {
+                        do { try self.reloadKeysIfChanged() } catch {
+                            self.core.logger.error("cannot read the key store; keeping the keys loaded before", metadata: ["error": "\(error)"])
+                        }
+                    }
+                }
                 tasks.addTask { await self.watch(every: .seconds(1)) { self.persistUsage() } }
                 tasks.addTask { await self.watch(every: .seconds(2)) { await self.refreshUpstreamHealth() } }
                 tasks.addTask {
@@ -221,8 +227,10 @@ public final class GatewayServer: Service, Sendable {
         let table = try keyStore.withLockedValue { current -> KeyTable? in
             let version = try current.store.dataVersion()
             guard version != current.version else { return nil }
+            // The version is taken only once the table is read, so a failed read is retried on the next check.
+            let table = try current.store.loadTable()
             current.version = version
-            return try current.store.loadTable()
+            return table
         }
         guard let table else { return }
         var policy = core.state.policy
