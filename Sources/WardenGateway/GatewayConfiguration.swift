@@ -9,8 +9,10 @@ public struct GatewayConfiguration: Sendable {
     public var listenPort: Int
     public var adminHost: String
     public var adminPort: Int
-    public var upstreamHost: String
-    public var upstreamPort: Int
+    public var upstreamHost: String { didSet { upstreamAuthority = Self.authority(upstreamHost, upstreamPort) } }
+    public var upstreamPort: Int { didSet { upstreamAuthority = Self.authority(upstreamHost, upstreamPort) } }
+    /// `host:port` for the upstream `Host` header (brackets around IPv6), built once rather than per request.
+    private(set) var upstreamAuthority: String
     /// vLLM's own key (`VLLM_API_KEY`), injected upstream in place of the client's.
     public var upstreamKey: String?
     public var keyStorePath: String
@@ -64,7 +66,12 @@ public struct GatewayConfiguration: Sendable {
         self.adminPort = admin.port
         self.upstreamHost = upstream.host
         self.upstreamPort = upstream.port
+        self.upstreamAuthority = Self.authority(upstream.host, upstream.port)
         self.upstreamKey = upstreamKey.flatMap { $0.isEmpty ? nil : $0 }
+        // The key goes into every upstream request head as is, and outbound heads are not re-validated per request.
+        if let key = self.upstreamKey, !key.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) {
+            throw GatewaySetupError("VLLM_API_KEY holds a space, a control character (a trailing newline?) or a non-ASCII byte; set it to exactly the key vLLM was started with (--api-key)")
+        }
         self.keyStorePath = gateway.keyStore
         self.routes = Routes(gateway)
         self.servedModelName = deployment.vllm.servedModelName
@@ -94,8 +101,9 @@ public struct GatewayConfiguration: Sendable {
         }
     }
 
-    /// `host:port` for the upstream `Host` header (brackets around IPv6).
-    var upstreamAuthority: String { upstreamHost.utf8.contains(UInt8(ascii: ":")) ? "[\(upstreamHost)]:\(upstreamPort)" : "\(upstreamHost):\(upstreamPort)" }
+    private static func authority(_ host: String, _ port: Int) -> String {
+        host.utf8.contains(UInt8(ascii: ":")) ? "[\(host)]:\(port)" : "\(host):\(port)"
+    }
 }
 
 /// `http://host:port` split into parts.

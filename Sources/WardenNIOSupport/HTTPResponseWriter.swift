@@ -28,11 +28,13 @@ public enum HTTPResponseWriter {
 
     /// Ends the response and flushes; closes the connection afterwards unless it is kept alive.
     public static func end(_ context: ChannelHandlerContext, keepAlive: Bool) {
-        let written = context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil)))
-        if !keepAlive {
-            let channel = context.channel
-            written.whenComplete { _ in channel.close(promise: nil) }
+        guard !keepAlive else {
+            // No promise: a kept-alive connection needs nothing after the write.
+            context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil)), promise: nil)
+            return
         }
+        let channel = context.channel
+        context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil))).whenComplete { _ in channel.close(promise: nil) }
     }
 }
 

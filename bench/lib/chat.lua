@@ -6,6 +6,16 @@ wrk.body = '{"model":"sim-model","messages":[{"role":"user","content":"Hello, ho
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer " .. (os.getenv("BENCH_KEY") or "bench-key")
 
+-- BENCH_REQUESTS: stop after that many responses (one wrk thread), for counts that do not depend on time.
+local limit = tonumber(os.getenv("BENCH_REQUESTS") or "0")
+if limit > 0 then
+  local seen = 0
+  function response(status, headers, body)
+    seen = seen + 1
+    if seen >= limit then wrk.thread:stop() end
+  end
+end
+
 function done(summary, latency, requests)
   io.write(string.format("RESULT requests=%d errors=%d rps=%.1f p50_us=%d p99_us=%d\n",
     summary.requests, summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,

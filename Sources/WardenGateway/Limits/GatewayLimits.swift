@@ -245,14 +245,32 @@ final class GatewayLimits: Sendable {
 
     /// OpenAI's header names; reset as a duration (`1.5s`).
     static func headers(_ kind: String, limit: Int, remaining: Int, reset: Duration) -> [(String, String)] {
-        [("x-ratelimit-limit-\(kind)", String(limit)), ("x-ratelimit-remaining-\(kind)", String(remaining)),
-         ("x-ratelimit-reset-\(kind)", durationText(reset))]
+        let names = switch kind {
+        case "requests": requestHeaderNames
+        case "tokens": tokenHeaderNames
+        default: (limit: "x-ratelimit-limit-\(kind)", remaining: "x-ratelimit-remaining-\(kind)", reset: "x-ratelimit-reset-\(kind)")
+        }
+        return [(names.limit, String(limit)), (names.remaining, String(remaining)), (names.reset, durationText(reset))]
     }
 
+    private static let requestHeaderNames = (limit: "x-ratelimit-limit-requests", remaining: "x-ratelimit-remaining-requests",
+                                             reset: "x-ratelimit-reset-requests")
+    private static let tokenHeaderNames = (limit: "x-ratelimit-limit-tokens", remaining: "x-ratelimit-remaining-tokens",
+                                           reset: "x-ratelimit-reset-tokens")
+
+    /// Whole milliseconds, rounded up, as seconds: `2s`, `1.5s`, `0.001s` (no `Double` arithmetic: it runs per request).
     static func durationText(_ duration: Duration) -> String {
-        // Clamped before the conversion: a Double beyond Int's range traps.
-        let milliseconds = Int(min((duration / .milliseconds(1)).rounded(.up), 1e15))
-        return milliseconds % 1000 == 0 ? "\(milliseconds / 1000)s" : "\(Double(milliseconds) / 1000)s"
+        let (seconds, attoseconds) = duration.components
+        guard seconds >= 0, attoseconds >= 0 else { return "0s" }
+        // Clamped: a reset is at most minutes away, and Int arithmetic must not overflow on an absurd one.
+        let wholeSeconds = min(seconds, 1_000_000_000_000)
+        var milliseconds = Int(wholeSeconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000)
+        if attoseconds % 1_000_000_000_000_000 != 0 { milliseconds += 1 }
+        let fraction = milliseconds % 1000
+        guard fraction != 0 else { return "\(milliseconds / 1000)s" }
+        var digits = String(fraction + 1000).dropFirst()
+        while digits.last == "0" { digits.removeLast() }
+        return "\(milliseconds / 1000).\(digits)s"
     }
 }
 

@@ -9,6 +9,8 @@ enum HeaderPolicy {
 
     /// Removes hop-by-hop fields and any field named in `Connection`, in one pass.
     static func stripHopByHop(_ headers: inout HTTPHeaders) {
+        // vLLM's heads usually carry no hop-by-hop field but `connection`/`transfer-encoding`: only those are copied around.
+        guard headers.contains(where: { isHopByHop($0.name) }) else { return }
         headers = withoutHopByHop(headers, alsoDropping: [])
     }
 
@@ -20,11 +22,42 @@ enum HeaderPolicy {
         }
         var kept = HTTPHeaders()
         for (name, value) in headers {
-            let lower = name.lowercased()
-            if hopByHop.contains(lower) || alsoDropping.contains(lower) || (!named.isEmpty && named.contains(lower)) { continue }
+            if isHopByHop(name) { continue }
+            if !alsoDropping.isEmpty || !named.isEmpty {
+                let lower = name.lowercased()
+                if alsoDropping.contains(lower) || named.contains(lower) { continue }
+            }
             kept.add(name: name, value: value)
         }
         return kept
+    }
+
+    /// Whether `name` is one of ``hopByHop``, compared without a lower-cased copy.
+    static func isHopByHop(_ name: String) -> Bool {
+        switch name.utf8.count {
+        case 2: return self.name(name, is: "te")
+        case 7: return self.name(name, is: "trailer") || self.name(name, is: "upgrade")
+        case 10: return self.name(name, is: "connection") || self.name(name, is: "keep-alive")
+        case 16: return self.name(name, is: "proxy-connection")
+        case 17: return self.name(name, is: "transfer-encoding")
+        case 18: return self.name(name, is: "proxy-authenticate")
+        case 19: return self.name(name, is: "proxy-authorization")
+        default: return false
+        }
+    }
+
+    /// ASCII case-insensitive comparison of a field name with a lower-case name.
+    static func name(_ name: String, is lowercase: StaticString) -> Bool {
+        guard name.utf8.count == lowercase.utf8CodeUnitCount else { return false }
+        return lowercase.withUTF8Buffer { expected in
+            var index = 0
+            for byte in name.utf8 {
+                let folded = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
+                guard folded == expected[index] else { return false }
+                index += 1
+            }
+            return true
+        }
     }
 
     /// The only client headers vLLM receives. vLLM acts on others (`X-Data-Parallel-Rank`, `X-Forwarded-*`,

@@ -30,7 +30,7 @@ final class GatewayCore: Sendable {
 
     /// Logs and counts one finished request, and adds it to the usage ledger when a key made it.
     func record(_ record: AccessRecord, route: String) {
-        accessLog.write(record.json(time: rfc3339Now()))
+        accessLog.write(record.json(at: wallClockNow()))
         metrics.countRequest(route: route, status: record.status, key: record.key ?? "none")
         let refusal = record.decision.hasPrefix("rejected:") ? String(record.decision.dropFirst("rejected:".count)) : ""
         if !refusal.isEmpty { metrics.countRejection(refusal) }

@@ -75,7 +75,9 @@ final class UpstreamPool: Sendable {
         let future = Self.bootstrap(on: eventLoop, connectTimeout: connectTimeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    // Request heads are not re-validated per request: the client's fields passed the strict server
+                    // parser, the key is checked at start-up, the rest is the gateway's own (ids, addresses, numbers).
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
                     try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: readTimeout))
                     try channel.pipeline.syncOperations.addHandler(UpstreamHandler())
                 }

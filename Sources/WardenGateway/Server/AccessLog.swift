@@ -27,35 +27,146 @@ struct AccessRecord {
     var upstreamStatus: Int?
     var decision: String
 
-    func json(time: String) -> String {
-        var line = "{\"time\":\"\(time)\",\"request_id\":"
-        line.appendJSONString(requestID)
+    /// The record as one JSON line, written byte by byte into one buffer: it runs for every request.
+    func json(at time: timespec) -> String {
+        var line = JSONLineBuilder(capacity: 384)
+        line.raw("{\"time\":\"")
+        line.timestamp(time)
+        line.raw("\",\"request_id\":")
+        line.string(requestID)
         if let clientRequestID {
-            line += ",\"client_request_id\":"
-            line.appendJSONString(clientRequestID)
+            line.raw(",\"client_request_id\":")
+            line.string(clientRequestID)
         }
-        line += ",\"client\":"
-        line.appendJSONString(client)
-        line += ",\"key\":" + quotedOrNull(key) + ",\"method\":"
-        line.appendJSONString(method)
-        line += ",\"path\":"
-        line.appendJSONString(path)
-        line += ",\"model\":" + quotedOrNull(model)
-        line += ",\"status\":\(status),\"tokens_in\":\(numberOrNull(promptTokens)),\"tokens_out\":\(numberOrNull(completionTokens)),\"tokens_charged\":\(numberOrNull(chargedTokens))"
-        line += ",\"ttft_ms\":\(timeToFirstTokenMilliseconds.map { String(($0 * 100).rounded() / 100) } ?? "null")"
-        line += ",\"duration_ms\":\(String((durationMilliseconds * 100).rounded() / 100)),\"upstream_status\":\(numberOrNull(upstreamStatus)),\"decision\":"
-        line.appendJSONString(decision)
-        return line + "}\n"
+        line.raw(",\"client\":")
+        line.string(client)
+        line.raw(",\"key\":")
+        line.string(key)
+        line.raw(",\"method\":")
+        line.string(method)
+        line.raw(",\"path\":")
+        line.string(path)
+        line.raw(",\"model\":")
+        line.string(model)
+        line.raw(",\"status\":")
+        line.integer(status)
+        line.raw(",\"tokens_in\":")
+        line.integer(promptTokens)
+        line.raw(",\"tokens_out\":")
+        line.integer(completionTokens)
+        line.raw(",\"tokens_charged\":")
+        line.integer(chargedTokens)
+        line.raw(",\"ttft_ms\":")
+        line.hundredths(timeToFirstTokenMilliseconds)
+        line.raw(",\"duration_ms\":")
+        line.hundredths(durationMilliseconds)
+        line.raw(",\"upstream_status\":")
+        line.integer(upstreamStatus)
+        line.raw(",\"decision\":")
+        line.string(decision)
+        line.raw("}\n")
+        return line.text
+    }
+}
+
+/// Builds one JSON line in a byte array: no intermediate strings, numbers written digit by digit.
+struct JSONLineBuilder {
+    private var bytes: [UInt8] = []
+
+    init(capacity: Int) { bytes.reserveCapacity(capacity) }
+
+    var text: String { String(decoding: bytes, as: UTF8.self) }
+
+    mutating func raw(_ text: StaticString) {
+        text.withUTF8Buffer { bytes.append(contentsOf: $0) }
     }
 
-    private func quotedOrNull(_ text: String?) -> String {
-        guard let text else { return "null" }
-        var quoted = ""
-        quoted.appendJSONString(text)
-        return quoted
+    /// A JSON string, escaped, or `null`.
+    mutating func string(_ value: String?) {
+        guard let value else { return raw("null") }
+        bytes.append(UInt8(ascii: "\""))
+        for byte in value.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"):
+                bytes.append(UInt8(ascii: "\\"))
+                bytes.append(byte)
+            case UInt8(ascii: "\n"): raw("\\n")
+            case UInt8(ascii: "\r"): raw("\\r")
+            case UInt8(ascii: "\t"): raw("\\t")
+            case 0..<0x20:
+                raw("\\u00")
+                bytes.append(Self.hexDigits[Int(byte >> 4)])
+                bytes.append(Self.hexDigits[Int(byte & 0xF)])
+            default: bytes.append(byte)
+            }
+        }
+        bytes.append(UInt8(ascii: "\""))
     }
 
-    private func numberOrNull(_ value: Int?) -> String { value.map(String.init) ?? "null" }
+    /// A decimal integer, or `null`.
+    mutating func integer(_ value: Int?) {
+        guard let value else { return raw("null") }
+        if value < 0 { bytes.append(UInt8(ascii: "-")) }
+        digits(value.magnitude, width: 1)
+    }
+
+    /// A non-negative value rounded to two decimals as Swift prints a `Double` there (`24.0`, `4.2`, `160.27`), or `null`.
+    mutating func hundredths(_ value: Double?) {
+        guard let value, value.isFinite else { return raw("null") }
+        let hundredths = UInt(min((max(0, value) * 100).rounded(), 1e15))
+        digits(hundredths / 100, width: 1)
+        bytes.append(UInt8(ascii: "."))
+        let fraction = hundredths % 100
+        bytes.append(UInt8(ascii: "0") + UInt8(fraction / 10))
+        if fraction % 10 != 0 { bytes.append(UInt8(ascii: "0") + UInt8(fraction % 10)) }
+    }
+
+    /// RFC 3339 UTC time with milliseconds (`2026-11-27T09:03:10.706Z`).
+    mutating func timestamp(_ time: timespec) {
+        var seconds = time.tv_sec
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        digits(UInt(parts.tm_year + 1900), width: 4)
+        bytes.append(UInt8(ascii: "-"))
+        digits(UInt(parts.tm_mon + 1), width: 2)
+        bytes.append(UInt8(ascii: "-"))
+        digits(UInt(parts.tm_mday), width: 2)
+        bytes.append(UInt8(ascii: "T"))
+        digits(UInt(parts.tm_hour), width: 2)
+        bytes.append(UInt8(ascii: ":"))
+        digits(UInt(parts.tm_min), width: 2)
+        bytes.append(UInt8(ascii: ":"))
+        digits(UInt(parts.tm_sec), width: 2)
+        bytes.append(UInt8(ascii: "."))
+        digits(UInt(time.tv_nsec / 1_000_000), width: 3)
+        bytes.append(UInt8(ascii: "Z"))
+    }
+
+    /// `value` in decimal, zero-padded to at least `width` digits.
+    private mutating func digits(_ value: UInt, width: Int) {
+        var divisor: UInt = 1
+        var length = 1
+        while value / divisor >= 10 {
+            divisor *= 10
+            length += 1
+        }
+        for _ in length..<max(length, width) { bytes.append(UInt8(ascii: "0")) }
+        var remaining = value
+        while divisor > 0 {
+            bytes.append(UInt8(ascii: "0") + UInt8(remaining / divisor))
+            remaining %= divisor
+            divisor /= 10
+        }
+    }
+
+    private static let hexDigits = Array("0123456789abcdef".utf8)
+}
+
+/// The current wall-clock time for the access log.
+func wallClockNow() -> timespec {
+    var spec = timespec()
+    clock_gettime(CLOCK_REALTIME, &spec)
+    return spec
 }
 
 /// Where access-log lines go: standard output (the journal under systemd) or a test's buffer.
@@ -66,9 +177,10 @@ public protocol AccessLogSink: Sendable {
 /// Writes each line to standard output with one `write(2)`; lines never interleave.
 public struct StandardOutputSink: AccessLogSink {
     public init() {}
-    public func write(_ line: String) {
-        var bytes = Array(line.utf8)
-        bytes.withUnsafeMutableBytes { buffer in
+    public func write(_ line: String) { Self.write(Array(line.utf8)) }
+
+    static func write(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { buffer in
             var offset = 0
             while offset < buffer.count {
                 let written = Glibc.write(1, buffer.baseAddress! + offset, buffer.count - offset)
@@ -84,7 +196,6 @@ public struct StandardOutputSink: AccessLogSink {
 public final class BufferedStandardOutputSink: AccessLogSink, @unchecked Sendable {
     private let pending = NIOLockedValueBox<[UInt8]>([])
     private let wake = DispatchSemaphore(value: 0)
-    private let target = StandardOutputSink()
 
     public init() {
         detachThread { [self] in
@@ -108,7 +219,7 @@ public final class BufferedStandardOutputSink: AccessLogSink, @unchecked Sendabl
             defer { buffer.removeAll(keepingCapacity: true) }
             return buffer
         }
-        if !batch.isEmpty { target.write(String(decoding: batch, as: UTF8.self)) }
+        if !batch.isEmpty { StandardOutputSink.write(batch) }
     }
 }
 
@@ -118,18 +229,4 @@ public final class MemorySink: AccessLogSink {
     public init() {}
     public func write(_ line: String) { lines.withLockedValue { $0.append(line) } }
     public var contents: [String] { lines.withLockedValue { $0 } }
-}
-
-/// RFC 3339 UTC time with milliseconds, without Foundation's formatter cost.
-func rfc3339Now() -> String {
-    var spec = timespec()
-    clock_gettime(CLOCK_REALTIME, &spec)
-    var seconds = spec.tv_sec
-    var parts = tm()
-    gmtime_r(&seconds, &parts)
-    func pad(_ value: Int32, _ width: Int = 2) -> String {
-        let text = String(value)
-        return String(repeating: "0", count: max(0, width - text.count)) + text
-    }
-    return "\(parts.tm_year + 1900)-\(pad(parts.tm_mon + 1))-\(pad(parts.tm_mday))T\(pad(parts.tm_hour)):\(pad(parts.tm_min)):\(pad(parts.tm_sec)).\(pad(Int32(spec.tv_nsec / 1_000_000), 3))Z"
 }

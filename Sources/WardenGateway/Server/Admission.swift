@@ -15,12 +15,25 @@ enum Admission {
         var draining: Bool
         /// The TCP peer.
         var peer: IPAddress?
+        /// `peer` as the access log writes it (formatted once per connection).
+        var peerText: String? = nil
         /// Seconds since the epoch, for key expiry.
         var epochSeconds: Int64
         /// The Responses API ids issued through this gateway, per key.
         var responses: ResponseRegistry
         /// This connection's last successful authentication.
         var recentKey: RecentKey?
+    }
+
+    /// A connection's TCP peer and its text.
+    struct Peer {
+        var address: IPAddress?
+        var text: String
+
+        init(_ address: IPAddress?) {
+            self.address = address
+            text = address?.description ?? "unknown"
+        }
     }
 
     /// Who asked, as far as the head tells.
@@ -69,19 +82,27 @@ enum Admission {
     /// `GET /health` and `GET`/`POST /ping` are answered by the gateway itself, without a key and never forwarded:
     /// load balancers, Kubernetes and vLLM clients (guidellm, LiteLLM) probe them as they probe vLLM.
     static func isHealthProbe(_ head: HTTPRequestHead) -> Bool {
-        let path = head.uri.prefix { $0 != "?" }
-        switch (path, head.method) {
-        case ("/health", .GET), ("/health", .HEAD), ("/ping", .GET), ("/ping", .POST), ("/ping", .HEAD): return true
+        // Compared as bytes: this runs before every request.
+        let path = head.uri.utf8.prefix { $0 != UInt8(ascii: "?") }
+        switch head.method {
+        case .GET, .HEAD: return path.elementsEqual("/health".utf8) || path.elementsEqual("/ping".utf8)
+        case .POST: return path.elementsEqual("/ping".utf8)
         default: return false
         }
     }
 
     static func identify(_ head: HTTPRequestHead, context: Context) -> Identity {
-        let forwardedFor = head.headers["x-forwarded-for"]
-        let address = HeaderPolicy.clientAddress(peer: context.peer, forwardedFor: forwardedFor.isEmpty ? nil : forwardedFor.joined(separator: ","),
-                                                 trusted: context.configuration.trustedProxies)
+        let client: IPAddress?
+        if let peer = context.peer, context.configuration.trustedProxies.contains(where: { $0.contains(peer) }) {
+            let forwardedFor = head.headers["x-forwarded-for"]
+            client = HeaderPolicy.clientAddress(peer: peer, forwardedFor: forwardedFor.isEmpty ? nil : forwardedFor.joined(separator: ","),
+                                                trusted: context.configuration.trustedProxies)
+        } else {
+            client = context.peer
+        }
+        let text = client == context.peer ? context.peerText ?? client?.description : client?.description
         return Identity(requestID: RequestIDs.next(), clientRequestID: HeaderPolicy.clientRequestID(from: head.headers),
-                        client: address?.description ?? "unknown", clientAddress: address)
+                        client: text ?? "unknown", clientAddress: client)
     }
 
     /// The checks that need only the head (framing, target, drain, ban, key, allow-list): also what decides
@@ -231,24 +252,39 @@ enum Admission {
     /// Framing and size rules of the head: what NIO's parser lets through but the gateway does not.
     static func headerViolation(_ head: HTTPRequestHead, _ configuration: GatewayConfiguration) -> GatewayError? {
         let headers = head.headers
-        if headers.count > configuration.maxHeaderFields
-            || headers.reduce(head.uri.utf8.count, { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 }) > configuration.maxHeaderBytes {
+        // One pass over the fields, names compared without lower-casing copies: this runs for every request.
+        var size = head.uri.utf8.count
+        var lengths: [String] = []
+        var hasTransferEncoding = false
+        var hosts = 0
+        var expect: String?
+        for (name, value) in headers {
+            size += name.utf8.count + value.utf8.count + 4
+            if HeaderPolicy.name(name, is: "content-length") {
+                lengths.append(value)
+            } else if HeaderPolicy.name(name, is: "transfer-encoding") {
+                hasTransferEncoding = true
+            } else if HeaderPolicy.name(name, is: "host") {
+                hosts += 1
+            } else if expect == nil, HeaderPolicy.name(name, is: "expect") {
+                expect = value
+            }
+        }
+        if headers.count > configuration.maxHeaderFields || size > configuration.maxHeaderBytes {
             return .headersTooLarge
         }
-        let lengths = headers["content-length"]
-        if !lengths.isEmpty && !headers["transfer-encoding"].isEmpty {
+        if !lengths.isEmpty && hasTransferEncoding {
             return .badRequest("Content-Length and Transfer-Encoding together are ambiguous.", code: "ambiguous_length")
         }
         if lengths.count > 1 || lengths.first?.utf8.contains(UInt8(ascii: ",")) == true,
            Set(lengths.flatMap { $0.split(separator: ",").map { String($0.filter { $0 != " " && $0 != "\t" }) } }).count > 1 {
             return .badRequest("Conflicting Content-Length values.", code: "ambiguous_length")
         }
-        let hosts = headers["host"]
-        if hosts.count > 1 { return .badRequest("More than one Host header.", code: "ambiguous_host") }
-        if hosts.isEmpty, head.version.major == 1, head.version.minor >= 1 {
+        if hosts > 1 { return .badRequest("More than one Host header.", code: "ambiguous_host") }
+        if hosts == 0, head.version.major == 1, head.version.minor >= 1 {
             return .badRequest("HTTP/1.1 requests must carry a Host header.", code: "missing_host")
         }
-        if let expect = headers.first(name: "expect"), expect.lowercased() != "100-continue" {
+        if let expect, expect.lowercased() != "100-continue" {
             return GatewayError(status: .expectationFailed, type: "invalid_request_error", code: "unsupported_expectation",
                                 message: "Only `Expect: 100-continue` is supported.", decision: "rejected:bad_request")
         }

@@ -19,6 +19,8 @@ final class GatewayHTTPHandler: ChannelInboundHandler {
     private var readDeadline: Scheduled<Void>?
     /// The last key this connection authenticated with (keep-alive clients send the same one every time).
     private var recentKey: RecentKey?
+    /// The TCP peer, read once per connection rather than once per request.
+    private var peer: Admission.Peer?
 
     init(core: GatewayCore) {
         self.core = core
@@ -75,10 +77,11 @@ final class GatewayHTTPHandler: ChannelInboundHandler {
     }
 
     private func admissionContext(_ context: ChannelHandlerContext) -> Admission.Context {
-        Admission.Context(configuration: core.configuration, policy: core.state.policy, limits: core.limits,
-                          draining: core.state.draining.load(ordering: .relaxed),
-                          peer: context.channel.remoteAddress?.ipAddress.flatMap(IPAddress.init), epochSeconds: Int64(epochSeconds()),
-                          responses: core.responses, recentKey: recentKey)
+        let peer = self.peer ?? Admission.Peer(context.channel.remoteAddress?.ipAddress.flatMap(IPAddress.init))
+        self.peer = peer
+        return Admission.Context(configuration: core.configuration, policy: core.state.policy, limits: core.limits,
+                                 draining: core.state.draining.load(ordering: .relaxed), peer: peer.address, peerText: peer.text,
+                                 epochSeconds: Int64(epochSeconds()), responses: core.responses, recentKey: recentKey)
     }
 
     /// `Expect: 100-continue`: the body is invited only once the head passes every check that needs no body.

@@ -6,9 +6,10 @@ import WardenNIOSupport
 /// HTTP status codes, and key public ids (never secrets, prompts or client addresses).
 final class GatewayMetrics: Sendable {
     let registry = PrometheusCollectorRegistry()
-    private let requestCounters = NIOLockedValueBox<[String: Counter]>([:])
+    // Handles keyed by their label values (no label text built per request).
+    private let requestCounters = NIOLockedValueBox<[RequestLabels: Counter]>([:])
     private let rejectionCounters = NIOLockedValueBox<[String: Counter]>([:])
-    private let tokenCounters = NIOLockedValueBox<[String: Counter]>([:])
+    private let tokenCounters = NIOLockedValueBox<[String: (input: Counter, output: Counter)]>([:])
     /// Refusals of the last minutes, for `warden status`.
     private let recentRejections = NIOLockedValueBox(RecentCounts())
     private let quotaGauges = NIOLockedValueBox<[String: Gauge]>([:])
@@ -38,13 +39,19 @@ final class GatewayMetrics: Sendable {
                                                    help: "Usage-ledger writes that failed (the counts are kept and retried).")
     }
 
+    private struct RequestLabels: Hashable {
+        var route: String
+        var status: Int
+        var key: String
+    }
+
     func countRequest(route: String, status: Int, key: String) {
-        let name = "\(route)|\(status)|\(key)"
         let counter = requestCounters.withLockedValue { counters in
-            if let existing = counters[name] { return existing }
+            let labels = RequestLabels(route: route, status: status, key: key)
+            if let existing = counters[labels] { return existing }
             let made = registry.makeCounter(name: "warden_requests_total", labels: [("route", route), ("status", String(status)), ("key", key)],
                                             help: "Requests answered, by route, status and key id.")
-            counters[name] = made
+            counters[labels] = made
             return made
         }
         counter.increment()
@@ -63,17 +70,19 @@ final class GatewayMetrics: Sendable {
     }
 
     func countTokens(key: String, prompt: Int, completion: Int) {
-        for (direction, amount) in [("in", prompt), ("out", completion)] where amount > 0 {
-            let name = "\(key)|\(direction)"
-            let counter = tokenCounters.withLockedValue { counters in
-                if let existing = counters[name] { return existing }
-                let made = registry.makeCounter(name: "warden_tokens_total", labels: [("key", key), ("direction", direction)],
-                                                help: "Tokens reported by vLLM, by key id and direction.")
-                counters[name] = made
-                return made
+        guard prompt > 0 || completion > 0 else { return }
+        let counters = tokenCounters.withLockedValue { counters in
+            if let existing = counters[key] { return existing }
+            func make(_ direction: String) -> Counter {
+                registry.makeCounter(name: "warden_tokens_total", labels: [("key", key), ("direction", direction)],
+                                     help: "Tokens reported by vLLM, by key id and direction.")
             }
-            counter.increment(by: Int64(amount))
+            let made = (input: make("in"), output: make("out"))
+            counters[key] = made
+            return made
         }
+        if prompt > 0 { counters.input.increment(by: Int64(prompt)) }
+        if completion > 0 { counters.output.increment(by: Int64(completion)) }
     }
 
     /// Refusals by reason over the last ``RecentCounts/minutes`` minutes.

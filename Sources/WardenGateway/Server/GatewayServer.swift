@@ -68,7 +68,9 @@ public final class GatewayServer: Service, Sendable {
         }
         let server = try await Self.bind("gateway.listen", configuration.listenHost, configuration.listenPort) {
             try await connections.httpServerBootstrap(group: group, admit: admit) { pipeline in
-                try pipeline.configureHTTPServerPipeline(withErrorHandling: false)
+                // Outbound heads are not re-validated per response: vLLM's fields passed the strict upstream parser,
+                // and every value the gateway adds is a number, a hex id, a checked client id or fixed text.
+                try pipeline.configureHTTPServerPipeline(withErrorHandling: false, withOutboundHeaderValidation: false)
                 try pipeline.addHandler(GatewayProtocolErrorHandler())
                 try pipeline.addHandler(GatewayHTTPHandler(core: core))
             }

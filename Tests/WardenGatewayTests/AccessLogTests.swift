@@ -1,0 +1,59 @@
+import Foundation
+import Testing
+@testable import WardenGateway
+
+@Suite("access log: one JSON line per request, written without intermediate strings")
+struct AccessLogTests {
+    @Test("every field as the log has always printed it: escapes, nulls, two-decimal milliseconds, RFC 3339 time")
+    func exactLine() throws {
+        let record = AccessRecord(requestID: "abc123", clientRequestID: "client-1", client: "10.0.0.7", key: nil, method: "POST",
+                                  path: "/v1/\"odd\"\\path\n\u{1}é", model: "qwen", status: 200, promptTokens: 19, completionTokens: nil,
+                                  chargedTokens: 35, timeToFirstTokenMilliseconds: 4.2, durationMilliseconds: 160.266,
+                                  upstreamStatus: 200, decision: "allowed")
+        let line = record.json(at: timespec(tv_sec: 1_795_770_190, tv_nsec: 7_000_000))
+        #expect(line == #"{"time":"2026-11-27T09:03:10.007Z","request_id":"abc123","client_request_id":"client-1","client":"10.0.0.7","key":null,"method":"POST","path":"/v1/\"odd\"\\path\n\u0001é","model":"qwen","status":200,"tokens_in":19,"tokens_out":null,"tokens_charged":35,"ttft_ms":4.2,"duration_ms":160.27,"upstream_status":200,"decision":"allowed"}"# + "\n")
+        let parsed = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+        #expect(parsed["path"] as? String == "/v1/\"odd\"\\path\n\u{1}é")
+    }
+
+    @Test("durations print as Swift prints the rounded Double: 24.0, 0.05, 1234.5; a non-finite value is null")
+    func numbers() {
+        for (value, text) in [(24.0, "24.0"), (0.049, "0.05"), (1234.5, "1234.5"), (0, "0.0"), (99.999, "100.0"), (Double.nan, "null")] {
+            var line = JSONLineBuilder(capacity: 16)
+            line.hundredths(value)
+            #expect(line.text == text, "\(value)")
+        }
+        var negative = JSONLineBuilder(capacity: 8)
+        negative.integer(-42)
+        #expect(negative.text == "-42")
+    }
+}
+
+@Suite("header names compared without copies")
+struct HeaderNameTests {
+    @Test("isHopByHop agrees with the hop-by-hop list in any letter case, and with nothing else")
+    func hopByHop() {
+        for name in HeaderPolicy.hopByHop {
+            #expect(HeaderPolicy.isHopByHop(name) && HeaderPolicy.isHopByHop(name.uppercased()), "\(name)")
+        }
+        for name in ["content-type", "x-request-id", "tf", "trailers", "connectiom", "Transfer-Encodinh", "", "keep_alive"] {
+            #expect(!HeaderPolicy.isHopByHop(name), "\(name)")
+        }
+        #expect(HeaderPolicy.name("Content-Length", is: "content-length"))
+        #expect(!HeaderPolicy.name("Content-Lengt", is: "content-length"))
+        #expect(!HeaderPolicy.name("content-lengtH\u{0}", is: "content-length"))
+    }
+}
+
+@Suite("rate-limit reset text")
+struct ResetTextTests {
+    @Test("whole milliseconds rounded up, printed as seconds without trailing zeros; nothing negative")
+    func durations() {
+        let cases: [(Duration, String)] = [(.seconds(2), "2s"), (.milliseconds(1500), "1.5s"), (.milliseconds(1250), "1.25s"),
+                                           (.microseconds(1), "0.001s"), (.microseconds(999_001), "1s"), (.milliseconds(60_010), "60.01s"),
+                                           (.zero, "0s"), (.milliseconds(-5), "0s"), (.seconds(Int64.max), "1000000000000s")]
+        for (duration, text) in cases {
+            #expect(GatewayLimits.durationText(duration) == text, "\(duration)")
+        }
+    }
+}
