@@ -199,6 +199,23 @@ struct ResponseMeterTests {
         #expect(json.final == Usage(prompt: 3, completion: 2))
     }
 
+    @Test("a read of whole kept events goes on as the same buffer; a stream that is not SSE is passed on once past the carry limit")
+    func noCopyAndCarryLimit() {
+        var meter = ResponseMeter(format: .eventStream(dropUsageEvent: true))
+        let whole = ByteBuffer(string: Self.events[0] + Self.events[1])
+        let passed = meter.consume(whole)
+        #expect(passed.map { $0.readableBytesView.elementsEqual(whole.readableBytesView) } == true)
+        var unframed = ResponseMeter(format: .eventStream(dropUsageEvent: true))
+        let text = String(repeating: "data: x\n", count: ResponseMeter.carryLimit / 8 + 10)
+        #expect(run(&unframed, text, chunkSize: 4096) == text, "every byte passes, in order, even without a blank line")
+        var split = ResponseMeter(format: .eventStream(dropUsageEvent: true))
+        let events = Self.events.joined()
+        let half = events.utf8.count / 2
+        let first = split.consume(ByteBuffer(bytes: Array(events.utf8)[..<half])).map { Array($0.readableBytesView) } ?? []
+        let second = split.consume(ByteBuffer(bytes: Array(events.utf8)[half...])).map { Array($0.readableBytesView) } ?? []
+        #expect(String(decoding: first + second + split.flush(), as: UTF8.self) == Self.events[0] + Self.events[1] + Self.events[3])
+    }
+
     @Test("continuous usage counts one choice: it is kept as running usage, never as the final count")
     func continuousIsNotFinal() {
         var meter = ResponseMeter(format: .eventStream(dropUsageEvent: false))

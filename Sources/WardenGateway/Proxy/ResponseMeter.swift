@@ -1,5 +1,8 @@
 import NIOCore
 import WardenConfig
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Token counts as vLLM reports them in a `usage` object.
 struct Usage: Sendable, Equatable {
@@ -109,10 +112,14 @@ struct ResponseMeter {
 
     private mutating func scanJSON(_ buffer: ByteBuffer) {
         pending.append(contentsOf: buffer.readableBytesView)
-        captureResponseID(in: 0..<pending.count)
-        let (found, keepFrom) = pending.withUnsafeBytes { UsageScanner.lastUsage(in: $0, shape: shape) }
-        if let found { final = found }
-        let keep = max(keepFrom, pending.count - Self.carryLimit)
+        let shape = shape
+        let needsID = responseID == nil
+        let (scan, id) = pending.withUnsafeBytes { bytes in
+            (UsageScanner.lastUsage(in: bytes, shape: shape), needsID ? Self.responseID(in: bytes, shape: shape) : nil)
+        }
+        if let id { responseID = id }
+        if let found = scan.usage { final = found }
+        let keep = max(scan.keepFrom, pending.count - Self.carryLimit)
         pending.removeFirst(min(keep, pending.count))
     }
 
@@ -124,46 +131,67 @@ struct ResponseMeter {
     /// An id is kept only when it could be asked for again on the allow-list's template.
     private static let storedResponse = RouteTemplate("GET /v1/responses/{id}")!
 
+    /// Whole events are read where they lie: in the common case (every event of the read complete and kept) the
+    /// read goes on as it came, without a copy. Only a dropped event or a partial one at the end costs copies.
     private mutating func filterEvents(_ buffer: ByteBuffer, dropUsageEvent: Bool) -> ByteBuffer {
-        pending.append(contentsOf: buffer.readableBytesView)
-        var output = ByteBuffer()
-        output.reserveCapacity(pending.count)
+        guard pending.isEmpty else {
+            pending.append(contentsOf: buffer.readableBytesView)
+            let carried = pending
+            pending = []
+            return carried.withUnsafeBytes { filter($0, whole: nil, dropUsageEvent: dropUsageEvent) }
+        }
+        return buffer.withUnsafeReadableBytes { filter($0, whole: buffer, dropUsageEvent: dropUsageEvent) }
+    }
+
+    /// Splits `bytes` into events; `whole` is the buffer `bytes` came from, returned as is when nothing changes.
+    private mutating func filter(_ bytes: UnsafeRawBufferPointer, whole: ByteBuffer?, dropUsageEvent: Bool) -> ByteBuffer {
+        var output: ByteBuffer?  // made only once an event is dropped: the kept events before it are copied in
         var start = 0
-        var index = 0
-        while index + 1 < pending.count {
-            if pending[index] == 0x0A, pending[index + 1] == 0x0A {
-                if keep(event: start..<index + 2, dropUsageEvent: dropUsageEvent) { output.writeBytes(pending[start..<index + 2]) }
-                start = index + 2
-                index = start
-            } else {
-                index += 1
+        while let end = Self.eventEnd(in: bytes, from: start) {
+            let event = UnsafeRawBufferPointer(rebasing: bytes[start..<end])
+            if keep(event: event, dropUsageEvent: dropUsageEvent) {
+                output?.writeBytes(event)
+            } else if output == nil {
+                output = ByteBuffer(bytes: UnsafeRawBufferPointer(rebasing: bytes[0..<start]))
             }
+            start = end
         }
-        pending.removeFirst(start)
-        if pending.count > Self.carryLimit {
-            // Not SSE as vLLM writes it: pass the bytes on rather than hold them.
-            output.writeBytes(pending)
-            pending.removeAll()
+        let rest = UnsafeRawBufferPointer(rebasing: bytes[start...])
+        // Not SSE as vLLM writes it when the rest grows past the limit: pass the bytes on rather than hold them.
+        let passRest = rest.count > Self.carryLimit
+        if !passRest { pending.append(contentsOf: rest) }
+        if var output {
+            if passRest { output.writeBytes(rest) }
+            return output
         }
-        return output
+        if let whole, start == bytes.count || passRest { return whole }
+        return ByteBuffer(bytes: UnsafeRawBufferPointer(rebasing: bytes[0..<(passRest ? bytes.count : start)]))
+    }
+
+    /// The end of the event starting at `start` (just past its blank line), if it is complete.
+    private static func eventEnd(in bytes: UnsafeRawBufferPointer, from start: Int) -> Int? {
+        var position = start
+        while position + 1 < bytes.count {
+            guard let newline = memchr(bytes.baseAddress! + position, 0x0A, bytes.count - position - 1) else { return nil }
+            position = bytes.baseAddress!.distance(to: UnsafeRawPointer(newline))
+            if bytes[position + 1] == 0x0A { return position + 2 }
+            position += 1
+        }
+        return nil
     }
 
     /// Reads one whole event's usage; `false` for the usage event the client did not ask for.
-    private mutating func keep(event: Range<Int>, dropUsageEvent: Bool) -> Bool {
-        captureResponseID(in: event)
+    private mutating func keep(event window: UnsafeRawBufferPointer, dropUsageEvent: Bool) -> Bool {
+        if responseID == nil, let id = Self.responseID(in: window, shape: shape) { responseID = id }
         let shape = shape
-        let (usage, isFinal, isError) = pending.withUnsafeBytes { bytes -> (Usage?, Bool, Bool) in
-            let window = UnsafeRawBufferPointer(rebasing: bytes[event])
-            let isError = Self.errorMarkers.contains { UsageScanner.find($0, in: window, within: 0..<min(window.count, $0.count)) != nil }
-            guard let (usage, marker) = UsageScanner.firstUsage(in: window, shape: shape) else { return (nil, false, isError) }
-            switch shape.finalEvent {
-            case .emptyChoices: return (usage, UsageScanner.find(Self.emptyChoices, in: window, within: 0..<marker) != nil, isError)
-            case .lastUsage: return (usage, true, isError)
-            case .eventType(let type): return (usage, UsageScanner.find(type, in: window, within: 0..<window.count) != nil, isError)
-            }
-        }
+        let isError = Self.errorMarkers.contains { window.count >= $0.count && window.starts(with: $0) }
         if isError { sawErrorEvent = true }
-        guard let usage else { return true }
+        guard let (usage, marker) = UsageScanner.firstUsage(in: window, shape: shape) else { return true }
+        let isFinal = switch shape.finalEvent {
+        case .emptyChoices: UsageScanner.find(Self.emptyChoices, in: window, within: 0..<marker) != nil
+        case .lastUsage: true
+        case .eventType(let type): UsageScanner.find(type, in: window, within: 0..<window.count) != nil
+        }
         if isFinal {
             final = usage
             // Only the event the gateway itself asked for is ever removed.
@@ -173,18 +201,16 @@ struct ResponseMeter {
         return true
     }
 
-    /// The first `"id":"resp…"` of a Responses answer (the response object's own id comes first).
-    private mutating func captureResponseID(in range: Range<Int>) {
-        guard shape.capturesResponseID, responseID == nil else { return }
-        responseID = pending.withUnsafeBytes { bytes -> String? in
-            let window = UnsafeRawBufferPointer(rebasing: bytes[range])
-            guard let found = UsageScanner.find(Self.responseIDMarker, in: window, within: 0..<window.count) else { return nil }
-            let start = found.lowerBound + 6  // after `"id":"`
-            var end = start
-            while end < window.count, end - start <= 128, window[end] != UInt8(ascii: "\"") { end += 1 }
-            guard end < window.count, window[end] == UInt8(ascii: "\"") else { return nil }
-            let id = String(decoding: UnsafeRawBufferPointer(rebasing: window[start..<end]), as: UTF8.self)
-            return Self.storedResponse.matches(method: "GET", path: "/v1/responses/\(id)") ? id : nil
-        }
+    /// The first `"id":"resp…"` of a Responses answer (the response object's own id comes first), when the shape
+    /// captures it.
+    private static func responseID(in window: UnsafeRawBufferPointer, shape: UsageShape) -> String? {
+        guard shape.capturesResponseID,
+              let found = UsageScanner.find(Self.responseIDMarker, in: window, within: 0..<window.count) else { return nil }
+        let start = found.lowerBound + 6  // after `"id":"`
+        var end = start
+        while end < window.count, end - start <= 128, window[end] != UInt8(ascii: "\"") { end += 1 }
+        guard end < window.count, window[end] == UInt8(ascii: "\"") else { return nil }
+        let id = String(decoding: UnsafeRawBufferPointer(rebasing: window[start..<end]), as: UTF8.self)
+        return Self.storedResponse.matches(method: "GET", path: "/v1/responses/\(id)") ? id : nil
     }
 }

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Finds vLLM's `usage` object in response bytes without parsing the whole body (it sits at the end of
 /// non-streaming answers and in SSE events) and reads its token counts in place. A `"usage":{` inside generated
 /// text cannot match: JSON strings escape their quotes.
@@ -59,12 +63,15 @@ enum UsageScanner {
         return Usage(prompt: prompt, completion: number(after: shape.completionKey, in: bytes, within: object) ?? 0)
     }
 
-    /// The first occurrence of `needle` within `range`.
+    /// The first occurrence of `needle` within `range` (candidates found with `memchr`: it runs over every streamed event).
     static func find(_ needle: [UInt8], in bytes: UnsafeRawBufferPointer, within range: Range<Int>) -> Range<Int>? {
-        guard range.count >= needle.count else { return nil }
+        guard !needle.isEmpty, range.count >= needle.count, let base = bytes.baseAddress else { return nil }
         var start = range.lowerBound
-        while start <= range.upperBound - needle.count {
-            if bytes[start] == needle[0], matches(needle, in: bytes, at: start) { return start..<start + needle.count }
+        let last = range.upperBound - needle.count
+        while start <= last {
+            guard let candidate = memchr(base + start, Int32(needle[0]), last - start + 1) else { return nil }
+            start = base.distance(to: UnsafeRawPointer(candidate))
+            if matches(needle, in: bytes, at: start) { return start..<start + needle.count }
             start += 1
         }
         return nil

@@ -147,9 +147,9 @@ final class GatewayHTTPHandler: ChannelInboundHandler {
 }
 
 /// Answers requests the HTTP parser itself refuses: oversized heads get 431, other malformed input 400.
-final class GatewayProtocolErrorHandler: ChannelDuplexHandler {
+/// Inbound only, so responses do not pass through it on their way out.
+final class GatewayProtocolErrorHandler: ChannelInboundHandler {
     typealias InboundIn = NIOAny
-    typealias OutboundIn = NIOAny
     typealias OutboundOut = HTTPServerResponsePart
     private var responding = false
 
