@@ -266,11 +266,23 @@ final class GatewayLimits: Sendable {
         let wholeSeconds = min(seconds, 1_000_000_000_000)
         var milliseconds = Int(wholeSeconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000)
         if attoseconds % 1_000_000_000_000_000 != 0 { milliseconds += 1 }
-        let fraction = milliseconds % 1000
-        guard fraction != 0 else { return "\(milliseconds / 1000)s" }
-        var digits = String(fraction + 1000).dropFirst()
-        while digits.last == "0" { digits.removeLast() }
-        return "\(milliseconds / 1000).\(digits)s"
+        var fraction = milliseconds % 1000
+        var text = String(milliseconds / 1000)
+        if fraction != 0 {
+            var digits = 3
+            while fraction % 10 == 0 {
+                fraction /= 10
+                digits -= 1
+            }
+            text.append(".")
+            var divisor = digits == 3 ? 100 : digits == 2 ? 10 : 1
+            while divisor > 0 {
+                text.unicodeScalars.append(Unicode.Scalar(UInt8(ascii: "0") + UInt8(fraction / divisor % 10)))
+                divisor /= 10
+            }
+        }
+        text.append("s")
+        return text
     }
 }
 

@@ -1,3 +1,4 @@
+import NIOCore
 import NIOHTTP1
 import WardenConfig
 
@@ -65,17 +66,41 @@ enum HeaderPolicy {
     /// `gateway.forward_headers` adds to them.
     static let defaultForwarded: Set<String> = ["content-type", "accept", "user-agent", "traceparent", "tracestate"]
 
-    /// The headers sent to vLLM: the allow-listed ones of the client's, plus the gateway's own.
-    static func upstreamHeaders(from client: HTTPHeaders, forwarded: Set<String>, upstreamHost: String, upstreamKey: String?, requestID: String,
-                                clientAddress: String, bodyLength: Int) -> HTTPHeaders {
-        var headers = HTTPHeaders()
-        for (name, value) in client where forwarded.contains(name.lowercased()) { headers.add(name: name, value: value) }
-        headers.add(name: "Host", value: upstreamHost)
-        if let upstreamKey { headers.add(name: "Authorization", value: "Bearer \(upstreamKey)") }
-        headers.add(name: "X-Request-Id", value: requestID)
-        headers.add(name: "X-Forwarded-For", value: clientAddress)
-        headers.add(name: "Content-Length", value: String(bodyLength))
-        return headers
+    /// The request head sent to vLLM, written straight into `buffer`: the request line, the allow-listed client
+    /// fields, then the gateway's own. Fields the gateway sets itself, and hop-by-hop ones, are never copied from
+    /// the client, whatever `forward_headers` lists: a second `Content-Length` would let a client smuggle a request.
+    static func writeUpstreamHead(into buffer: inout ByteBuffer, method: HTTPMethod, uri: String, from client: HTTPHeaders,
+                                  forwarded: Set<String>, upstreamHost: String, upstreamKey: String?, requestID: String,
+                                  clientAddress: String, bodyLength: Int) {
+        buffer.writeString(method.rawValue)
+        buffer.writeStaticString(" ")
+        buffer.writeString(uri)
+        buffer.writeStaticString(" HTTP/1.1\r\n")
+        for (name, value) in client where forwarded.contains(name.lowercased()) && !isHopByHop(name) && !isGatewayOwned(name) {
+            buffer.writeString(name)
+            buffer.writeStaticString(": ")
+            buffer.writeString(value)
+            buffer.writeStaticString("\r\n")
+        }
+        buffer.writeStaticString("Host: ")
+        buffer.writeString(upstreamHost)
+        if let upstreamKey {
+            buffer.writeStaticString("\r\nAuthorization: Bearer ")
+            buffer.writeString(upstreamKey)
+        }
+        buffer.writeStaticString("\r\nX-Request-Id: ")
+        buffer.writeString(requestID)
+        buffer.writeStaticString("\r\nX-Forwarded-For: ")
+        buffer.writeString(clientAddress)
+        buffer.writeStaticString("\r\nContent-Length: ")
+        buffer.writeString(String(bodyLength))
+        buffer.writeStaticString("\r\n\r\n")
+    }
+
+    /// Fields only the gateway writes toward vLLM.
+    static func isGatewayOwned(_ name: String) -> Bool {
+        self.name(name, is: "host") || self.name(name, is: "authorization") || self.name(name, is: "x-request-id")
+            || self.name(name, is: "x-forwarded-for") || self.name(name, is: "content-length")
     }
 
     /// The client's `X-Request-Id` when it is short and plain: echoed back and logged, never sent to vLLM (which

@@ -75,9 +75,10 @@ final class UpstreamPool: Sendable {
         let future = Self.bootstrap(on: eventLoop, connectTimeout: connectTimeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    // Request heads are not re-validated per request: the client's fields passed the strict server
-                    // parser, the key is checked at start-up, the rest is the gateway's own (ids, addresses, numbers).
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
+                    // Requests go out as bytes the exchange wrote (no HTTP encoder); vLLM's answers are parsed by
+                    // NIO's strict response decoder, which sees each request's method to frame the answer.
+                    try channel.pipeline.syncOperations.addHandler(UpstreamRequestBytes())
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes)))
                     try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: readTimeout))
                     try channel.pipeline.syncOperations.addHandler(UpstreamHandler())
                 }
@@ -110,6 +111,22 @@ final class UpstreamPool: Sendable {
         connection.idleSince = .now()
         connection.served += 1
         pool.idle.append(connection)
+    }
+}
+
+/// Sits under the response decoder: passes on the request bytes ``ProxyExchange`` wrote (as `.body`) and drops
+/// the head and end parts, which exist only so the decoder knows what was asked. The head's fields were written
+/// into the bytes from values checked where they entered (the client's by the server parser, the key at start-up).
+final class UpstreamRequestBytes: ChannelOutboundHandler {
+    typealias OutboundIn = HTTPClientRequestPart
+    typealias OutboundOut = ByteBuffer
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        switch unwrapOutboundIn(data) {
+        case .body(.byteBuffer(let bytes)): context.write(wrapOutboundOut(bytes), promise: promise)
+        case .head, .end: promise?.succeed()
+        case .body(.fileRegion): promise?.fail(ChannelError.operationUnsupported)
+        }
     }
 }
 

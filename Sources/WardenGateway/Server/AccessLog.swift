@@ -85,6 +85,12 @@ struct JSONLineBuilder {
     mutating func string(_ value: String?) {
         guard let value else { return raw("null") }
         bytes.append(UInt8(ascii: "\""))
+        // Ids, addresses and paths rarely need escaping: appended whole when they do not.
+        if !value.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            bytes.append(contentsOf: value.utf8)
+            bytes.append(UInt8(ascii: "\""))
+            return
+        }
         for byte in value.utf8 {
             switch byte {
             case UInt8(ascii: "\""), UInt8(ascii: "\\"):

@@ -1,4 +1,6 @@
 import Foundation
+import NIOCore
+import NIOHTTP1
 import Testing
 @testable import WardenGateway
 
@@ -29,7 +31,7 @@ struct AccessLogTests {
     }
 }
 
-@Suite("header names compared without copies")
+@Suite("header names compared without copies; the upstream head written as bytes")
 struct HeaderNameTests {
     @Test("isHopByHop agrees with the hop-by-hop list in any letter case, and with nothing else")
     func hopByHop() {
@@ -42,6 +44,19 @@ struct HeaderNameTests {
         #expect(HeaderPolicy.name("Content-Length", is: "content-length"))
         #expect(!HeaderPolicy.name("Content-Lengt", is: "content-length"))
         #expect(!HeaderPolicy.name("content-lengtH\u{0}", is: "content-length"))
+    }
+
+    @Test("the upstream head: allow-listed client fields, then the gateway's own; fields it owns are never copied, whatever forward_headers says")
+    func upstreamHead() {
+        let client = HTTPHeaders([("Content-Type", "application/json"), ("Content-Length", "999"), ("HOST", "evil.example"),
+                                  ("Authorization", "Bearer client-secret"), ("X-Trace", "t1"), ("Connection", "close"), ("X-Other", "no")])
+        var buffer = ByteBuffer()
+        HeaderPolicy.writeUpstreamHead(into: &buffer, method: .POST, uri: "/v1/chat/completions?x=1", from: client,
+                                       forwarded: ["content-type", "content-length", "host", "authorization", "x-trace", "connection"],
+                                       upstreamHost: "127.0.0.1:8000", upstreamKey: "up-key", requestID: "abc", clientAddress: "10.0.0.1",
+                                       bodyLength: 42)
+        #expect(String(buffer: buffer) == "POST /v1/chat/completions?x=1 HTTP/1.1\r\nContent-Type: application/json\r\nX-Trace: t1\r\n"
+            + "Host: 127.0.0.1:8000\r\nAuthorization: Bearer up-key\r\nX-Request-Id: abc\r\nX-Forwarded-For: 10.0.0.1\r\nContent-Length: 42\r\n\r\n")
     }
 }
 
