@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Synchronization
 
 /// An immutable snapshot of the keys, swapped whole on reload; lookups never touch the database.
@@ -32,11 +35,18 @@ public struct KeyTable: Sendable {
     /// As above, but a connection's last successful authentication is reused when the same header comes again
     /// under the same table (no HMAC): revocations and key changes make a new table, so they still apply at once.
     func authenticate(authorization: String?, now: Int64, recent: RecentKey?) -> Result<KeyRecord, Failure> {
-        if let recent, recent.generation == generation, let authorization, recent.authorization.utf8.elementsEqual(authorization.utf8),
+        if let recent, recent.generation == generation, let authorization, Self.sameBytes(recent.authorization, authorization),
            recent.record.isUsable(at: now) {
             return .success(recent.record)
         }
         return verify(authorization: authorization, now: now)
+    }
+
+    /// Byte equality (`==` on strings is Unicode equivalence), with one `memcmp` rather than a per-byte iteration.
+    static func sameBytes(_ first: String, _ second: String) -> Bool {
+        guard first.utf8.count == second.utf8.count else { return false }
+        var first = first, second = second
+        return first.withUTF8 { a in second.withUTF8 { b in a.count == 0 || memcmp(a.baseAddress!, b.baseAddress!, a.count) == 0 } }
     }
 
     private func verify(authorization: String?, now: Int64) -> Result<KeyRecord, Failure> {

@@ -50,15 +50,24 @@ enum HeaderPolicy {
     /// ASCII case-insensitive comparison of a field name with a lower-case name.
     static func name(_ name: String, is lowercase: StaticString) -> Bool {
         guard name.utf8.count == lowercase.utf8CodeUnitCount else { return false }
-        return lowercase.withUTF8Buffer { expected in
-            var index = 0
-            for byte in name.utf8 {
-                let folded = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
-                guard folded == expected[index] else { return false }
-                index += 1
-            }
-            return true
+        return lowercase.withUTF8Buffer { foldedEqual(name, $0) }
+    }
+
+    /// As above, for a lower-case name known only at run time.
+    static func name(_ name: String, equalsLowercase lowercase: String) -> Bool {
+        guard name.utf8.count == lowercase.utf8.count else { return false }
+        var lowercase = lowercase
+        return lowercase.withUTF8 { foldedEqual(name, $0) }
+    }
+
+    private static func foldedEqual(_ name: String, _ expected: UnsafeBufferPointer<UInt8>) -> Bool {
+        var index = 0
+        for byte in name.utf8 {
+            let folded = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
+            guard folded == expected[index] else { return false }
+            index += 1
         }
+        return true
     }
 
     /// The only client headers vLLM receives. vLLM acts on others (`X-Data-Parallel-Rank`, `X-Forwarded-*`,

@@ -108,12 +108,8 @@ final class ProxyExchange {
         case .sendRequest:
             send()
         case .writeHead(let upstream):
-            var headers = upstream.headers
-            HeaderPolicy.stripHopByHop(&headers)
-            headers.replaceOrAdd(name: "x-request-id", value: request.echoedRequestID)
-            for (name, value) in request.responseHeaders { headers.replaceOrAdd(name: name, value: value) }
-            if !request.head.isKeepAlive { headers.replaceOrAdd(name: "connection", value: "close") }
-            context.write(NIOAny(HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: upstream.status, headers: headers))), promise: nil)
+            let head = HTTPResponseHead(version: .http1_1, status: upstream.status, headers: responseHeaders(upstream.headers))
+            context.write(NIOAny(HTTPServerResponsePart.head(head)), promise: nil)
         case .writeBody(let buffer):
             context.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(buffer))), promise: nil)
         case .flush:
@@ -153,6 +149,23 @@ final class ProxyExchange {
         case .closeClient:
             context.close(promise: nil)
         }
+    }
+
+    /// vLLM's fields without hop-by-hop ones and without those the gateway sets (its request id, the limits),
+    /// then the gateway's: one new set of fields, rather than a search and removal per added field.
+    private func responseHeaders(_ upstream: HTTPHeaders) -> HTTPHeaders {
+        var source = upstream
+        if upstream.contains(where: { HeaderPolicy.name($0.name, is: "connection") }) { HeaderPolicy.stripHopByHop(&source) }
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(source.count + request.responseHeaders.count + 2)
+        for (name, value) in source where !HeaderPolicy.isHopByHop(name) && !HeaderPolicy.name(name, is: "x-request-id")
+            && !request.responseHeaders.contains(where: { HeaderPolicy.name(name, equalsLowercase: $0.0) }) {
+            headers.add(name: name, value: value)
+        }
+        headers.add(name: "x-request-id", value: request.echoedRequestID)
+        for (name, value) in request.responseHeaders { headers.add(name: name, value: value) }
+        if !request.head.isKeepAlive { headers.add(name: "connection", value: "close") }
+        return headers
     }
 
     private func acquire(fresh: Bool) {

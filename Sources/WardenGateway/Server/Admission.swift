@@ -108,7 +108,11 @@ enum Admission {
     /// The checks that need only the head (framing, target, drain, ban, key, allow-list): also what decides
     /// whether an `Expect: 100-continue` request may send its body.
     static func checkHead(_ head: HTTPRequestHead, identity: Identity, context: Context) -> Result<(RequestTarget, KeyRecord, AllowedRoute), Rejection> {
-        let rawPath = String(head.uri.prefix { $0 != "?" })
+        // Only refusals before the target is parsed need the raw path: not computed for requests that pass.
+        var rawPath: String {
+            let uri = head.uri
+            return String(uri[..<(uri.utf8.firstIndex(of: UInt8(ascii: "?")) ?? uri.utf8.endIndex)])
+        }
         func reject(_ error: GatewayError, _ path: String, key: String? = nil, close: Bool = false, ban: Duration? = nil) -> Result<(RequestTarget, KeyRecord, AllowedRoute), Rejection> {
             .failure(Rejection(error: error, route: context.policy.allowList.route(method: head.method.rawValue, path: path), path: path, key: key,
                                closeConnection: close || error.status == .payloadTooLarge || error.code == "ambiguous_length", banStarted: ban))
