@@ -35,7 +35,8 @@ struct ExchangeStateMachineTests {
     func streamCompletes() {
         var machine = machine(dropUsageEvent: true)
         #expect(machine.handle(.responseHead(Self.head(eventStream: true))) == [.writeHead(Self.head(eventStream: true))])
-        #expect(machine.handle(.responseBody(ByteBuffer(string: Self.tokenEvent + Self.usageEvent))) == [.writeBody(ByteBuffer(string: Self.tokenEvent))])
+        #expect(machine.handle(.responseBody(ByteBuffer(string: Self.tokenEvent + Self.usageEvent))).isEmpty, "held until the read completes")
+        #expect(machine.handle(.readComplete(clientWritable: true)) == [.writeBody(ByteBuffer(string: Self.tokenEvent)), .flush])
         let end = machine.handle(.responseEnd)
         #expect(outcome(end) == .init(status: 200, decision: "allowed", charged: 19, usage: Usage(prompt: 7, completion: 12), upstreamStatus: 200))
         #expect(end.first == .releaseUpstream)
@@ -48,7 +49,27 @@ struct ExchangeStateMachineTests {
     func streamKeepsAskedUsage() {
         var machine = machine(dropUsageEvent: false)
         _ = machine.handle(.responseHead(Self.head(eventStream: true)))
-        #expect(machine.handle(.responseBody(ByteBuffer(string: Self.usageEvent))) == [.writeBody(ByteBuffer(string: Self.usageEvent))])
+        _ = machine.handle(.responseBody(ByteBuffer(string: Self.usageEvent)))
+        #expect(machine.handle(.readComplete(clientWritable: true)) == [.writeBody(ByteBuffer(string: Self.usageEvent)), .flush])
+    }
+
+    @Test("the events of one read go out as one body part; what is held when vLLM ends or fails goes out before the end")
+    func oneWritePerRead() {
+        var machine = machine(dropUsageEvent: false)
+        _ = machine.handle(.responseHead(Self.head(eventStream: true)))
+        _ = machine.handle(.responseBody(ByteBuffer(string: Self.tokenEvent)))
+        _ = machine.handle(.responseBody(ByteBuffer(string: Self.tokenEvent)))
+        #expect(machine.handle(.readComplete(clientWritable: true)) == [.writeBody(ByteBuffer(string: Self.tokenEvent + Self.tokenEvent)), .flush])
+        _ = machine.handle(.responseBody(ByteBuffer(string: Self.usageEvent)))
+        let end = machine.handle(.responseEnd)
+        #expect(end.contains(.writeBody(ByteBuffer(string: Self.usageEvent))))
+        #expect(end.firstIndex(of: .writeBody(ByteBuffer(string: Self.usageEvent)))! < end.firstIndex(of: .endResponse(keepAlive: true))!)
+        var broken = self.machine()
+        _ = broken.handle(.responseHead(Self.head(eventStream: true)))
+        _ = broken.handle(.responseBody(ByteBuffer(string: Self.tokenEvent)))
+        let failed = broken.handle(.upstreamClosed("reset"))
+        let held = failed.firstIndex(of: .writeBody(ByteBuffer(string: Self.tokenEvent)))
+        #expect(held != nil && held! < failed.firstIndex { if case .writeStreamError = $0 { true } else { false } }!)
     }
 
     @Test("every ending without vLLM's final usage is charged the reservation", arguments: [
@@ -72,7 +93,8 @@ struct ExchangeStateMachineTests {
         let json = Array(Self.json.utf8)
         // The usage object straddles two reads.
         let split = Self.json.utf8.count - 60
-        #expect(complete.handle(.responseBody(ByteBuffer(bytes: json[..<split]))) == [.writeBody(ByteBuffer(bytes: json[..<split]))])
+        _ = complete.handle(.responseBody(ByteBuffer(bytes: json[..<split])))
+        #expect(complete.handle(.readComplete(clientWritable: true)) == [.writeBody(ByteBuffer(bytes: json[..<split])), .flush])
         _ = complete.handle(.responseBody(ByteBuffer(bytes: json[split...])))
         #expect(outcome(complete.handle(.responseEnd))?.charged == 19)
     }
@@ -129,7 +151,7 @@ struct ExchangeStateMachineTests {
         var machine = machine()
         _ = machine.handle(.responseHead(Self.head(eventStream: true)))
         _ = machine.handle(.responseBody(ByteBuffer(string: Self.tokenEvent)))
-        #expect(machine.handle(.readComplete(clientWritable: false)) == [.flush, .pauseUpstream, .startStallTimer])
+        #expect(machine.handle(.readComplete(clientWritable: false)) == [.writeBody(ByteBuffer(string: Self.tokenEvent)), .flush, .pauseUpstream, .startStallTimer])
         #expect(machine.handle(.readComplete(clientWritable: false)) == [.flush], "paused once")
         #expect(machine.handle(.clientWritable) == [.cancelStallTimer, .resumeUpstream])
         _ = machine.handle(.readComplete(clientWritable: false))

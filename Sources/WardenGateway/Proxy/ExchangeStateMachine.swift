@@ -106,6 +106,9 @@ struct ExchangeStateMachine {
     private var receivedAnything = false
     private var responseComplete = false
     private var rewriteBody = ByteBuffer()
+    /// vLLM's bytes of the current read, written to the client as one body part when the read completes (as nginx
+    /// forwards what one read returned): one chunk per read instead of one per event when events arrive together.
+    private var unsent: ByteBuffer?
     /// A rewritten answer (error text, model list) is small; more is not kept.
     static let rewriteLimit = 1 << 20
 
@@ -142,7 +145,7 @@ struct ExchangeStateMachine {
         case (.relaying(let relay), .responseEnd):
             return responseEnded(relay)
         case (.relaying(let relay), .readComplete(let clientWritable)):
-            var actions: [Action] = relay.rewrite == nil ? [.flush] : []
+            var actions: [Action] = relay.rewrite == nil ? takeUnsent() + [.flush] : []
             if !clientWritable, !relay.paused {
                 var paused = relay
                 paused.paused = true
@@ -162,7 +165,7 @@ struct ExchangeStateMachine {
         case (_, .clientGone):
             return [.closeUpstream, finish(status: 499, decision: "client_closed")]
         case (.relaying(let relay), .terminate) where relay.isEventStream && relay.rewrite == nil:
-            return [.closeUpstream, finish(status: relay.status, decision: "drained"),
+            return [.closeUpstream, finish(status: relay.status, decision: "drained")] + takeUnsent() + [
                     .writeStreamError(message: "The gateway is shutting down; the stream was ended before completion.", code: "shutting_down"),
                     .endResponse(keepAlive: false)]
         case (.relaying(let relay), .terminate):
@@ -202,8 +205,21 @@ struct ExchangeStateMachine {
             }
             return []
         }
-        let output = meter.consume(buffer) ?? buffer
-        return output.readableBytes > 0 ? [.writeBody(output)] : []
+        var output = meter.consume(buffer) ?? buffer
+        guard output.readableBytes > 0 else { return [] }
+        if unsent == nil {
+            unsent = output
+        } else {
+            unsent!.writeBuffer(&output)
+        }
+        return []
+    }
+
+    /// The bytes held for the current read, as a write.
+    private mutating func takeUnsent() -> [Action] {
+        guard let bytes = unsent else { return [] }
+        unsent = nil
+        return [.writeBody(bytes)]
     }
 
     private mutating func responseEnded(_ relay: Relay) -> [Action] {
@@ -215,6 +231,7 @@ struct ExchangeStateMachine {
         case .filterModels:
             actions += [finish(status: 200, decision: "allowed"), .respondModels(rewriteBody)]
         case nil:
+            actions += takeUnsent()
             let rest = meter.flush()
             if !rest.isEmpty { actions.append(.writeBody(ByteBuffer(bytes: rest))) }
             actions += [finish(status: relay.status, decision: meter.sawErrorEvent ? "upstream_error_event" : "allowed"),
@@ -229,7 +246,7 @@ struct ExchangeStateMachine {
             return [.closeUpstream, finish(status: Int(error.status.code), decision: error.decision), .respond(error, keepAlive: request.keepAlive)]
         }
         if relay.isEventStream {
-            return [.closeUpstream, finish(status: relay.status, decision: "upstream_failed_midstream"),
+            return [.closeUpstream, finish(status: relay.status, decision: "upstream_failed_midstream")] + takeUnsent() + [
                     .writeStreamError(message: "The model server stopped mid-stream (\(reason)); request id \(request.requestID).", code: "upstream_error"),
                     .endResponse(keepAlive: request.keepAlive)]
         }

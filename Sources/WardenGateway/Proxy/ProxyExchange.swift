@@ -80,7 +80,11 @@ final class ProxyExchange {
         }
     }
 
-    func upstreamReadComplete() { handle(.readComplete(clientWritable: context.channel.isWritable)) }
+    func upstreamReadComplete() {
+        // The read's bytes are written first; whether the client keeps up is judged after that write.
+        handle(.readComplete(clientWritable: true))
+        if !context.channel.isWritable { handle(.readComplete(clientWritable: false)) }
+    }
     func upstreamClosed(reason: String) { handle(.upstreamClosed(reason)) }
     func clientWritable() { handle(.clientWritable) }
     func clientWentAway() { handle(.clientGone) }
@@ -156,16 +160,18 @@ final class ProxyExchange {
     private func responseHeaders(_ upstream: HTTPHeaders) -> HTTPHeaders {
         var source = upstream
         if upstream.contains(where: { HeaderPolicy.name($0.name, is: "connection") }) { HeaderPolicy.stripHopByHop(&source) }
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(source.count + request.responseHeaders.count + 2)
+        // Built as an array: `HTTPHeaders.add` re-checks every name for ASCII, and all of these are known ASCII
+        // (vLLM's passed the response parser; the gateway's are its own).
+        var fields: [(String, String)] = []
+        fields.reserveCapacity(source.count + request.responseHeaders.count + 2)
         for (name, value) in source where !HeaderPolicy.isHopByHop(name) && !HeaderPolicy.name(name, is: "x-request-id")
             && !request.responseHeaders.contains(where: { HeaderPolicy.name(name, equalsLowercase: $0.0) }) {
-            headers.add(name: name, value: value)
+            fields.append((name, value))
         }
-        headers.add(name: "x-request-id", value: request.echoedRequestID)
-        for (name, value) in request.responseHeaders { headers.add(name: name, value: value) }
-        if !request.head.isKeepAlive { headers.add(name: "connection", value: "close") }
-        return headers
+        fields.append(("x-request-id", request.echoedRequestID))
+        fields += request.responseHeaders
+        if !request.head.isKeepAlive { fields.append(("connection", "close")) }
+        return HTTPHeaders(fields)
     }
 
     private func acquire(fresh: Bool) {
