@@ -27,7 +27,11 @@ public struct GatewayConfiguration: Sendable {
     /// A client that leaves its response unread this long is cut off (``ExchangeStateMachine`` charges the reservation).
     public var clientWriteTimeout: Duration = .seconds(60)
     /// Client headers vLLM receives (lower-case): ``HeaderPolicy/defaultForwarded`` plus `gateway.forward_headers`.
-    public var forwardedHeaders = HeaderPolicy.defaultForwarded
+    public var forwardedHeaders = HeaderPolicy.defaultForwarded {
+        didSet { forwardedHeaderNames = forwardedHeaders.map { $0.lowercased() } }
+    }
+    /// `forwardedHeaders`, lower-cased, as the per-request loop reads them.
+    private(set) var forwardedHeaderNames = HeaderPolicy.defaultForwarded.map { $0.lowercased() }
     public var maxConnections = 8192
     public var maxConnectionsPerAddress = 256
     /// Addresses the per-address cap does not apply to: trusted proxies and loopback (behind a proxy, every
@@ -81,6 +85,7 @@ public struct GatewayConfiguration: Sendable {
         self.clientWriteTimeout = .seconds(gateway.writeTimeout)
         self.maxConnections = gateway.maxConnections
         self.forwardedHeaders = HeaderPolicy.defaultForwarded.union(gateway.forwardHeaders)
+        self.forwardedHeaderNames = forwardedHeaders.map { $0.lowercased() }
         self.maxConnectionsPerAddress = gateway.maxConnectionsPerAddress
         self.perAddressCapExempt += self.trustedProxies
         self.deploymentPath = deploymentPath

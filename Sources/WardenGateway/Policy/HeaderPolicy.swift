@@ -79,13 +79,14 @@ enum HeaderPolicy {
     /// fields, then the gateway's own. Fields the gateway sets itself, and hop-by-hop ones, are never copied from
     /// the client, whatever `forward_headers` lists: a second `Content-Length` would let a client smuggle a request.
     static func writeUpstreamHead(into buffer: inout ByteBuffer, method: HTTPMethod, uri: String, from client: HTTPHeaders,
-                                  forwarded: Set<String>, upstreamHost: String, upstreamKey: String?, requestID: String,
+                                  forwarded: [String], upstreamHost: String, upstreamKey: String?, requestID: String,
                                   clientAddress: String, bodyLength: Int) {
         buffer.writeString(method.rawValue)
         buffer.writeStaticString(" ")
         buffer.writeString(uri)
         buffer.writeStaticString(" HTTP/1.1\r\n")
-        for (name, value) in client where forwarded.contains(name.lowercased()) && !isHopByHop(name) && !isGatewayOwned(name) {
+        for (name, value) in client where !isHopByHop(name) && !isGatewayOwned(name)
+            && forwarded.contains(where: { self.name(name, equalsLowercase: $0) }) {
             buffer.writeString(name)
             buffer.writeStaticString(": ")
             buffer.writeString(value)

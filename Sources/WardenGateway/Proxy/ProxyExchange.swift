@@ -208,7 +208,7 @@ final class ProxyExchange {
         let inline = body.readableBytes <= Self.inlineBodyLimit
         var bytes = channel.allocator.buffer(capacity: 512 + (inline ? body.readableBytes : 0))
         HeaderPolicy.writeUpstreamHead(into: &bytes, method: request.head.method, uri: request.target.uri, from: request.head.headers,
-                                       forwarded: configuration.forwardedHeaders, upstreamHost: configuration.upstreamAuthority,
+                                       forwarded: configuration.forwardedHeaderNames, upstreamHost: configuration.upstreamAuthority,
                                        upstreamKey: configuration.upstreamKey, requestID: request.requestID,
                                        clientAddress: request.clientAddress, bodyLength: body.readableBytes)
         channel.write(HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: request.head.method, uri: "")), promise: nil)
