@@ -100,6 +100,32 @@ struct LifecycleTests {
         }
     }
 
+    @Test("the read deadline: a head that never ends and an idle keep-alive connection are closed; a busy connection and a slow answer are not")
+    func readDeadline() async throws {
+        try await withGateway(simulator: SimulatorConfiguration(servedModelName: "qwen", timeToFirstToken: .milliseconds(900)),
+                              configure: { $0.requestReadTimeout = .milliseconds(400) }) { harness in
+            let loris = try TestHTTPConnection(port: harness.port, timeout: 5)
+            loris.send("POST /v1/completions HTTP/1.1\r\nHost: x\r\n")
+            let started = Date()
+            _ = try loris.readToClose()
+            #expect(Date().timeIntervalSince(started) < 3, "a head still incomplete after the deadline is cut off")
+
+            let busy = try TestHTTPConnection(port: harness.port, timeout: 5)
+            for _ in 0..<6 {
+                busy.get("/health")
+                #expect(try busy.readResponse().status == 200, "requests every 150 ms keep the connection")
+                try await Task.sleep(for: .milliseconds(150))
+            }
+            let idleFrom = Date()
+            _ = try busy.readToClose()
+            #expect(Date().timeIntervalSince(idleFrom) < 3, "then idle past the deadline: closed")
+
+            let slow = try TestHTTPConnection(port: harness.port, timeout: 5)
+            slow.post("/v1/completions", json: #"{"prompt":"x","max_tokens":1}"#, headers: harness.bearer)
+            #expect(try slow.readResponse().status == 200, "an answer slower than the deadline still arrives")
+        }
+    }
+
     @Test("a connection's remembered key is checked for expiry and only under the key table it came from")
     func recentKeyRules() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("recent-\(UUID().uuidString)")

@@ -17,6 +17,10 @@ final class GatewayHTTPHandler: ChannelInboundHandler {
     private var bodyViolation: GatewayError?
     private var exchange: ProxyExchange?
     private var readDeadline: Scheduled<Void>?
+    /// When the connection last became ready for a request (opened, or its previous answer finished).
+    private var idleSince = NIODeadline.now()
+    /// Between a request's head and the end of its answer the read deadline does not apply.
+    private var awaitingRequest = true
     /// The last key this connection authenticated with (keep-alive clients send the same one every time).
     private var recentKey: RecentKey?
     /// The TCP peer, read once per connection rather than once per request.
@@ -46,7 +50,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler {
                 body.writeBuffer(&chunk)
             }
         case .end:
-            readDeadline?.cancel()
+            awaitingRequest = false
             guard let requestHead = head, let identity else { return }
             head = nil
             self.identity = nil
@@ -67,12 +71,26 @@ final class GatewayHTTPHandler: ChannelInboundHandler {
     }
 
     /// A request must arrive whole within the read timeout (slow-loris clients are cut off); the same timer
-    /// closes idle keep-alive connections.
+    /// closes idle keep-alive connections. One timer per connection, not per request: when it fires early (the
+    /// connection served requests meanwhile) it moves itself to the current deadline.
     private func armReadDeadline(_ context: ChannelHandlerContext) {
-        readDeadline?.cancel()
-        readDeadline = context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(core.configuration.requestReadTimeout)) { [weak self] in
-            guard self?.exchange == nil else { return }
-            context.close(promise: nil)
+        idleSince = .now()
+        awaitingRequest = true
+        if readDeadline == nil { scheduleReadDeadline(context, at: idleSince + TimeAmount(core.configuration.requestReadTimeout)) }
+    }
+
+    private func scheduleReadDeadline(_ context: ChannelHandlerContext, at deadline: NIODeadline) {
+        readDeadline = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in
+            guard let self else { return }
+            self.readDeadline = nil
+            // A request read whole is in the gateway's hands: its answer re-arms the deadline.
+            guard self.awaitingRequest, self.exchange == nil else { return }
+            let due = self.idleSince + TimeAmount(self.core.configuration.requestReadTimeout)
+            if NIODeadline.now() >= due {
+                context.close(promise: nil)
+            } else {
+                self.scheduleReadDeadline(context, at: due)
+            }
         }
     }
 
