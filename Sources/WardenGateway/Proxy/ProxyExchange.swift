@@ -196,29 +196,18 @@ final class ProxyExchange {
         }
     }
 
-    /// Bodies up to this size go out in the same buffer as the head (one write); larger ones are not copied.
-    private static let inlineBodyLimit = 16 * 1024
-
-    /// The request head is written as bytes (``UpstreamRequestBytes`` passes them on); the response decoder is told
-    /// only the method, which is all it needs to frame vLLM's answer.
+    /// The request head is written as bytes into one buffer with the body (``HeaderPolicy/writeUpstreamHead``).
     private func send() {
-        guard let channel = connection?.channel else { return }
+        guard let connection else { return }
         let configuration = core.configuration
         var body = request.body
-        let inline = body.readableBytes <= Self.inlineBodyLimit
-        var bytes = channel.allocator.buffer(capacity: 512 + (inline ? body.readableBytes : 0))
+        var bytes = connection.channel.allocator.buffer(capacity: 512 + body.readableBytes)
         HeaderPolicy.writeUpstreamHead(into: &bytes, method: request.head.method, uri: request.target.uri, from: request.head.headers,
                                        forwarded: configuration.forwardedHeaderNames, upstreamHost: configuration.upstreamAuthority,
                                        upstreamKey: configuration.upstreamKey, requestID: request.requestID,
                                        clientAddress: request.clientAddress, bodyLength: body.readableBytes)
-        channel.write(HTTPClientRequestPart.head(HTTPRequestHead(version: .http1_1, method: request.head.method, uri: "")), promise: nil)
-        if inline {
-            bytes.writeBuffer(&body)
-            channel.writeAndFlush(HTTPClientRequestPart.body(.byteBuffer(bytes)), promise: nil)
-        } else {
-            channel.write(HTTPClientRequestPart.body(.byteBuffer(bytes)), promise: nil)
-            channel.writeAndFlush(HTTPClientRequestPart.body(.byteBuffer(body)), promise: nil)
-        }
+        bytes.writeBuffer(&body)
+        connection.send(bytes, method: request.head.method)
         sentAt = .now()
     }
 

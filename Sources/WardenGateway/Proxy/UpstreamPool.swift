@@ -15,6 +15,13 @@ final class UpstreamConnection {
         self.channel = channel
         self.handler = handler
     }
+
+    /// Sends a request written as bytes: the decoder learns its method (a `HEAD` answer has no body), the bytes
+    /// go out from the connection's own handler.
+    func send(_ request: ByteBuffer, method: HTTPMethod) {
+        handler.responseDecoder.write(data: .head(HTTPRequestHead(version: .http1_1, method: method, uri: "")))
+        handler.writeAndFlush(request)
+    }
 }
 
 /// Keep-alive connections to vLLM, one pool per event loop so a proxied request never changes threads.
@@ -76,11 +83,11 @@ final class UpstreamPool: Sendable {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     // Requests go out as bytes the exchange wrote (no HTTP encoder); vLLM's answers are parsed by
-                    // NIO's strict response decoder, which sees each request's method to frame the answer.
-                    try channel.pipeline.syncOperations.addHandler(UpstreamRequestBytes())
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes)))
+                    // NIO's strict response decoder.
+                    let handler = UpstreamHandler()
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(UpstreamResponseDecoder(decoder: handler.responseDecoder)))
                     try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: readTimeout))
-                    try channel.pipeline.syncOperations.addHandler(UpstreamHandler())
+                    try channel.pipeline.syncOperations.addHandler(handler)
                 }
             }
             .connect(host: host, port: port)
@@ -114,26 +121,40 @@ final class UpstreamPool: Sendable {
     }
 }
 
-/// Sits under the response decoder: passes on the request bytes ``ProxyExchange`` wrote (as `.body`) and drops
-/// the head and end parts, which exist only so the decoder knows what was asked. The head's fields were written
-/// into the bytes from values checked where they entered (the client's by the server parser, the key at start-up).
-final class UpstreamRequestBytes: ChannelOutboundHandler {
-    typealias OutboundIn = HTTPClientRequestPart
-    typealias OutboundOut = ByteBuffer
+/// NIO's response decoder, told each request's method by ``UpstreamConnection/send(_:method:)`` rather than by
+/// watching `HTTPClientRequestPart` writes: requests go out as bytes, and nothing passes through this on the way.
+struct UpstreamResponseDecoder: ByteToMessageDecoder {
+    typealias InboundOut = HTTPClientResponsePart
+    let decoder: HTTPResponseDecoder
 
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        switch unwrapOutboundIn(data) {
-        case .body(.byteBuffer(let bytes)): context.write(wrapOutboundOut(bytes), promise: promise)
-        case .head, .end: promise?.succeed()
-        case .body(.fileRegion): promise?.fail(ChannelError.operationUnsupported)
-        }
+    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        try decoder.decode(context: context, buffer: &buffer)
     }
+
+    mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
+        try decoder.decodeLast(context: context, buffer: &buffer, seenEOF: seenEOF)
+    }
+
+    mutating func decoderAdded(context: ChannelHandlerContext) { decoder.decoderAdded(context: context) }
+    mutating func decoderRemoved(context: ChannelHandlerContext) { decoder.decoderRemoved(context: context) }
 }
 
 /// The upstream side of a connection: hands response parts to the exchange that holds the connection.
 final class UpstreamHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundOut = ByteBuffer
     var exchange: ProxyExchange?
+    /// The decoder under this handler (``UpstreamResponseDecoder``), told each request's method.
+    let responseDecoder = HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes)
+    private var context: ChannelHandlerContext?
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    /// Writes request bytes from this handler's place in the pipeline (no generic channel write per request).
+    func writeAndFlush(_ bytes: ByteBuffer) {
+        context?.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard let exchange else {
