@@ -27,8 +27,8 @@ struct MeteringSettings: Sendable, Equatable {
 final class GatewayState: Sendable {
     private let policyBox: NIOLockedValueBox<GatewayPolicy>
     let draining = Atomic<Bool>(false)
-    /// Why vLLM cannot be used, from the last readiness probe; `nil` once it answered 200.
-    private let upstreamProblemBox = NIOLockedValueBox<String?>("not probed yet")
+    /// Why vLLM cannot be used, from the readiness probes; `nil` while it answers.
+    private let readiness = NIOLockedValueBox(UpstreamReadiness())
     let inFlight = Atomic<Int>(0)
     private let exchanges = NIOLockedValueBox<[ObjectIdentifier: @Sendable () -> Void]>([:])
 
@@ -38,13 +38,14 @@ final class GatewayState: Sendable {
 
     var policy: GatewayPolicy { policyBox.withLockedValue { $0 } }
 
-    var upstreamProblem: String? { upstreamProblemBox.withLockedValue { $0 } }
+    var upstreamProblem: String? { readiness.withLockedValue { $0.problem } }
 
-    /// Records the probe's verdict and returns the previous one, so the caller can log changes only.
-    func exchangeUpstreamProblem(_ problem: String?) -> String? {
-        upstreamProblemBox.withLockedValue { current in
-            defer { current = problem }
-            return current
+    /// Records a probe's result; returns the verdict before and after it, so the caller can log changes only.
+    func recordUpstreamProbe(_ problem: String?) -> (before: String?, after: String?) {
+        readiness.withLockedValue { readiness in
+            let before = readiness.problem
+            readiness.record(problem)
+            return (before, readiness.problem)
         }
     }
 
@@ -67,5 +68,26 @@ final class GatewayState: Sendable {
     /// Ends every exchange still running (drain timeout reached).
     func terminateAll() {
         for terminate in exchanges.withLockedValue({ Array($0.values) }) { terminate() }
+    }
+}
+
+/// Readiness from successive probes of vLLM. A gateway that is ready turns not ready on the second failed probe in a
+/// row: one probe can time out on a loaded host (seen in CI: loopback connects taking 2 s while Python clients
+/// started), and a load balancer that pulls the gateway for that drops every client for nothing. One that is not
+/// ready (at start, or after failures) takes the first probe that succeeds.
+struct UpstreamReadiness: Sendable, Equatable {
+    /// Failed probes in a row that turn a ready gateway not ready.
+    static let failuresToTurn = 2
+    private(set) var problem: String? = "not probed yet"
+    private var failuresInRow = 0
+
+    mutating func record(_ probe: String?) {
+        guard let probe else {
+            failuresInRow = 0
+            problem = nil
+            return
+        }
+        failuresInRow += 1
+        if problem != nil || failuresInRow >= Self.failuresToTurn { problem = probe }
     }
 }

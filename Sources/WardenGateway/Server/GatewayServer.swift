@@ -294,11 +294,13 @@ public final class GatewayServer: Service, Sendable {
         let problem = await UpstreamHealth.probe(host: configuration.upstreamHost, port: configuration.upstreamPort,
                                                  authority: configuration.upstreamAuthority, upstreamKey: configuration.upstreamKey,
                                                  timeout: .seconds(2), group: group)
-        let previous = core.state.exchangeUpstreamProblem(problem)
-        core.metrics.upstreamReady.set(problem == nil ? 1.0 : 0.0)
-        if let problem, problem != previous {
-            core.logger.warning("not ready: vLLM is not usable", metadata: ["reason": "\(problem)"])
-        } else if problem == nil, previous != nil {
+        let (previous, verdict) = core.state.recordUpstreamProbe(problem)
+        core.metrics.upstreamReady.set(verdict == nil ? 1.0 : 0.0)
+        if let verdict, verdict != previous {
+            core.logger.warning("not ready: vLLM is not usable", metadata: ["reason": "\(verdict)"])
+        } else if let problem, verdict == nil {
+            core.logger.warning("a readiness probe failed; still ready until the next one fails too", metadata: ["reason": "\(problem)"])
+        } else if verdict == nil, previous != nil {
             core.logger.info("ready: vLLM answers /health and takes the gateway's key", metadata: ["upstream": "\(configuration.upstreamAuthority)"])
         }
     }
