@@ -40,6 +40,9 @@ final class GatewayState: Sendable {
 
     var upstreamProblem: String? { readiness.withLockedValue { $0.problem } }
 
+    /// What `/health` and `/readyz` answer: vLLM usable and not draining.
+    var isReady: Bool { !draining.load(ordering: .relaxed) && upstreamProblem == nil }
+
     /// Records a probe's result; returns the verdict before and after it, so the caller can log changes only.
     func recordUpstreamProbe(_ problem: String?) -> (before: String?, after: String?) {
         readiness.withLockedValue { readiness in

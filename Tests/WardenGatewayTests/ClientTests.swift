@@ -22,6 +22,7 @@ struct ClientTests {
         let simulation = SimulatorConfiguration(servedModelName: "qwen", timeToFirstToken: .milliseconds(20), interTokenLatency: .milliseconds(2),
                                                 outputTokens: 64)
         try await withGateway(simulator: simulation) { harness in
+            #expect(try await harness.waitUntilReady())
             let result = try await runPythonScript("guidellm_check.py", ["http://127.0.0.1:\(harness.port)", harness.key, "4", "12", "16"])
             #expect(result.status == 0, "\(result.output)")
             guard result.status == 0 else { return }

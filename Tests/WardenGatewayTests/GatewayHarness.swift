@@ -52,6 +52,19 @@ struct GatewayHarness {
 
     func simStat(_ name: String) throws -> Int { try jsonObject(simulator.statsJSON)[name] as? Int ?? -1 }
     func simStats() throws -> [String: Any] { try jsonObject(simulator.statsJSON) }
+
+    /// Probes vLLM until the gateway is ready: its start-up probe can time out while the whole suite loads the
+    /// machine (the in-process simulators share one event loop group), and a client that checks `/health` first
+    /// (guidellm) must meet a ready gateway.
+    func waitUntilReady() async throws -> Bool {
+        for _ in 0..<50 {
+            if gateway.isReady { return true }
+            await gateway.refreshUpstreamHealth()
+            if gateway.isReady { return true }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        return false
+    }
 }
 
 /// `ownSimulatorThread`: vllm-sim runs on an event loop of its own, so a test that makes it write megabytes at

@@ -201,10 +201,10 @@ struct ProxyTests {
             #expect(!metrics.contains(harness.key))
             #expect(try request(port: harness.port, "GET", "/metrics", headers: harness.bearer).status == 404)
             await harness.simulator.shutdown()
+            // Two failed probes in a row turn it (`UpstreamReadinessTests`; a background probe may add a third).
             await harness.gateway.refreshUpstreamHealth()
-            #expect(try request(port: harness.adminPort, "GET", "/readyz").status == 200, "one failed probe is not enough")
             await harness.gateway.refreshUpstreamHealth()
-            #expect(try request(port: harness.adminPort, "GET", "/readyz").status == 503, "two in a row are")
+            #expect(try request(port: harness.adminPort, "GET", "/readyz").status == 503)
         }
     }
 }

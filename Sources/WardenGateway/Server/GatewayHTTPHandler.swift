@@ -121,7 +121,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler {
         if Admission.isHealthProbe(head), Admission.headerViolation(head, core.configuration) == nil {
             // As vLLM answers it: 200 with an empty body when ready, 503 when draining or vLLM is not usable.
             // Not in the access log: a probe every few seconds would drown it.
-            let ready = !core.state.draining.load(ordering: .relaxed) && core.state.upstreamProblem == nil
+            let ready = core.state.isReady
             HTTPResponseWriter.respond(context, status: ready ? .ok : .serviceUnavailable, contentType: nil, body: "",
                                        keepAlive: head.isKeepAlive, extraHeaders: [("x-request-id", identity.clientRequestID ?? identity.requestID)])
             armReadDeadline(context)
