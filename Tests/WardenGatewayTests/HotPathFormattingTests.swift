@@ -46,6 +46,13 @@ struct HeaderNameTests {
         #expect(!HeaderPolicy.name("content-lengtH\u{0}", is: "content-length"))
     }
 
+    @Test("the names a Connection field lists, lower-cased, from every Connection field; none without one")
+    func connectionTokens() {
+        let headers = HTTPHeaders([("Connection", "keep-alive, X-Hop"), ("content-type", "text/plain"), ("connection", "\tUpgrade ")])
+        #expect(HeaderPolicy.connectionTokens(headers) == ["keep-alive", "x-hop", "upgrade"])
+        #expect(HeaderPolicy.connectionTokens(HTTPHeaders([("content-length", "2")])).isEmpty)
+    }
+
     @Test("the upstream head: allow-listed client fields, then the gateway's own; fields it owns are never copied, whatever forward_headers says")
     func upstreamHead() {
         let client = HTTPHeaders([("Content-Type", "application/json"), ("Content-Length", "999"), ("HOST", "evil.example"),

@@ -8,29 +8,13 @@ enum HeaderPolicy {
     static let hopByHop: Set<String> = ["connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization",
                                         "te", "trailer", "transfer-encoding", "upgrade"]
 
-    /// Removes hop-by-hop fields and any field named in `Connection`, in one pass.
-    static func stripHopByHop(_ headers: inout HTTPHeaders) {
-        // vLLM's heads usually carry no hop-by-hop field but `connection`/`transfer-encoding`: only those are copied around.
-        guard headers.contains(where: { isHopByHop($0.name) }) else { return }
-        headers = withoutHopByHop(headers, alsoDropping: [])
-    }
-
-    /// The fields of `headers` that may cross a proxy, minus `alsoDropping` (lower-case names).
-    static func withoutHopByHop(_ headers: HTTPHeaders, alsoDropping: Set<String>) -> HTTPHeaders {
+    /// The lower-cased field names a `Connection` field lists (hop-by-hop for this message too); usually none.
+    static func connectionTokens(_ headers: HTTPHeaders) -> Set<String> {
         var named: Set<String> = []
-        for value in headers["connection"] {
+        for (name, value) in headers where self.name(name, is: "connection") {
             for token in value.split(separator: ",") { named.insert(String(token.filter { $0 != " " && $0 != "\t" }).lowercased()) }
         }
-        var kept = HTTPHeaders()
-        for (name, value) in headers {
-            if isHopByHop(name) { continue }
-            if !alsoDropping.isEmpty || !named.isEmpty {
-                let lower = name.lowercased()
-                if alsoDropping.contains(lower) || named.contains(lower) { continue }
-            }
-            kept.add(name: name, value: value)
-        }
-        return kept
+        return named
     }
 
     /// Whether `name` is one of ``hopByHop``, compared without a lower-cased copy.

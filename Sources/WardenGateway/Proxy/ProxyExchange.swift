@@ -158,14 +158,14 @@ final class ProxyExchange {
     /// vLLM's fields without hop-by-hop ones and without those the gateway sets (its request id, the limits),
     /// then the gateway's: one new set of fields, rather than a search and removal per added field.
     private func responseHeaders(_ upstream: HTTPHeaders) -> HTTPHeaders {
-        var source = upstream
-        if upstream.contains(where: { HeaderPolicy.name($0.name, is: "connection") }) { HeaderPolicy.stripHopByHop(&source) }
+        let connectionNamed = HeaderPolicy.connectionTokens(upstream)
         // Built as an array: `HTTPHeaders.add` re-checks every name for ASCII, and all of these are known ASCII
         // (vLLM's passed the response parser; the gateway's are its own).
         var fields: [(String, String)] = []
-        fields.reserveCapacity(source.count + request.responseHeaders.count + 2)
-        for (name, value) in source where !HeaderPolicy.isHopByHop(name) && !HeaderPolicy.name(name, is: "x-request-id")
-            && !request.responseHeaders.contains(where: { HeaderPolicy.name(name, equalsLowercase: $0.0) }) {
+        fields.reserveCapacity(upstream.count + request.responseHeaders.count + 2)
+        for (name, value) in upstream where !HeaderPolicy.isHopByHop(name) && !HeaderPolicy.name(name, is: "x-request-id")
+            && !request.responseHeaders.contains(where: { HeaderPolicy.name(name, equalsLowercase: $0.0) })
+            && (connectionNamed.isEmpty || !connectionNamed.contains(name.lowercased())) {
             fields.append((name, value))
         }
         fields.append(("x-request-id", request.echoedRequestID))
