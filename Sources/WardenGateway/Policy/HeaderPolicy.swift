@@ -142,9 +142,9 @@ enum HeaderPolicy {
 
     /// The client's address: the peer, or — only when the peer is a trusted proxy — the right-most untrusted
     /// address of `X-Forwarded-For` (every line of it, joined: a proxy may append its own line), as nginx's
-    /// `real_ip_recursive`.
-    static func clientAddress(peer: IPAddress?, forwardedFor: String?, trusted: [IPNetwork]) -> IPAddress? {
-        guard let peer, trusted.contains(where: { $0.contains(peer) }), let forwardedFor else { return peer }
+    /// `real_ip_recursive`. `forwardedFor` is read only when the peer is trusted (most requests never look at the header).
+    static func clientAddress(peer: IPAddress?, forwardedFor: @autoclosure () -> String?, trusted: [IPNetwork]) -> IPAddress? {
+        guard let peer, trusted.contains(where: { $0.contains(peer) }), let forwardedFor = forwardedFor() else { return peer }
         var current = peer
         for hop in forwardedFor.split(separator: ",").reversed() {
             guard let address = IPAddress(String(hop.filter { $0 != " " && $0 != "\t" })) else { return current }

@@ -84,34 +84,7 @@ struct JSONLineBuilder {
     /// A JSON string, escaped, or `null`.
     mutating func string(_ value: String?) {
         guard let value else { return raw("null") }
-        bytes.append(UInt8(ascii: "\""))
-        // Ids, addresses and paths rarely need escaping: appended whole when they do not.
-        var text = value
-        let plain = text.withUTF8 { utf8 in
-            guard !utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) else { return false }
-            bytes.append(contentsOf: utf8)
-            return true
-        }
-        if plain {
-            bytes.append(UInt8(ascii: "\""))
-            return
-        }
-        for byte in value.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""), UInt8(ascii: "\\"):
-                bytes.append(UInt8(ascii: "\\"))
-                bytes.append(byte)
-            case UInt8(ascii: "\n"): raw("\\n")
-            case UInt8(ascii: "\r"): raw("\\r")
-            case UInt8(ascii: "\t"): raw("\\t")
-            case 0..<0x20:
-                raw("\\u00")
-                bytes.append(Self.hexDigits[Int(byte >> 4)])
-                bytes.append(Self.hexDigits[Int(byte & 0xF)])
-            default: bytes.append(byte)
-            }
-        }
-        bytes.append(UInt8(ascii: "\""))
+        bytes.appendJSONString(value)
     }
 
     /// A decimal integer, or `null`.
@@ -169,8 +142,6 @@ struct JSONLineBuilder {
             divisor /= 10
         }
     }
-
-    private static let hexDigits = Array("0123456789abcdef".utf8)
 }
 
 /// The current wall-clock time for the access log.

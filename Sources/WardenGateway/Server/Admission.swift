@@ -92,17 +92,17 @@ enum Admission {
     }
 
     static func identify(_ head: HTTPRequestHead, context: Context) -> Identity {
-        let client: IPAddress?
-        if let peer = context.peer, context.configuration.trustedProxies.contains(where: { $0.contains(peer) }) {
-            let forwardedFor = head.headers["x-forwarded-for"]
-            client = HeaderPolicy.clientAddress(peer: peer, forwardedFor: forwardedFor.isEmpty ? nil : forwardedFor.joined(separator: ","),
+        let client = HeaderPolicy.clientAddress(peer: context.peer, forwardedFor: Self.forwardedFor(head.headers),
                                                 trusted: context.configuration.trustedProxies)
-        } else {
-            client = context.peer
-        }
         let text = client == context.peer ? context.peerText ?? client?.description : client?.description
         return Identity(requestID: RequestIDs.next(), clientRequestID: HeaderPolicy.clientRequestID(from: head.headers),
                         client: text ?? "unknown", clientAddress: client)
+    }
+
+    /// Every `X-Forwarded-For` line, joined (a proxy may append its own line).
+    private static func forwardedFor(_ headers: HTTPHeaders) -> String? {
+        let lines = headers["x-forwarded-for"]
+        return lines.isEmpty ? nil : lines.joined(separator: ",")
     }
 
     /// The checks that need only the head (framing, target, drain, ban, key, allow-list): also what decides
