@@ -70,10 +70,8 @@ enum HeaderPolicy {
             && forwarded.contains(where: { self.name(name, equalsLowercase: $0) }) {
             kept.append((name, value))
         }
-        let length = String(bodyLength)
-        // Measured first, then copied in with one bounds check: per-piece `writeString` calls cost more than the copying.
         var size = method.rawValue.utf8.count + uri.utf8.count + upstreamHost.utf8.count + requestID.utf8.count
-            + clientAddress.utf8.count + length.utf8.count + 128  // the fixed text below is 99 bytes
+            + clientAddress.utf8.count + 20 + 128  // the fixed text below is 99 bytes, the length at most 20
         if let upstreamKey { size += upstreamKey.utf8.count }
         for (name, value) in kept { size += name.utf8.count + value.utf8.count + 4 }
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { bytes in
@@ -99,29 +97,10 @@ enum HeaderPolicy {
             head.append("\r\nX-Forwarded-For: ")
             head.append(clientAddress)
             head.append("\r\nContent-Length: ")
-            head.append(length)
+            head.append(decimal: bodyLength)
             head.append("\r\n\r\n")
             precondition(head.offset <= bytes.count, "upstream head larger than measured")
             return head.offset
-        }
-    }
-
-    /// Copies pieces of a request head into memory measured beforehand.
-    private struct HeadBytes {
-        let base: UnsafeMutableRawPointer
-        var offset = 0
-
-        mutating func append(_ text: StaticString) {
-            (base + offset).copyMemory(from: text.utf8Start, byteCount: text.utf8CodeUnitCount)
-            offset += text.utf8CodeUnitCount
-        }
-
-        mutating func append(_ text: String) {
-            var text = text
-            text.withUTF8 { utf8 in
-                if let source = utf8.baseAddress { (base + offset).copyMemory(from: source, byteCount: utf8.count) }
-                offset += utf8.count
-            }
         }
     }
 
@@ -152,6 +131,42 @@ enum HeaderPolicy {
             if !trusted.contains(where: { $0.contains(address) }) { return address }
         }
         return current
+    }
+}
+
+/// Copies pieces of an HTTP head into memory measured beforehand (one bounds check for the whole head: per-piece
+/// `writeString` calls cost more than the copying).
+struct HeadBytes {
+    let base: UnsafeMutableRawPointer
+    var offset = 0
+
+    mutating func append(_ text: StaticString) {
+        (base + offset).copyMemory(from: text.utf8Start, byteCount: text.utf8CodeUnitCount)
+        offset += text.utf8CodeUnitCount
+    }
+
+    mutating func append(_ text: String) {
+        var text = text
+        text.withUTF8 { utf8 in
+            if let source = utf8.baseAddress { (base + offset).copyMemory(from: source, byteCount: utf8.count) }
+            offset += utf8.count
+        }
+    }
+
+    /// A non-negative number in decimal; measure it as 20 bytes.
+    mutating func append(decimal value: Int) {
+        var digits = 1
+        var scale = 10
+        while digits < 19, value >= scale {
+            digits += 1
+            scale &*= 10
+        }
+        var rest = value
+        for index in stride(from: offset + digits - 1, through: offset, by: -1) {
+            base.storeBytes(of: UInt8(ascii: "0") &+ UInt8(rest % 10), toByteOffset: index, as: UInt8.self)
+            rest /= 10
+        }
+        offset += digits
     }
 }
 

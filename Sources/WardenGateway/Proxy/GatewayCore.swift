@@ -42,16 +42,3 @@ final class GatewayCore: Sendable {
                                chargedTokens: record.chargedTokens ?? 0))
     }
 }
-
-/// Writes complete responses the gateway produces itself: every one carries the request id.
-enum GatewayResponder {
-    static func send(_ context: ChannelHandlerContext, status: HTTPResponseStatus, body: String, contentType: String = "application/json",
-                     requestID: String, keepAlive: Bool, extraHeaders: [(String, String)] = []) {
-        HTTPResponseWriter.respond(context, status: status, contentType: contentType, body: body, keepAlive: keepAlive,
-                                   extraHeaders: [("x-request-id", requestID)] + extraHeaders)
-    }
-
-    static func send(_ context: ChannelHandlerContext, error: GatewayError, requestID: String, keepAlive: Bool) {
-        send(context, status: error.status, body: error.body, requestID: requestID, keepAlive: keepAlive, extraHeaders: error.headers)
-    }
-}

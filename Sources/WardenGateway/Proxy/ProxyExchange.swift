@@ -37,6 +37,8 @@ final class ProxyExchange {
     private let core: GatewayCore
     private let onFinished: (ProxyExchange) -> Void
     private var machine: ExchangeStateMachine
+    /// How the response's body is framed toward the client.
+    private var response: ClientResponse
     /// Events raised while actions are being carried out (a flush that makes the client writable again, a
     /// write that closes the channel): handled after the current event's actions, never in the middle of them.
     private var deferred: [ExchangeStateMachine.Event] = []
@@ -52,6 +54,7 @@ final class ProxyExchange {
         self.context = context
         self.core = core
         self.onFinished = onFinished
+        response = ClientResponse(answering: request.head)
         machine = ExchangeStateMachine(request: .init(
             requestID: request.requestID, keepAlive: request.head.isKeepAlive, reservedTokens: request.admission.reservedTokens,
             dropUsageEvent: request.dropUsageEvent, shape: request.shape, visibleModels: request.key.models,
@@ -112,10 +115,10 @@ final class ProxyExchange {
         case .sendRequest:
             send()
         case .writeHead(let upstream):
-            let head = HTTPResponseHead(version: .http1_1, status: upstream.status, headers: responseHeaders(upstream.headers))
-            context.write(NIOAny(HTTPServerResponsePart.head(head)), promise: nil)
+            context.write(NIOAny(response.head(upstream.status, fields: responseHeaders(upstream.headers), allocator: context.channel.allocator)),
+                          promise: nil)
         case .writeBody(let buffer):
-            context.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(buffer))), promise: nil)
+            writeBody(buffer)
         case .flush:
             context.flush()
         case .pauseUpstream:
@@ -139,28 +142,31 @@ final class ProxyExchange {
         case .finish(let outcome):
             finish(outcome)
         case .respond(let error, let keepAlive):
-            GatewayResponder.send(context, error: error, requestID: request.echoedRequestID, keepAlive: keepAlive)
+            GatewayResponder.send(context, answering: request.head, error: error, requestID: request.echoedRequestID, keepAlive: keepAlive)
         case .respondModels(let body):
-            GatewayResponder.send(context, status: .ok, body: Self.filterModels(body, allowed: request.key.models),
+            GatewayResponder.send(context, answering: request.head, status: .ok, body: Self.filterModels(body, allowed: request.key.models),
                                   requestID: request.echoedRequestID, keepAlive: request.head.isKeepAlive)
         case .writeStreamError(let message, let code):
             var event = "data: {\"error\":{\"message\":"
             event.appendJSONString(message)
             event += ",\"type\":\"upstream_error\",\"param\":null,\"code\":\"\(code)\"}}\n\ndata: [DONE]\n\n"
-            context.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(context.channel.allocator.buffer(string: event)))), promise: nil)
+            writeBody(context.channel.allocator.buffer(string: event))
         case .endResponse(let keepAlive):
-            HTTPResponseWriter.end(context, keepAlive: keepAlive)
+            if let end = response.end { context.write(NIOAny(context.channel.allocator.buffer(staticString: end)), promise: nil) }
+            GatewayResponder.endResponse(context, keepAlive: keepAlive && !response.closesConnection)
         case .closeClient:
             context.close(promise: nil)
         }
     }
 
+    private func writeBody(_ buffer: ByteBuffer) {
+        if let bytes = response.body(buffer, allocator: context.channel.allocator) { context.write(NIOAny(bytes), promise: nil) }
+    }
+
     /// vLLM's fields without hop-by-hop ones and without those the gateway sets (its request id, the limits),
     /// then the gateway's: one new set of fields, rather than a search and removal per added field.
-    private func responseHeaders(_ upstream: HTTPHeaders) -> HTTPHeaders {
+    private func responseHeaders(_ upstream: HTTPHeaders) -> [(String, String)] {
         let connectionNamed = HeaderPolicy.connectionTokens(upstream)
-        // Built as an array: `HTTPHeaders.add` re-checks every name for ASCII, and all of these are known ASCII
-        // (vLLM's passed the response parser; the gateway's are its own).
         var fields: [(String, String)] = []
         fields.reserveCapacity(upstream.count + request.responseHeaders.count + 2)
         for (name, value) in upstream where !HeaderPolicy.isHopByHop(name) && !HeaderPolicy.name(name, is: "x-request-id")
@@ -171,7 +177,7 @@ final class ProxyExchange {
         fields.append(("x-request-id", request.echoedRequestID))
         fields += request.responseHeaders
         if !request.head.isKeepAlive { fields.append(("connection", "close")) }
-        return HTTPHeaders(fields)
+        return fields
     }
 
     private func acquire(fresh: Bool) {

@@ -6,7 +6,7 @@ import WardenJSON
 /// The admin listener (loopback by default): liveness, readiness and Prometheus metrics — never proxied.
 final class AdminHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
+    typealias OutboundOut = IOData
 
     private let core: GatewayCore
     private var head: HTTPRequestHead?
@@ -26,20 +26,27 @@ final class AdminHandler: ChannelInboundHandler {
         }
     }
 
+    /// Input NIO's decoder refuses gets 400 and the connection closes.
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard error is HTTPParserError, context.channel.isActive else { return context.close(promise: nil) }
+        GatewayResponder.send(context, answering: nil, error: .badRequest("Malformed HTTP request.", code: "malformed_request"),
+                              requestID: RequestIDs.next(), keepAlive: false)
+    }
+
     private func respond(context: ChannelHandlerContext, head: HTTPRequestHead) {
         let path = String(head.uri.prefix { $0 != "?" })
         let requestID = HeaderPolicy.clientRequestID(from: head.headers) ?? RequestIDs.next()
         let keepAlive = head.isKeepAlive
         switch (head.method, path) {
         case (.GET, "/healthz"):
-            GatewayResponder.send(context, status: .ok, body: #"{"status":"alive"}"#, requestID: requestID, keepAlive: keepAlive)
+            GatewayResponder.send(context, answering: head, status: .ok, body: #"{"status":"alive"}"#, requestID: requestID, keepAlive: keepAlive)
         case (.GET, "/readyz"):
             let draining = core.state.draining.load(ordering: .relaxed)
             let problem = core.state.upstreamProblem
             let ready = !draining && problem == nil
             let body = JSONValue.object([("ready", .bool(ready)), ("draining", .bool(draining)), ("upstream_healthy", .bool(problem == nil)),
                                          ("upstream_error", problem.map(JSONValue.string) ?? .null)]).serialized
-            GatewayResponder.send(context, status: ready ? .ok : .serviceUnavailable, body: body, requestID: requestID, keepAlive: keepAlive)
+            GatewayResponder.send(context, answering: head, status: ready ? .ok : .serviceUnavailable, body: body, requestID: requestID, keepAlive: keepAlive)
         case (.GET, "/status"):
             // One document for `warden status`: readiness, load, bans and recent refusals.
             let draining = core.state.draining.load(ordering: .relaxed)
@@ -52,26 +59,26 @@ final class AdminHandler: ChannelInboundHandler {
                 ("rejections_window_minutes", .number(String(minutes))),
                 ("rejections", .object(rejections.sorted { $0.key < $1.key }.map { ($0.key, .number(String($0.value))) })),
             ]).serialized
-            GatewayResponder.send(context, status: .ok, body: body, requestID: requestID, keepAlive: keepAlive)
+            GatewayResponder.send(context, answering: head, status: .ok, body: body, requestID: requestID, keepAlive: keepAlive)
         case (.GET, "/bans"):
             let bans = core.limits.activeBans().map { ban in
                 JSONValue.object([("address", .string(ban.group)), ("remaining_seconds", .number(String(retryAfterSeconds(ban.remaining)))),
                                   ("bans", .number(String(ban.bans)))])
             }
-            GatewayResponder.send(context, status: .ok, body: JSONValue.object([("bans", .array(bans))]).serialized, requestID: requestID, keepAlive: keepAlive)
+            GatewayResponder.send(context, answering: head, status: .ok, body: JSONValue.object([("bans", .array(bans))]).serialized, requestID: requestID, keepAlive: keepAlive)
         case (.DELETE, _) where path.hasPrefix("/bans/"):
             guard let address = IPAddress(String(path.dropFirst("/bans/".count))) else {
-                return GatewayResponder.send(context, error: .badRequest("Not an IP address: \(path.dropFirst(6))", code: "invalid_address"),
+                return GatewayResponder.send(context, answering: head, error: .badRequest("Not an IP address: \(path.dropFirst(6))", code: "invalid_address"),
                                              requestID: requestID, keepAlive: keepAlive)
             }
             let lifted = core.limits.unban(address)
             core.logger.info("unban requested", metadata: ["address": "\(address)", "was_banned": "\(lifted)"])
-            GatewayResponder.send(context, status: lifted ? .ok : .notFound, body: "{\"unbanned\":\(lifted)}", requestID: requestID, keepAlive: keepAlive)
+            GatewayResponder.send(context, answering: head, status: lifted ? .ok : .notFound, body: "{\"unbanned\":\(lifted)}", requestID: requestID, keepAlive: keepAlive)
         case (.GET, "/metrics"):
-            GatewayResponder.send(context, status: .ok, body: core.metrics.exposition(), contentType: "text/plain; version=0.0.4; charset=utf-8",
+            GatewayResponder.send(context, answering: head, status: .ok, body: core.metrics.exposition(), contentType: "text/plain; version=0.0.4; charset=utf-8",
                                   requestID: requestID, keepAlive: keepAlive)
         default:
-            GatewayResponder.send(context, error: .notFound(head.method.rawValue, path), requestID: requestID, keepAlive: keepAlive)
+            GatewayResponder.send(context, answering: head, error: .notFound(head.method.rawValue, path), requestID: requestID, keepAlive: keepAlive)
         }
     }
 }

@@ -5,10 +5,19 @@ import WardenJSON
 import WardenNIOSupport
 
 /// The client side of one connection: reads a request within its limits and deadline, asks ``Admission`` for a
-/// decision, answers refusals itself and hands what passes to a ``ProxyExchange``.
-final class GatewayHTTPHandler: ChannelInboundHandler {
+/// decision, answers refusals itself and hands what passes to a ``ProxyExchange``. It sits right after NIO's
+/// request decoder and writes framed bytes (``ClientResponse``); requests a client pipelines behind one still being
+/// answered wait here, in order, and only then does the connection stop reading.
+final class GatewayHTTPHandler: ChannelDuplexHandler {
     typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
+    typealias OutboundIn = IOData
+    typealias OutboundOut = IOData
+
+    /// What the decoder delivered while an earlier request was still being answered.
+    private enum Pipelined {
+        case part(HTTPServerRequestPart)
+        case malformed(HTTPParserError)
+    }
 
     private let core: GatewayCore
     private var head: HTTPRequestHead?
@@ -25,6 +34,11 @@ final class GatewayHTTPHandler: ChannelInboundHandler {
     private var recentKey: RecentKey?
     /// The TCP peer, read once per connection rather than once per request.
     private var peer: Admission.Peer?
+    private var pipelined = CircularBuffer<Pipelined>()
+    /// A read NIO asked for while pipelined requests wait: issued once they are taken.
+    private var readWithheld = false
+    /// A response that closes the connection was sent: whatever the client sent after it is dropped.
+    private var closing = false
 
     init(core: GatewayCore) {
         self.core = core
@@ -33,7 +47,60 @@ final class GatewayHTTPHandler: ChannelInboundHandler {
     func handlerAdded(context: ChannelHandlerContext) { armReadDeadline(context) }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
+        guard !closing else { return }
+        guard exchange == nil, pipelined.isEmpty else {
+            pipelined.append(.part(unwrapInboundIn(data)))
+            return
+        }
+        receive(unwrapInboundIn(data), context: context)
+    }
+
+    /// Reading goes on while a response is pending (no re-arming of the socket per request); it stops only while
+    /// pipelined requests wait, so a client cannot make the gateway buffer more than one read ahead.
+    func read(context: ChannelHandlerContext) {
+        if pipelined.isEmpty { context.read() } else { readWithheld = true }
+    }
+
+    /// The decoder refuses what is not strict HTTP/1.1: oversized heads get 431, other malformed input 400, and
+    /// the connection closes (the decoder reads nothing more).
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard let parserError = error as? HTTPParserError else {
+            context.close(promise: nil)
+            return
+        }
+        guard !closing else { return }
+        guard exchange == nil, pipelined.isEmpty else {
+            pipelined.append(.malformed(parserError))
+            return
+        }
+        answerMalformed(parserError, context: context)
+    }
+
+    private func answerMalformed(_ parserError: HTTPParserError, context: ChannelHandlerContext) {
+        closing = true
+        let gatewayError: GatewayError = parserError == .headerOverflow
+            ? .headersTooLarge
+            : .badRequest("Malformed HTTP request (\(parserError)).", code: "malformed_request")
+        GatewayResponder.send(context, answering: nil, error: gatewayError, requestID: RequestIDs.next(), keepAlive: false)
+    }
+
+    /// Once an answer is complete: the requests pipelined behind it, in order, until one is in the gateway's hands.
+    private func takePipelined(_ context: ChannelHandlerContext) {
+        while exchange == nil, !closing, let next = pipelined.popFirst() {
+            switch next {
+            case .part(let part): receive(part, context: context)
+            case .malformed(let error): answerMalformed(error, context: context)
+            }
+        }
+        if closing { pipelined.removeAll() }
+        if pipelined.isEmpty, readWithheld {
+            readWithheld = false
+            context.read()
+        }
+    }
+
+    private func receive(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+        switch part {
         case .head(let requestHead):
             head = requestHead
             body.clear()
@@ -65,6 +132,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         readDeadline?.cancel()
+        pipelined.removeAll()
         exchange?.clientWentAway()
         exchange = nil
         context.fireChannelInactive()
@@ -106,7 +174,7 @@ final class GatewayHTTPHandler: ChannelInboundHandler {
     private func answerExpectation(context: ChannelHandlerContext, head: HTTPRequestHead, identity: Admission.Identity) {
         switch Admission.checkHead(head, identity: identity, context: admissionContext(context)) {
         case .success:
-            context.writeAndFlush(NIOAny(HTTPServerResponsePart.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
+            context.writeAndFlush(NIOAny(context.channel.allocator.buffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")), promise: nil)
         case .failure(var rejection):
             // The client may send the body anyway or not at all: the connection cannot be reused.
             rejection.closeConnection = true
@@ -122,8 +190,9 @@ final class GatewayHTTPHandler: ChannelInboundHandler {
             // As vLLM answers it: 200 with an empty body when ready, 503 when draining or vLLM is not usable.
             // Not in the access log: a probe every few seconds would drown it.
             let ready = core.state.isReady
-            HTTPResponseWriter.respond(context, status: ready ? .ok : .serviceUnavailable, contentType: nil, body: "",
-                                       keepAlive: head.isKeepAlive, extraHeaders: [("x-request-id", identity.clientRequestID ?? identity.requestID)])
+            closing = !head.isKeepAlive
+            GatewayResponder.send(context, answering: head, status: ready ? .ok : .serviceUnavailable, body: "", contentType: nil,
+                                  requestID: identity.clientRequestID ?? identity.requestID, keepAlive: head.isKeepAlive)
             armReadDeadline(context)
             return
         }
@@ -136,10 +205,13 @@ final class GatewayHTTPHandler: ChannelInboundHandler {
                                                 inference: forward.inference, requestID: identity.requestID, clientRequestID: identity.clientRequestID,
                                                 clientAddress: identity.client, received: received, admission: forward.admission,
                                                 responseHeaders: forward.responseHeaders, dropUsageEvent: forward.dropUsageEvent, shape: forward.shape)
+            closing = !head.isKeepAlive
             let proxied = ProxyExchange(request: request, context: context, core: core) { [weak self] finished in
                 guard let self, self.exchange === finished else { return }
                 self.exchange = nil
                 self.armReadDeadline(context)
+                // The exchange settles before its last bytes are written: pipelined requests wait for those.
+                if !self.pipelined.isEmpty { context.eventLoop.assumeIsolated().execute { self.takePipelined(context) } }
             }
             exchange = proxied
             body = ByteBuffer()
@@ -155,33 +227,13 @@ final class GatewayHTTPHandler: ChannelInboundHandler {
             core.metrics.countRejection("ban_started")
         }
         let keepAlive = head.isKeepAlive && !rejection.closeConnection
+        closing = !keepAlive
         core.record(AccessRecord(requestID: identity.requestID, clientRequestID: identity.clientRequestID, client: identity.client,
                                  key: rejection.key, method: head.method.rawValue, path: rejection.path, model: nil,
                                  status: Int(rejection.error.status.code), durationMilliseconds: Double((NIODeadline.now() - received).nanoseconds) / 1e6,
                                  decision: rejection.error.decision), route: rejection.route)
-        GatewayResponder.send(context, error: rejection.error, requestID: identity.clientRequestID ?? identity.requestID, keepAlive: keepAlive)
+        GatewayResponder.send(context, answering: head, error: rejection.error, requestID: identity.clientRequestID ?? identity.requestID,
+                              keepAlive: keepAlive)
         armReadDeadline(context)
     }
 }
-
-/// Answers requests the HTTP parser itself refuses: oversized heads get 431, other malformed input 400.
-/// Inbound only, so responses do not pass through it on their way out.
-final class GatewayProtocolErrorHandler: ChannelInboundHandler {
-    typealias InboundIn = NIOAny
-    typealias OutboundOut = HTTPServerResponsePart
-    private var responding = false
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        guard let parserError = error as? HTTPParserError else {
-            context.close(promise: nil)
-            return
-        }
-        guard !responding else { return }
-        responding = true
-        let gatewayError: GatewayError = parserError == .headerOverflow
-            ? .headersTooLarge
-            : .badRequest("Malformed HTTP request (\(parserError)).", code: "malformed_request")
-        GatewayResponder.send(context, error: gatewayError, requestID: RequestIDs.next(), keepAlive: false)
-    }
-}
-

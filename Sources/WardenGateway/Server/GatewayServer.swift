@@ -68,10 +68,10 @@ public final class GatewayServer: Service, Sendable {
         }
         let server = try await Self.bind("gateway.listen", configuration.listenHost, configuration.listenPort) {
             try await connections.httpServerBootstrap(group: group, admit: admit) { pipeline in
-                // Outbound heads are not re-validated per response: vLLM's fields passed the strict upstream parser,
-                // and every value the gateway adds is a number, a hex id, a checked client id or fixed text.
-                try pipeline.configureHTTPServerPipeline(withErrorHandling: false, withOutboundHeaderValidation: false)
-                try pipeline.addHandler(GatewayProtocolErrorHandler())
+                // NIO's strict request decoder, then the gateway, which frames its responses itself. Heads are not
+                // re-validated on the way out: vLLM's fields passed the strict upstream parser, and every value the
+                // gateway adds is a number, a hex id, a checked client id or fixed text.
+                try pipeline.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
                 try pipeline.addHandler(GatewayHTTPHandler(core: core))
             }
             .bind(host: configuration.listenHost, port: configuration.listenPort).get()
@@ -81,7 +81,7 @@ public final class GatewayServer: Service, Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
                     try channel.pipeline.syncOperations.addHandler(AdminHandler(core: core))
                 }
             }

@@ -1,0 +1,152 @@
+import NIOCore
+import NIOHTTP1
+import Testing
+import WardenTestSupport
+@testable import WardenGateway
+
+/// The gateway frames its responses itself (``ClientResponse``): the rules NIO's encoder applied, byte for byte.
+@Suite("client response framing")
+struct ClientResponseTests {
+    static func head(_ method: HTTPMethod = .POST, version: HTTPVersion = .http1_1) -> HTTPRequestHead {
+        HTTPRequestHead(version: version, method: method, uri: "/v1/completions")
+    }
+
+    @Test("a body without a length is chunked for HTTP/1.1: hex size lines, then the last chunk")
+    func chunked() {
+        var response = ClientResponse(answering: Self.head())
+        let head = response.head(.ok, fields: [("content-type", "text/event-stream")], allocator: .init())
+        #expect(String(buffer: head) == "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n")
+        #expect(response.framing == .chunked)
+        let chunk = response.body(ByteBuffer(string: String(repeating: "x", count: 26)), allocator: .init())
+        #expect(chunk.map { String(buffer: $0) } == "1a\r\n" + String(repeating: "x", count: 26) + "\r\n")
+        #expect(response.body(ByteBuffer(), allocator: .init()) == nil, "an empty part would read as the last chunk")
+        #expect(response.end.map { "\($0)" } == "0\r\n\r\n")
+        #expect(!response.closesConnection)
+    }
+
+    @Test("chunk sizes are lower-case hex without leading zeros", arguments: [(1, "1"), (15, "f"), (16, "10"), (4096, "1000"), (65_535, "ffff"), (1 << 20, "100000")])
+    func hexSizes(size: Int, expected: String) {
+        var buffer = ByteBuffer()
+        buffer.writeHexadecimal(size)
+        #expect(String(buffer: buffer) == expected)
+    }
+
+    @Test("a length from vLLM keeps the body as it is; the status line carries any code and its reason")
+    func contentLength() {
+        var response = ClientResponse(answering: Self.head())
+        let head = response.head(HTTPResponseStatus(statusCode: 429), fields: [("content-length", "2")], allocator: .init())
+        #expect(String(buffer: head) == "HTTP/1.1 429 Too Many Requests\r\ncontent-length: 2\r\n\r\n")
+        #expect(response.body(ByteBuffer(string: "{}"), allocator: .init()).map { String(buffer: $0) } == "{}")
+        #expect(response.end == nil)
+    }
+
+    @Test("HEAD is answered with the fields a GET would get and no body bytes")
+    func head() {
+        var response = ClientResponse(answering: Self.head(.HEAD))
+        let whole = response.whole(.unauthorized, fields: [("x-request-id", "r")], body: ByteBuffer(string: "{\"error\":1}"), allocator: .init())
+        #expect(String(buffer: whole) == "HTTP/1.1 401 Unauthorized\r\nx-request-id: r\r\ncontent-length: 11\r\n\r\n")
+        var streamed = ClientResponse(answering: Self.head(.HEAD))
+        _ = streamed.head(.ok, fields: [], allocator: .init())
+        #expect(streamed.body(ByteBuffer(string: "data"), allocator: .init()) == nil)
+        #expect(streamed.end == nil)
+    }
+
+    @Test("an HTTP/1.0 client gets a body that ends with the connection, never chunks")
+    func http10() {
+        var response = ClientResponse(answering: Self.head(version: .http1_0))
+        let head = response.head(.ok, fields: [("content-type", "text/event-stream")], allocator: .init())
+        #expect(String(buffer: head) == "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n")
+        #expect(response.closesConnection)
+        #expect(response.body(ByteBuffer(string: "data: x\n\n"), allocator: .init()).map { String(buffer: $0) } == "data: x\n\n")
+        #expect(response.end == nil)
+    }
+
+    @Test("204 and 304 carry no body and no length field")
+    func bodyless() {
+        var response = ClientResponse(answering: Self.head())
+        let head = response.head(.noContent, fields: [("content-length", "0"), ("x-request-id", "r")], allocator: .init())
+        #expect(String(buffer: head) == "HTTP/1.1 204 No Content\r\nx-request-id: r\r\n\r\n")
+        #expect(response.body(ByteBuffer(string: "x"), allocator: .init()) == nil)
+    }
+}
+
+@Suite("gateway: pipelining, HEAD and HTTP/1.0 on a real connection")
+struct ClientConnectionTests {
+    static let chat = #"{"messages":[{"role":"user","content":"hi"}],"max_tokens":4}"#
+    static let streamedChat = #"{"messages":[{"role":"user","content":"hi"}],"max_tokens":4,"stream":true}"#
+
+    static func post(_ path: String, _ json: String, _ headers: [String: String], version: String = "1.1") -> String {
+        var text = "POST \(path) HTTP/\(version)\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: \(json.utf8.count)\r\n"
+        for (name, value) in headers.sorted(by: { $0.key < $1.key }) { text += "\(name): \(value)\r\n" }
+        return text + "\r\n" + json
+    }
+
+    @Test("requests pipelined in one write are answered in order, each once: proxied, refused, streamed, probe")
+    func pipelined() async throws {
+        try await withGateway { harness in
+            #expect(try await harness.waitUntilReady())
+            let connection = try TestHTTPConnection(port: harness.port)
+            let before = try harness.upstreamRequests()
+            connection.send(Self.post("/v1/chat/completions", Self.chat, harness.bearer.merging(["X-Request-Id": "p1"]) { $1 })
+                + Self.post("/tokenize", "{}", harness.bearer.merging(["X-Request-Id": "p2"]) { $1 })
+                + Self.post("/v1/chat/completions", Self.streamedChat, harness.bearer.merging(["X-Request-Id": "p3"]) { $1 })
+                + "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Request-Id: p4\r\n\r\n")
+            let answers = try (0..<4).map { _ in try connection.readResponse() }
+            #expect(answers.map(\.status) == [200, 404, 200, 200])
+            #expect(answers.map { $0.headers["x-request-id"] } == ["p1", "p2", "p3", "p4"])
+            #expect(answers[0].body.contains("chat.completion"))
+            #expect(answers[2].headers["transfer-encoding"] == "chunked")
+            #expect(answers[2].body.hasSuffix("data: [DONE]\n\n"))
+            #expect(try harness.upstreamRequests() - before == 2, "the two chats, once each")
+        }
+    }
+
+    @Test("malformed bytes pipelined behind a request get their 400 after its answer, then the connection closes")
+    func malformedBehind() async throws {
+        try await withGateway { harness in
+            #expect(try await harness.waitUntilReady())
+            let connection = try TestHTTPConnection(port: harness.port)
+            connection.send(Self.post("/v1/chat/completions", Self.chat, harness.bearer) + "GET /health HTTP/1.1\r\nHost: a\r\nNo Colon\r\n\r\n")
+            #expect(try connection.readResponse().status == 200)
+            let refused = try connection.readResponse()
+            #expect(refused.status == 400)
+            #expect(refused.headers["connection"] == "close")
+            #expect(try connection.readToClose().isEmpty)
+        }
+    }
+
+    @Test("HEAD gets a length and no body bytes, so the next answer on the connection parses")
+    func head() async throws {
+        try await withGateway { harness in
+            #expect(try await harness.waitUntilReady())
+            let connection = try TestHTTPConnection(port: harness.port)
+            connection.send("HEAD /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            let refused = try connection.read(through: "\r\n\r\n")
+            #expect(refused.hasPrefix("HTTP/1.1 401 "))
+            #expect(refused.contains("content-length: "))
+            connection.send("HEAD /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            #expect(try connection.read(through: "\r\n\r\n").hasPrefix("HTTP/1.1 200 OK\r\n"))
+            connection.get("/health")
+            let probe = try connection.readResponse()
+            #expect(probe.status == 200)
+            #expect(probe.body.isEmpty)
+        }
+    }
+
+    @Test("an HTTP/1.0 client gets a stream without chunk framing, ended by the close")
+    func http10Stream() async throws {
+        try await withGateway { harness in
+            #expect(try await harness.waitUntilReady())
+            let connection = try TestHTTPConnection(port: harness.port)
+            connection.send(Self.post("/v1/chat/completions", Self.streamedChat, harness.bearer, version: "1.0"))
+            let text = try connection.readToClose()
+            let parts = text.components(separatedBy: "\r\n\r\n")
+            #expect(parts[0].hasPrefix("HTTP/1.1 200 OK\r\n"))
+            #expect(parts[0].contains("connection: close"))
+            #expect(!parts[0].contains("transfer-encoding"))
+            let body = parts.dropFirst().joined(separator: "\r\n\r\n")
+            #expect(body.hasPrefix("data: {"))
+            #expect(body.hasSuffix("data: [DONE]\n\n"))
+        }
+    }
+}
