@@ -75,7 +75,22 @@ struct ResetTextTests {
                                            (.microseconds(1), "0.001s"), (.microseconds(999_001), "1s"), (.milliseconds(60_010), "60.01s"),
                                            (.zero, "0s"), (.milliseconds(-5), "0s"), (.seconds(Int64.max), "1000000000000s")]
         for (duration, text) in cases {
-            #expect(GatewayLimits.durationText(duration) == text, "\(duration)")
+            #expect(durationText(duration) == text, "\(duration)")
         }
+    }
+
+    @Test("rate-limit fields written into a response head are the pairs a refusal carries, in OpenAI's names and order")
+    func rateLimitFields() {
+        var fields = RateLimitFields()
+        fields.requests = .init(limit: 60, remaining: 59, reset: .seconds(1))
+        fields.tokens = .init(limit: 1000, remaining: 0, reset: .milliseconds(1500))
+        fields.tokensMonth = .init(limit: 5, remaining: 5, reset: .seconds(86_400))
+        #expect(fields.fields.map(\.0) == ["x-ratelimit-limit-requests", "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests",
+                                           "x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens",
+                                           "x-ratelimit-limit-tokens-month", "x-ratelimit-remaining-tokens-month", "x-ratelimit-reset-tokens-month"])
+        #expect(fields.fields.map(\.1) == ["60", "59", "1s", "1000", "0", "1.5s", "5", "5", "86400s"])
+        var response = ClientResponse(answering: nil)
+        let head = response.head(.ok, fields: [("content-length", "0")], rateLimits: fields, allocator: .init())
+        #expect(String(buffer: head) == "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n" + fields.fields.map { "\($0.0): \($0.1)\r\n" }.joined() + "\r\n")
     }
 }

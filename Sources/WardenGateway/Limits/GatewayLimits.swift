@@ -44,10 +44,15 @@ final class GatewayLimits: Sendable {
         }
     }
 
+    /// A key's per-minute windows, in one entry: one lookup per admission.
+    private struct KeyWindows {
+        var requests: GCRA
+        var tokens: TokenWindow
+    }
+
     private struct State {
         var defaults: Defaults
-        var requests: [String: GCRA] = [:]
-        var tokens: [String: TokenWindow] = [:]
+        var windows: [String: KeyWindows] = [:]
         var leases = LeaseTable()
         var bans: BanTable
         var quotas: QuotaBook
@@ -60,7 +65,9 @@ final class GatewayLimits: Sendable {
         var admittedAt: Duration
         var leaseID: UInt64?
         var reservedTokens: Int
-        var headers: [(String, String)]
+        /// The `x-ratelimit-*` fields of its answer.
+        var rateLimits: RateLimitFields
+        var headers: [(String, String)] { rateLimits.fields }
     }
 
     private let state: Mutex<State>
@@ -172,52 +179,61 @@ final class GatewayLimits: Sendable {
         let now = self.now, epoch = self.epoch
         return state.withLock { state -> Result<Admission, GatewayError> in
             let defaults = state.defaults
-            guard defaults.enabled else { return .success(Admission(key: key.publicID, admittedAt: now, leaseID: nil, reservedTokens: 0, headers: [])) }
+            guard defaults.enabled else {
+                return .success(Admission(key: key.publicID, admittedAt: now, leaseID: nil, reservedTokens: 0, rateLimits: RateLimitFields()))
+            }
             let rpm = key.requestsPerMinute ?? defaults.requestsPerMinute
-            let tpm = key.tokensPerMinute ?? defaults.tokensPerMinute
             // The burst never exceeds the rate: `--rpm 3` admits 3 at once, not the default burst of 10.
             let burst = key.burst ?? min(defaults.burst, rpm)
-            var requests = state.requests[key.publicID].flatMap { $0.perMinute == rpm && $0.burst == burst ? $0 : nil }
-                ?? GCRA(perMinute: rpm, burst: burst, now: now)
-            if state.tokens[key.publicID]?.perMinute != tpm { state.tokens[key.publicID] = TokenWindow(perMinute: tpm) }
+            let tpm = key.tokensPerMinute ?? defaults.tokensPerMinute
+            return Self.admit(key, model: model, estimate: estimate, rpm: rpm, burst: burst, tpm: tpm, defaults: defaults, now: now, epoch: epoch,
+                              windows: &state.windows[key.publicID, default: KeyWindows(requests: GCRA(perMinute: rpm, burst: burst, now: now),
+                                                                                        tokens: TokenWindow(perMinute: tpm))],
+                              leases: &state.leases, quotas: &state.quotas)
+        }
+    }
 
-            let requestDecision = requests.admit(now: now)
-            let tokenDecision = state.tokens[key.publicID]!.evaluate(estimate, now: now)
-            var headers: [(String, String)] = []
-            let requestPeek = requests.peek(now: now)
-            headers += Self.headers("requests", limit: rpm, remaining: requestPeek.remaining, reset: requestPeek.resetAfter)
-            switch tokenDecision {
-            case .admitted(let remaining, let reset): headers += Self.headers("tokens", limit: tpm, remaining: remaining, reset: reset)
-            case .rejected, .exceedsLimit:
-                let tokenPeek = state.tokens[key.publicID]!.peek(now: now)
-                headers += Self.headers("tokens", limit: tpm, remaining: tokenPeek.remaining, reset: tokenPeek.resetAfter)
-            }
+    private static func admit(_ key: KeyRecord, model: String, estimate: Int, rpm: Int, burst: Int, tpm: Int, defaults: Defaults, now: Duration,
+                              epoch: Int64, windows: inout KeyWindows, leases: inout LeaseTable, quotas: inout QuotaBook) -> Result<Admission, GatewayError> {
+        // A key whose limits changed on reload starts afresh.
+        if windows.requests.perMinute != rpm || windows.requests.burst != burst { windows.requests = GCRA(perMinute: rpm, burst: burst, now: now) }
+        if windows.tokens.perMinute != tpm { windows.tokens = TokenWindow(perMinute: tpm) }
+        var requests = windows.requests
+        let requestDecision = requests.admit(now: now)
+        let tokenDecision = windows.tokens.evaluate(estimate, now: now)
+        var fields = RateLimitFields()
+        let requestPeek = requests.peek(now: now)
+        fields.requests = .init(limit: rpm, remaining: requestPeek.remaining, reset: requestPeek.resetAfter)
+        switch tokenDecision {
+        case .admitted(let remaining, let reset): fields.tokens = .init(limit: tpm, remaining: remaining, reset: reset)
+        case .rejected, .exceedsLimit:
+            let tokenPeek = windows.tokens.peek(now: now)
+            fields.tokens = .init(limit: tpm, remaining: tokenPeek.remaining, reset: tokenPeek.resetAfter)
+        }
 
-            if case .exceedsLimit = tokenDecision {
-                return .failure(.exceedsTokenLimit(worstCase: estimate, perMinute: tpm, headers: headers))
-            }
-            if case .rejected(let wait) = requestDecision {
-                return .failure(.rateLimited("requests", limit: "\(rpm) per minute", retryAfter: wait, headers: headers))
-            }
-            if case .rejected(let wait) = tokenDecision {
-                return .failure(.rateLimited("tokens", limit: "\(tpm) per minute (this request reserves \(estimate))", retryAfter: wait, headers: headers))
-            }
-            let quota = state.quotas.evaluate(key: key.publicID, quotas: Self.quotas(key, defaults), estimate: estimate, now: epoch)
-            headers += quota.headers
-            if let refusal = quota.refusal {
-                return .failure(.quotaExceeded(refusal, reserve: estimate, zone: state.quotas.calendar.offset, headers: headers))
-            }
-            let lease = state.leases.acquire(key: key.publicID, model: model, keyLimit: key.concurrency ?? defaults.concurrency,
-                                             modelLimit: defaults.modelConcurrency, globalLimit: defaults.globalConcurrency, now: now)
-            switch lease {
-            case .failure(let refusal):
-                return .failure(.concurrencyLimited(refusal, headers: headers))
-            case .success(let leaseID):
-                state.requests[key.publicID] = requests
-                state.tokens[key.publicID]!.record(estimate, now: now)
-                state.quotas.reserve(key: key.publicID, estimate, now: epoch)
-                return .success(Admission(key: key.publicID, admittedAt: now, leaseID: leaseID, reservedTokens: estimate, headers: headers))
-            }
+        if case .exceedsLimit = tokenDecision {
+            return .failure(.exceedsTokenLimit(worstCase: estimate, perMinute: tpm, headers: fields.fields))
+        }
+        if case .rejected(let wait) = requestDecision {
+            return .failure(.rateLimited("requests", limit: "\(rpm) per minute", retryAfter: wait, headers: fields.fields))
+        }
+        if case .rejected(let wait) = tokenDecision {
+            return .failure(.rateLimited("tokens", limit: "\(tpm) per minute (this request reserves \(estimate))", retryAfter: wait, headers: fields.fields))
+        }
+        if let refusal = quotas.evaluate(key: key.publicID, day: key.tokensPerDay ?? defaults.tokensPerDay, month: key.tokensPerMonth ?? defaults.tokensPerMonth,
+                                         estimate: estimate, now: epoch, fields: &fields) {
+            return .failure(.quotaExceeded(refusal, reserve: estimate, zone: quotas.calendar.offset, headers: fields.fields))
+        }
+        let lease = leases.acquire(key: key.publicID, model: model, keyLimit: key.concurrency ?? defaults.concurrency,
+                                   modelLimit: defaults.modelConcurrency, globalLimit: defaults.globalConcurrency, now: now)
+        switch lease {
+        case .failure(let refusal):
+            return .failure(.concurrencyLimited(refusal, headers: fields.fields))
+        case .success(let leaseID):
+            windows.requests = requests
+            windows.tokens.record(estimate, now: now)
+            quotas.reserve(key: key.publicID, estimate, now: epoch)
+            return .success(Admission(key: key.publicID, admittedAt: now, leaseID: leaseID, reservedTokens: estimate, rateLimits: fields))
         }
     }
 
@@ -229,7 +245,7 @@ final class GatewayLimits: Sendable {
             if let id = admission.leaseID { state.leases.release(id) }
             state.quotas.settle(key: admission.key, reserved: admission.reservedTokens, charged: charged, now: epoch)
             if admission.reservedTokens > 0 {
-                state.tokens[admission.key]?.settle(admittedAt: admission.admittedAt, reserved: admission.reservedTokens, charged: charged, now: now)
+                state.windows[admission.key]?.tokens.settle(admittedAt: admission.admittedAt, reserved: admission.reservedTokens, charged: charged, now: now)
             }
         }
     }
@@ -242,48 +258,6 @@ final class GatewayLimits: Sendable {
     }
 
     var leasesHeld: Int { state.withLock { $0.leases.total } }
-
-    /// OpenAI's header names; reset as a duration (`1.5s`).
-    static func headers(_ kind: String, limit: Int, remaining: Int, reset: Duration) -> [(String, String)] {
-        let names = switch kind {
-        case "requests": requestHeaderNames
-        case "tokens": tokenHeaderNames
-        default: (limit: "x-ratelimit-limit-\(kind)", remaining: "x-ratelimit-remaining-\(kind)", reset: "x-ratelimit-reset-\(kind)")
-        }
-        return [(names.limit, String(limit)), (names.remaining, String(remaining)), (names.reset, durationText(reset))]
-    }
-
-    private static let requestHeaderNames = (limit: "x-ratelimit-limit-requests", remaining: "x-ratelimit-remaining-requests",
-                                             reset: "x-ratelimit-reset-requests")
-    private static let tokenHeaderNames = (limit: "x-ratelimit-limit-tokens", remaining: "x-ratelimit-remaining-tokens",
-                                           reset: "x-ratelimit-reset-tokens")
-
-    /// Whole milliseconds, rounded up, as seconds: `2s`, `1.5s`, `0.001s` (no `Double` arithmetic: it runs per request).
-    static func durationText(_ duration: Duration) -> String {
-        let (seconds, attoseconds) = duration.components
-        guard seconds >= 0, attoseconds >= 0 else { return "0s" }
-        // Clamped: a reset is at most minutes away, and Int arithmetic must not overflow on an absurd one.
-        let wholeSeconds = min(seconds, 1_000_000_000_000)
-        var milliseconds = Int(wholeSeconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000)
-        if attoseconds % 1_000_000_000_000_000 != 0 { milliseconds += 1 }
-        var fraction = milliseconds % 1000
-        var text = String(milliseconds / 1000)
-        if fraction != 0 {
-            var digits = 3
-            while fraction % 10 == 0 {
-                fraction /= 10
-                digits -= 1
-            }
-            text.append(".")
-            var divisor = digits == 3 ? 100 : digits == 2 ? 10 : 1
-            while divisor > 0 {
-                text.unicodeScalars.append(Unicode.Scalar(UInt8(ascii: "0") + UInt8(fraction / divisor % 10)))
-                divisor /= 10
-            }
-        }
-        text.append("s")
-        return text
-    }
 }
 
 extension GatewayError {

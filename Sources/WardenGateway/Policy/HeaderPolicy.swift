@@ -37,6 +37,14 @@ enum HeaderPolicy {
         return lowercase.withUTF8Buffer { foldedEqual(name, $0) }
     }
 
+    /// Whether a field name starts with a lower-case prefix, ASCII case-insensitively.
+    static func name(_ name: String, hasLowercasePrefix prefix: StaticString) -> Bool {
+        guard name.utf8.count >= prefix.utf8CodeUnitCount else { return false }
+        return prefix.withUTF8Buffer { expected in
+            zip(name.utf8, expected).allSatisfy { byte, lower in (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte) == lower }
+        }
+    }
+
     /// As above, for a lower-case name known only at run time.
     static func name(_ name: String, equalsLowercase lowercase: String) -> Bool {
         guard name.utf8.count == lowercase.utf8.count else { return false }

@@ -22,7 +22,7 @@ final class ProxyExchange {
         var clientAddress: String
         var received: NIODeadline
         var admission: GatewayLimits.Admission
-        /// Response headers the gateway adds (rate limits, an injected cap).
+        /// Response headers the gateway adds besides the rate limits (an injected cap).
         var responseHeaders: [(String, String)]
         /// The gateway added `include_usage` to a stream whose client did not ask for usage.
         var dropUsageEvent: Bool
@@ -115,7 +115,8 @@ final class ProxyExchange {
         case .sendRequest:
             send()
         case .writeHead(let upstream):
-            context.write(NIOAny(response.head(upstream.status, fields: responseHeaders(upstream.headers), allocator: context.channel.allocator)),
+            context.write(NIOAny(response.head(upstream.status, fields: responseHeaders(upstream.headers), rateLimits: request.admission.rateLimits,
+                                                       allocator: context.channel.allocator)),
                           promise: nil)
         case .writeBody(let buffer):
             writeBody(buffer)
@@ -167,10 +168,12 @@ final class ProxyExchange {
     /// then the gateway's: one new set of fields, rather than a search and removal per added field.
     private func responseHeaders(_ upstream: HTTPHeaders) -> [(String, String)] {
         let connectionNamed = HeaderPolicy.connectionTokens(upstream)
+        let rateLimited = request.admission.rateLimits != RateLimitFields()
         var fields: [(String, String)] = []
         fields.reserveCapacity(upstream.count + request.responseHeaders.count + 2)
         for (name, value) in upstream where !HeaderPolicy.isHopByHop(name) && !HeaderPolicy.name(name, is: "x-request-id")
             && !request.responseHeaders.contains(where: { HeaderPolicy.name(name, equalsLowercase: $0.0) })
+            && (rateLimited ? !HeaderPolicy.name(name, hasLowercasePrefix: "x-ratelimit-") : true)
             && (connectionNamed.isEmpty || !connectionNamed.contains(name.lowercased())) {
             fields.append((name, value))
         }

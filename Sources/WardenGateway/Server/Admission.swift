@@ -176,7 +176,7 @@ enum Admission {
         case .failure(let error): return reject(error)
         }
         var forwarded = body
-        var responseHeaders = admission.headers
+        var responseHeaders: [(String, String)] = []
         var dropUsageEvent = false
         if let inference = metered.inference, context.limits.defaults.enabled {
             var amended = inference.body

@@ -31,10 +31,11 @@ struct ClientResponse {
     /// The connection must close after this response whatever the client asked: its body ends with the connection.
     var closesConnection: Bool { framing == .untilClose }
 
-    /// The status line and `fields` (no hop-by-hop fields but `connection: close`), plus the framing field the body
-    /// needs: `transfer-encoding: chunked` when no `content-length` is among them, or `connection: close` for an
+    /// The status line, `fields` (no hop-by-hop fields but `connection: close`) and the rate limits, plus the
+    /// framing field the body needs: `transfer-encoding: chunked` when no `content-length` is among them, or `connection: close` for an
     /// HTTP/1.0 client.
-    mutating func head(_ status: HTTPResponseStatus, fields: [(String, String)], allocator: ByteBufferAllocator) -> ByteBuffer {
+    mutating func head(_ status: HTTPResponseStatus, fields: [(String, String)], rateLimits: RateLimitFields = RateLimitFields(),
+                       allocator: ByteBufferAllocator) -> ByteBuffer {
         var hasLength = false
         var closes = false
         for (name, _) in fields {
@@ -54,7 +55,7 @@ struct ClientResponse {
             if !closes { framingField = "connection: close\r\n" }
         }
         let reason = status.reasonPhrase
-        var size = 34 + reason.utf8.count + (framingField?.utf8CodeUnitCount ?? 0)  // status line and final CRLF: 14 bytes and the code's at most 20
+        var size = 34 + reason.utf8.count + (framingField?.utf8CodeUnitCount ?? 0) + rateLimits.measuredSize  // status line and final CRLF: 14 bytes and the code's at most 20
         for (name, value) in fields { size += name.utf8.count + value.utf8.count + 4 }
         var buffer = allocator.buffer(capacity: size)
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { bytes in
@@ -70,6 +71,7 @@ struct ClientResponse {
                 head.append(value)
                 head.append("\r\n")
             }
+            rateLimits.write(into: &head)
             if let framingField { head.append(framingField) }
             head.append("\r\n")
             return head.offset
