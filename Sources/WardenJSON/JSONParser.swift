@@ -138,10 +138,18 @@ private struct JSONReader {
         index += 1
         // Fast path: no escapes before the closing quote, so the bytes are the string.
         var end = index
-        while end < bytes.count, bytes[end] != UInt8(ascii: "\""), bytes[end] != UInt8(ascii: "\\"), bytes[end] >= 0x20 { end += 1 }
+        var ascii = true
+        while end < bytes.count, bytes[end] != UInt8(ascii: "\""), bytes[end] != UInt8(ascii: "\\"), bytes[end] >= 0x20 {
+            ascii = ascii && bytes[end] < 0x80
+            end += 1
+        }
         if end < bytes.count, bytes[end] == UInt8(ascii: "\"") {
             let range = index..<end
-            let validated = bytes.withUnsafeBufferPointer { String(validating: UnsafeBufferPointer(rebasing: $0[range]), as: UTF8.self) }
+            // ASCII needs no validation; `String(validating:)` is generic and looks its metadata up on every call.
+            let validated = bytes.withUnsafeBufferPointer { all in
+                let text = UnsafeBufferPointer(rebasing: all[range])
+                return ascii ? String(decoding: text, as: UTF8.self) : String(validating: text, as: UTF8.self)
+            }
             guard let text = validated else { throw error("invalid UTF-8 in string") }
             index = end + 1
             return text
