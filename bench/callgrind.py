@@ -28,13 +28,13 @@ def sim_requests(port, key):
     return stats["requests"].get("POST /v1/chat/completions", 0)
 
 
-def drive(port, key, count, stream, sim_port, upstream_key):
+def drive(port, key, count, stream, sim_port, upstream_key, connections=8):
     """Sends `count` requests (wrk's thread stops at that many responses) and returns once vllm-sim has seen them;
     wrk itself only ends at SIGINT or its duration."""
     env = dict(os.environ, BENCH_KEY=key, BENCH_STREAM="1" if stream else "0", BENCH_MAX_TOKENS="50" if stream else "16",
                BENCH_REQUESTS=str(count))
     start = sim_requests(sim_port, upstream_key)
-    process = subprocess.Popen(["wrk", "-t1", "-c8", "-d900s", "--timeout", "30s", "-s", os.path.join(ROOT, "bench/lib/chat.lua"),
+    process = subprocess.Popen(["wrk", "-t1", f"-c{connections}", "-d900s", "--timeout", "30s", "-s", os.path.join(ROOT, "bench/lib/chat.lua"),
                                 f"http://127.0.0.1:{port}/v1/chat/completions"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     deadline = time.time() + 900
     while sim_requests(sim_port, upstream_key) - start < count:
