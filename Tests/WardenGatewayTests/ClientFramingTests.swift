@@ -149,4 +149,36 @@ struct ClientConnectionTests {
             #expect(body.hasSuffix("data: [DONE]\n\n"))
         }
     }
+
+    @Test("100 requests pipelined by a client that reads nothing: answered one at a time, in order, each reaching vLLM once")
+    func pipelineFlood() async throws {
+        try await withGateway(configure: { $0.limits.requestsPerMinute = 100_000; $0.limits.burst = 1000 }) { harness in
+            #expect(try await harness.waitUntilReady())
+            let connection = try TestHTTPConnection(port: harness.port)
+            let before = try harness.upstreamRequests()
+            connection.send((0..<100).map { Self.post("/v1/chat/completions", Self.chat, harness.bearer.merging(["X-Request-Id": "flood-\($0)"]) { $1 }) }
+                .joined())
+            // Not reading yet: the gateway holds what it read and stops reading; vLLM sees the requests one by one.
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(try harness.simStat("in_flight") <= 1)
+            let answers = try (0..<100).map { _ in try connection.readResponse() }
+            #expect(answers.allSatisfy { $0.status == 200 })
+            #expect(answers.map { $0.headers["x-request-id"] ?? "" } == (0..<100).map { "flood-\($0)" })
+            #expect(try harness.upstreamRequests() - before == 100)
+        }
+    }
+
+    @Test("a client that pipelines streams behind one and hangs up leaves nothing running and reaches vLLM at most twice")
+    func pipelineHangUp() async throws {
+        try await withGateway { harness in
+            #expect(try await harness.waitUntilReady())
+            let connection = try TestHTTPConnection(port: harness.port)
+            let before = try harness.upstreamRequests()
+            connection.send((0..<20).map { _ in Self.post("/v1/chat/completions", Self.streamedChat, harness.bearer) }.joined())
+            _ = try connection.read(through: "\r\n\r\n")
+            connection.hangUp()
+            #expect(try await eventually { harness.gateway.inFlight == 0 })
+            #expect(try harness.upstreamRequests() - before <= 2, "queued requests die with the connection")
+        }
+    }
 }
