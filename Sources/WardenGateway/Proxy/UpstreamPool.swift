@@ -16,10 +16,10 @@ final class UpstreamConnection {
         self.handler = handler
     }
 
-    /// Sends a request written as bytes: the decoder learns its method (a `HEAD` answer has no body), the bytes
+    /// Sends a request written as bytes: the parser learns its method (a `HEAD` answer has no body), the bytes
     /// go out from the connection's own handler.
     func send(_ request: ByteBuffer, method: HTTPMethod) {
-        handler.responseDecoder.write(data: .head(HTTPRequestHead(version: .http1_1, method: method, uri: "")))
+        handler.expectResponse(to: method)
         handler.writeAndFlush(request)
     }
 }
@@ -82,10 +82,9 @@ final class UpstreamPool: Sendable {
         let future = Self.bootstrap(on: eventLoop, connectTimeout: connectTimeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    // Requests go out as bytes the exchange wrote (no HTTP encoder); vLLM's answers are parsed by
-                    // NIO's strict response decoder.
+                    // Requests go out as bytes the exchange wrote and answers are parsed from bytes by the handler
+                    // (``UpstreamResponseParser``): no HTTP codec in the pipeline.
                     let handler = UpstreamHandler()
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(UpstreamResponseDecoder(decoder: handler.responseDecoder)))
                     try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: readTimeout))
                     try channel.pipeline.syncOperations.addHandler(handler)
                 }
@@ -121,32 +120,17 @@ final class UpstreamPool: Sendable {
     }
 }
 
-/// NIO's response decoder, told each request's method by ``UpstreamConnection/send(_:method:)`` rather than by
-/// watching `HTTPClientRequestPart` writes: requests go out as bytes, and nothing passes through this on the way.
-struct UpstreamResponseDecoder: ByteToMessageDecoder {
-    typealias InboundOut = HTTPClientResponsePart
-    let decoder: HTTPResponseDecoder
-
-    mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
-        try decoder.decode(context: context, buffer: &buffer)
-    }
-
-    mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
-        try decoder.decodeLast(context: context, buffer: &buffer, seenEOF: seenEOF)
-    }
-
-    mutating func decoderAdded(context: ChannelHandlerContext) { decoder.decoderAdded(context: context) }
-    mutating func decoderRemoved(context: ChannelHandlerContext) { decoder.decoderRemoved(context: context) }
-}
-
-/// The upstream side of a connection: hands response parts to the exchange that holds the connection.
+/// The upstream side of a connection: parses vLLM's bytes and hands the response parts to the exchange that holds
+/// the connection.
 final class UpstreamHandler: ChannelInboundHandler {
-    typealias InboundIn = HTTPClientResponsePart
+    typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
     var exchange: ProxyExchange?
-    /// The decoder under this handler (``UpstreamResponseDecoder``), told each request's method.
-    let responseDecoder = HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes)
+    private var parser = UpstreamResponseParser()
     private var context: ChannelHandlerContext?
+
+    /// A request is going out: its answer is the next thing vLLM sends.
+    func expectResponse(to method: HTTPMethod) { parser.expectResponse(to: method) }
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
     func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
@@ -162,7 +146,15 @@ final class UpstreamHandler: ChannelInboundHandler {
             context.close(promise: nil)
             return
         }
-        exchange.upstreamReceived(unwrapInboundIn(data))
+        do {
+            try parser.parse(unwrapInboundIn(data)) { exchange.upstreamReceived($0) }
+        } catch {
+            // Bytes after the response ended, or a response the parser refuses: the connection cannot be trusted.
+            let current = self.exchange
+            self.exchange = nil
+            current?.upstreamClosed(reason: "malformed response from the model server: \(error)")
+            context.close(promise: nil)
+        }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -170,6 +162,8 @@ final class UpstreamHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        // A body without a length or chunks ends with the connection: the close completes it.
+        if parser.bodyEndsWithClose { exchange?.upstreamReceived(.end(nil)) }
         let current = exchange
         exchange = nil
         current?.upstreamClosed(reason: "connection closed by the model server")
