@@ -1,4 +1,5 @@
 import NIOCore
+import NIOPosix
 import NIOHTTP1
 import Testing
 import WardenTestSupport
@@ -179,6 +180,87 @@ struct ClientConnectionTests {
             connection.hangUp()
             #expect(try await eventually { harness.gateway.inFlight == 0 })
             #expect(try harness.upstreamRequests() - before <= 2, "queued requests die with the connection")
+        }
+    }
+}
+
+/// An upstream that answers from a script, for what vllm-sim never does: each request's line picks its raw answer.
+final class ScriptedUpstream: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    private var received = ""
+    private let answer: @Sendable (String) -> String
+
+    init(answer: @escaping @Sendable (String) -> String) { self.answer = answer }
+
+    /// Listens on a free loopback port; each connection gets its own handler.
+    static func start(answer: @escaping @Sendable (String) -> String) async throws -> (any Channel, Int) {
+        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(ScriptedUpstream(answer: answer)) }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        return (channel, channel.localAddress!.port!)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        received += String(buffer: unwrapInboundIn(data))
+        while let headEnd = received.range(of: "\r\n\r\n") {
+            let head = received[..<headEnd.lowerBound]
+            let length = head.split(separator: "\r\n").first { $0.lowercased().hasPrefix("content-length:") }
+                .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) } ?? 0
+            let total = received.distance(from: received.startIndex, to: headEnd.upperBound) + length
+            guard received.utf8.count >= total else { return }
+            let requestLine = String(head.prefix { $0 != "\r" })
+            received = String(received.dropFirst(total))
+            context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: answer(requestLine))), promise: nil)
+        }
+    }
+}
+
+@Suite("gateway: vLLM's framing is not trusted where the gateway changes the body")
+struct UpstreamFramingTests {
+    @Test("an event stream sent with a Content-Length reaches the client chunked, without the usage event, on a connection that stays usable")
+    func eventStreamWithLength() async throws {
+        let events = "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\n"
+            + "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1,\"total_tokens\":4}}\n\n"
+            + "data: [DONE]\n\n"
+        let (upstream, upstreamPort) = try await ScriptedUpstream.start { requestLine in
+            requestLine.hasPrefix("POST /v1/chat/completions")
+                ? "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: \(events.utf8.count)\r\n\r\n" + events
+                : "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
+        }
+        defer { upstream.close(promise: nil) }
+        try await withGateway(configure: { $0.upstreamPort = upstreamPort }) { harness in
+            let connection = try TestHTTPConnection(port: harness.port)
+            connection.post("/v1/chat/completions", json: #"{"messages":[{"role":"user","content":"hi"}],"max_tokens":4,"stream":true}"#,
+                            headers: harness.bearer)
+            let streamed = try connection.readResponse()
+            #expect(streamed.status == 200)
+            #expect(streamed.headers["content-length"] == nil)
+            #expect(streamed.headers["transfer-encoding"] == "chunked")
+            #expect(streamed.body.contains("\"content\":\"hi\""))
+            #expect(!streamed.body.contains("usage"), "the client did not ask for usage")
+            #expect(streamed.body.hasSuffix("data: [DONE]\n\n"))
+            connection.get("/health")
+            #expect(try connection.readResponse().status == 200, "the connection still reads as HTTP")
+        }
+    }
+
+    @Test("an HTTP/1.0 client asking for keep-alive gets a stream ended by the close; what it pipelined behind is never run")
+    func http10KeepAlive() async throws {
+        try await withGateway { harness in
+            #expect(try await harness.waitUntilReady())
+            let connection = try TestHTTPConnection(port: harness.port)
+            let before = try harness.upstreamRequests()
+            let keepAlive = harness.bearer.merging(["Connection": "keep-alive"]) { $1 }
+            connection.send(ClientConnectionTests.post("/v1/chat/completions", ClientConnectionTests.streamedChat, keepAlive, version: "1.0")
+                + ClientConnectionTests.post("/v1/chat/completions", ClientConnectionTests.chat, keepAlive, version: "1.0"))
+            let text = try connection.readToClose()
+            #expect(text.components(separatedBy: "HTTP/1.1 ").count == 2, "one answer: \(text.prefix(300))")
+            #expect(text.hasSuffix("data: [DONE]\n\n"))
+            #expect(try await eventually { harness.gateway.inFlight == 0 })
+            #expect(try harness.upstreamRequests() - before == 1)
         }
     }
 }

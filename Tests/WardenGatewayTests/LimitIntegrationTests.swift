@@ -7,7 +7,7 @@ import WardenTestSupport
 
 @Suite("gateway: limits and bans through vllm-sim")
 struct LimitIntegrationTests {
-    @Test("100 concurrent clients on a 60 rpm key for 10 s are admitted burst + rate × elapsed (±1)")
+    @Test("100 concurrent clients on a 60 rpm key for 10 s are admitted burst + rate × the time they were answered (±1)")
     func requestRateUnderLoad() async throws {
         try await withGateway(configure: { $0.limits.burst = 10 }) { harness in
             let (limited, _) = try harness.store.create(name: "sixty", requestsPerMinute: 60)
@@ -37,9 +37,12 @@ struct LimitIntegrationTests {
                 group.notify(queue: .global()) { done.resume() }
             }
             let elapsed = Date().timeIntervalSince(started)
-            let expected = 10 + Int(elapsed)
+            // Requests are sent for 10 s; on a loaded machine the last are answered later, and the rate keeps
+            // admitting while they are. So: at least burst + rate × the 10 s of sending, at most burst + rate × the
+            // whole time requests were being answered (± 1 each); on a quiet machine both are 20.
             #expect(counts.errors == 0)
-            #expect(abs(counts.admitted - expected) <= 1, "admitted \(counts.admitted) in \(elapsed) s, expected \(expected) ± 1")
+            #expect(counts.admitted >= 10 + 10 - 1 && counts.admitted <= 10 + Int(elapsed.rounded(.up)) + 1,
+                    "admitted \(counts.admitted) in \(elapsed) s")
             #expect(counts.rejected > 3000)
             #expect(counts.retryAfterMissing == 0, "every 429 carries Retry-After")
         }

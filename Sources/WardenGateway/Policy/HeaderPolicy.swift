@@ -161,15 +161,19 @@ struct HeadBytes {
         }
     }
 
-    /// A non-negative number in decimal; measure it as 20 bytes.
+    /// A number in decimal; measure it as 20 bytes.
     mutating func append(decimal value: Int) {
+        if value < 0 { append("-") }
         var digits = 1
-        var scale = 10
-        while digits < 19, value >= scale {
+        var scale: UInt = 10
+        let magnitude = value.magnitude
+        while digits < 20, magnitude >= scale {
             digits += 1
-            scale &*= 10
+            let (next, overflow) = scale.multipliedReportingOverflow(by: 10)
+            if overflow { break }
+            scale = next
         }
-        var rest = value
+        var rest = magnitude
         for index in stride(from: offset + digits - 1, through: offset, by: -1) {
             base.storeBytes(of: UInt8(ascii: "0") &+ UInt8(rest % 10), toByteOffset: index, as: UInt8.self)
             rest /= 10

@@ -178,10 +178,16 @@ struct ExchangeStateMachine {
         }
     }
 
+    /// A server-sent event stream: metered event by event, and never forwarded with vLLM's length (the meter may
+    /// drop its usage event, and a break appends an error event).
+    static func isEventStream(_ headers: HTTPHeaders) -> Bool {
+        headers.first(name: "content-type")?.hasPrefix("text/event-stream") ?? false
+    }
+
     private mutating func receivedHead(_ head: HTTPResponseHead) -> [Action] {
         receivedAnything = true
         let status = Int(head.status.code)
-        let isEventStream = head.headers.first(name: "content-type")?.hasPrefix("text/event-stream") ?? false
+        let isEventStream = Self.isEventStream(head.headers)
         var rewrite: Rewrite?
         if head.status == .unauthorized {
             rewrite = .error(.upstreamCredentials)

@@ -35,7 +35,11 @@ final class ProxyExchange {
     private let request: Request
     private let context: ChannelHandlerContext
     private let core: GatewayCore
-    private let onFinished: (ProxyExchange) -> Void
+    /// Told once the exchange is settled and its last bytes are written, and whether the client's connection closes.
+    private let onFinished: (ProxyExchange, _ closesConnection: Bool) -> Void
+    private var reportedFinished = false
+    /// The answer ends the client's connection (not kept alive, or a body that ends with the close).
+    private var closesClient = false
     private var machine: ExchangeStateMachine
     /// How the response's body is framed toward the client.
     private var response: ClientResponse
@@ -49,7 +53,7 @@ final class ProxyExchange {
     private var firstByteAt: NIODeadline?
     private var upstreamDoneAt: NIODeadline?
 
-    init(request: Request, context: ChannelHandlerContext, core: GatewayCore, onFinished: @escaping (ProxyExchange) -> Void) {
+    init(request: Request, context: ChannelHandlerContext, core: GatewayCore, onFinished: @escaping (ProxyExchange, _ closesConnection: Bool) -> Void) {
         self.request = request
         self.context = context
         self.core = core
@@ -98,11 +102,15 @@ final class ProxyExchange {
             return
         }
         performing = true
-        defer { performing = false }
         var next: ExchangeStateMachine.Event? = event
         while let current = next {
             for action in machine.handle(current) { perform(action) }
             next = deferred.isEmpty ? nil : deferred.removeFirst()
+        }
+        performing = false
+        if machine.isFinished, !reportedFinished {
+            reportedFinished = true
+            onFinished(self, closesClient)
         }
     }
 
@@ -143,6 +151,7 @@ final class ProxyExchange {
         case .finish(let outcome):
             finish(outcome)
         case .respond(let error, let keepAlive):
+            closesClient = closesClient || !keepAlive
             GatewayResponder.send(context, answering: request.head, error: error, requestID: request.echoedRequestID, keepAlive: keepAlive)
         case .respondModels(let body):
             GatewayResponder.send(context, answering: request.head, status: .ok, body: Self.filterModels(body, allowed: request.key.models),
@@ -154,8 +163,10 @@ final class ProxyExchange {
             writeBody(context.channel.allocator.buffer(string: event))
         case .endResponse(let keepAlive):
             if let end = response.end { context.write(NIOAny(context.channel.allocator.buffer(staticString: end)), promise: nil) }
-            GatewayResponder.endResponse(context, keepAlive: keepAlive && !response.closesConnection)
+            closesClient = closesClient || !keepAlive || response.closesConnection
+            GatewayResponder.endResponse(context, keepAlive: !closesClient)
         case .closeClient:
+            closesClient = true
             context.close(promise: nil)
         }
     }
@@ -169,11 +180,13 @@ final class ProxyExchange {
     private func responseHeaders(_ upstream: HTTPHeaders) -> [(String, String)] {
         let connectionNamed = HeaderPolicy.connectionTokens(upstream)
         let rateLimited = request.admission.rateLimits != RateLimitFields()
+        let eventStream = ExchangeStateMachine.isEventStream(upstream)
         var fields: [(String, String)] = []
         fields.reserveCapacity(upstream.count + request.responseHeaders.count + 2)
         for (name, value) in upstream where !HeaderPolicy.isHopByHop(name) && !HeaderPolicy.name(name, is: "x-request-id")
             && !request.responseHeaders.contains(where: { HeaderPolicy.name(name, equalsLowercase: $0.0) })
             && (rateLimited ? !HeaderPolicy.name(name, hasLowercasePrefix: "x-ratelimit-") : true)
+            && !(eventStream && HeaderPolicy.name(name, is: "content-length"))
             && (connectionNamed.isEmpty || !connectionNamed.contains(name.lowercased())) {
             fields.append((name, value))
         }
@@ -245,7 +258,6 @@ final class ProxyExchange {
             route: request.route.label)
         core.metrics.inFlight.decrement()
         core.state.unregister(ObjectIdentifier(self))
-        onFinished(self)
     }
 
     /// `/v1/models` as this key may see it: only its allowed models.

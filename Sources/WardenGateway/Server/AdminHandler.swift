@@ -10,12 +10,15 @@ final class AdminHandler: ChannelInboundHandler {
 
     private let core: GatewayCore
     private var head: HTTPRequestHead?
+    private var closing = false
 
     init(core: GatewayCore) {
         self.core = core
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        // After an answer that closes the connection, nothing more is read as a request.
+        guard !closing else { return }
         switch unwrapInboundIn(data) {
         case .head(let requestHead): head = requestHead
         case .body: break
@@ -28,7 +31,8 @@ final class AdminHandler: ChannelInboundHandler {
 
     /// Input NIO's decoder refuses gets 400 and the connection closes.
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        guard error is HTTPParserError, context.channel.isActive else { return context.close(promise: nil) }
+        guard error is HTTPParserError, context.channel.isActive, !closing else { return context.close(promise: nil) }
+        closing = true
         GatewayResponder.send(context, answering: nil, error: .badRequest("Malformed HTTP request.", code: "malformed_request"),
                               requestID: RequestIDs.next(), keepAlive: false)
     }
@@ -37,6 +41,7 @@ final class AdminHandler: ChannelInboundHandler {
         let path = String(head.uri.prefix { $0 != "?" })
         let requestID = HeaderPolicy.clientRequestID(from: head.headers) ?? RequestIDs.next()
         let keepAlive = head.isKeepAlive
+        closing = !keepAlive
         switch (head.method, path) {
         case (.GET, "/healthz"):
             GatewayResponder.send(context, answering: head, status: .ok, body: #"{"status":"alive"}"#, requestID: requestID, keepAlive: keepAlive)

@@ -74,6 +74,7 @@ struct ClientResponse {
             rateLimits.write(into: &head)
             if let framingField { head.append(framingField) }
             head.append("\r\n")
+            precondition(head.offset <= bytes.count, "response head larger than measured")
             return head.offset
         }
         return buffer

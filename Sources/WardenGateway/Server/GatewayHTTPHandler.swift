@@ -55,15 +55,27 @@ final class GatewayHTTPHandler: ChannelDuplexHandler {
         receive(unwrapInboundIn(data), context: context)
     }
 
-    /// Reading goes on while a response is pending (no re-arming of the socket per request); it stops only while
-    /// pipelined requests wait, so a client cannot make the gateway buffer more than one read ahead.
+    /// Reading goes on while a response is pending (no re-arming of the socket per request); it stops while
+    /// pipelined requests wait, so a client cannot make the gateway buffer more than one read ahead, and while the
+    /// client does not take what it was sent, so one that pipelines and never reads cannot pile up answers.
     func read(context: ChannelHandlerContext) {
-        if pipelined.isEmpty { context.read() } else { readWithheld = true }
+        if pipelined.isEmpty, context.channel.isWritable { context.read() } else { readWithheld = true }
+    }
+
+    private func resumeReading(_ context: ChannelHandlerContext) {
+        guard readWithheld, pipelined.isEmpty, context.channel.isWritable else { return }
+        readWithheld = false
+        context.read()
     }
 
     /// The decoder refuses what is not strict HTTP/1.1: oversized heads get 431, other malformed input 400, and
     /// the connection closes (the decoder reads nothing more).
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if case .dataReceivedInErrorState = error as? ByteToMessageDecoderError {
+            // Bytes after a request the decoder refused: that refusal (answered, or queued behind an answer still
+            // going out) already ends the connection.
+            return
+        }
         guard let parserError = error as? HTTPParserError else {
             context.close(promise: nil)
             return
@@ -93,10 +105,7 @@ final class GatewayHTTPHandler: ChannelDuplexHandler {
             }
         }
         if closing { pipelined.removeAll() }
-        if pipelined.isEmpty, readWithheld {
-            readWithheld = false
-            context.read()
-        }
+        resumeReading(context)
     }
 
     private func receive(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
@@ -107,7 +116,8 @@ final class GatewayHTTPHandler: ChannelDuplexHandler {
             bodyViolation = nil
             let identity = Admission.identify(requestHead, context: admissionContext(context))
             self.identity = identity
-            if requestHead.headers.first(name: "expect")?.lowercased() == "100-continue" {
+            // HTTP/1.0 clients do not know 100 Continue (RFC 9110 §10.1.1): their expectation is ignored.
+            if requestHead.version != .http1_0, requestHead.headers.first(name: "expect")?.lowercased() == "100-continue" {
                 answerExpectation(context: context, head: requestHead, identity: identity)
             }
         case .body(var chunk):
@@ -126,7 +136,10 @@ final class GatewayHTTPHandler: ChannelDuplexHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { exchange?.clientWritable() }
+        if context.channel.isWritable {
+            exchange?.clientWritable()
+            resumeReading(context)
+        }
         context.fireChannelWritabilityChanged()
     }
 
@@ -206,11 +219,16 @@ final class GatewayHTTPHandler: ChannelDuplexHandler {
                                                 clientAddress: identity.client, received: received, admission: forward.admission,
                                                 responseHeaders: forward.responseHeaders, dropUsageEvent: forward.dropUsageEvent, shape: forward.shape)
             closing = !head.isKeepAlive
-            let proxied = ProxyExchange(request: request, context: context, core: core) { [weak self] finished in
+            let proxied = ProxyExchange(request: request, context: context, core: core) { [weak self] finished, closesConnection in
                 guard let self, self.exchange === finished else { return }
                 self.exchange = nil
+                if closesConnection {
+                    // Whatever the client pipelined behind an answer that ends the connection is never answered.
+                    self.closing = true
+                    self.pipelined.removeAll()
+                }
                 self.armReadDeadline(context)
-                // The exchange settles before its last bytes are written: pipelined requests wait for those.
+                // Taken on the next tick, outside the finished exchange's own call stack.
                 if !self.pipelined.isEmpty { context.eventLoop.assumeIsolated().execute { self.takePipelined(context) } }
             }
             exchange = proxied
