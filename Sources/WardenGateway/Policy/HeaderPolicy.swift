@@ -1,4 +1,7 @@
 import NIOCore
+#if canImport(Glibc)
+import Glibc
+#endif
 import NIOHTTP1
 import WardenConfig
 
@@ -52,14 +55,20 @@ enum HeaderPolicy {
         return lowercase.withUTF8 { foldedEqual(name, $0) }
     }
 
+    /// Callers have checked that the lengths match. Most names arrive in lower case already (uvicorn's, the
+    /// gateway's own), so an exact comparison comes first.
     private static func foldedEqual(_ name: String, _ expected: UnsafeBufferPointer<UInt8>) -> Bool {
-        var index = 0
-        for byte in name.utf8 {
-            let folded = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
-            guard folded == expected[index] else { return false }
-            index += 1
+        var name = name
+        return name.withUTF8 { bytes in
+            guard let base = bytes.baseAddress, let other = expected.baseAddress else { return bytes.count == expected.count }
+            if memcmp(base, other, bytes.count) == 0 { return true }
+            for index in 0..<bytes.count {
+                let byte = bytes[index]
+                let folded = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
+                guard folded == expected[index] else { return false }
+            }
+            return true
         }
-        return true
     }
 
     /// The only client headers vLLM receives. vLLM acts on others (`X-Data-Parallel-Rank`, `X-Forwarded-*`,

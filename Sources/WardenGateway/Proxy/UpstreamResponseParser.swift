@@ -184,23 +184,29 @@ struct UpstreamResponseParser {
     }
 
     private static func statusLine(_ line: ByteBuffer) throws(Malformed) -> (HTTPVersion, HTTPResponseStatus) {
-        let bytes = Array(line.readableBytesView)
-        let text = String(decoding: bytes, as: UTF8.self)
-        guard bytes.count >= 12, bytes[8] == UInt8(ascii: " "), bytes[12...].first.map({ $0 == UInt8(ascii: " ") }) ?? true,
-              bytes[9...11].allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }),
-              bytes.dropFirst(13).allSatisfy({ $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) }) else {
-            throw Malformed(description: "an invalid status line: \(text.prefix(64))")
+        try line.withUnsafeReadableBytes { bytes throws(Malformed) -> (HTTPVersion, HTTPResponseStatus) in
+            let isDigit = { (byte: UInt8) in byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
+            guard bytes.count >= 12, bytes[8] == UInt8(ascii: " "), bytes.count == 12 || bytes[12] == UInt8(ascii: " "),
+                  isDigit(bytes[9]), isDigit(bytes[10]), isDigit(bytes[11]),
+                  bytes.dropFirst(13).allSatisfy({ $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) }) else {
+                throw Malformed(description: "an invalid status line: \(String(decoding: bytes.prefix(64), as: UTF8.self))")
+            }
+            let version: HTTPVersion
+            if bytes.starts(with: "HTTP/1.1".utf8) {
+                version = .http1_1
+            } else if bytes.starts(with: "HTTP/1.0".utf8) {
+                version = .http1_0
+            } else {
+                throw Malformed(description: "an unsupported HTTP version: \(String(decoding: bytes.prefix(8), as: UTF8.self))")
+            }
+            let code = Int(bytes[9] &- 48) * 100 + Int(bytes[10] &- 48) * 10 + Int(bytes[11] &- 48)
+            guard code >= 100 else { throw Malformed(description: "an invalid status code: \(code)") }
+            // The reason phrase is NIO's for known codes (no string built), vLLM's own otherwise.
+            let known = HTTPResponseStatus(statusCode: code)
+            let reason = bytes.count > 13 ? UnsafeRawBufferPointer(rebasing: bytes[13...]) : UnsafeRawBufferPointer(rebasing: bytes[0..<0])
+            if reason.elementsEqual(known.reasonPhrase.utf8) { return (version, known) }
+            return (version, HTTPResponseStatus(statusCode: code, reasonPhrase: String(decoding: reason, as: UTF8.self)))
         }
-        let version: HTTPVersion
-        switch text.prefix(8) {
-        case "HTTP/1.1": version = .http1_1
-        case "HTTP/1.0": version = .http1_0
-        default: throw Malformed(description: "an unsupported HTTP version: \(text.prefix(8))")
-        }
-        let code = Int(bytes[9] - 48) * 100 + Int(bytes[10] - 48) * 10 + Int(bytes[11] - 48)
-        guard code >= 100 else { throw Malformed(description: "an invalid status code: \(code)") }
-        let reason = bytes.count > 13 ? String(decoding: bytes[13...], as: UTF8.self) : ""
-        return (version, HTTPResponseStatus(statusCode: code, reasonPhrase: reason))
     }
 
     /// A field line as name and value (optional whitespace around the value trimmed). The name must be a token;
