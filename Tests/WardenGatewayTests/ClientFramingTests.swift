@@ -1,5 +1,6 @@
 import NIOCore
 import NIOPosix
+import Foundation
 import NIOHTTP1
 import Testing
 import WardenTestSupport
@@ -193,17 +194,33 @@ final class ScriptedUpstream: ChannelInboundHandler, @unchecked Sendable {
     typealias OutboundOut = ByteBuffer
     private var received = ""
     private let answer: @Sendable (String) -> String
+    private let seen: RequestLines
+    private let closeAfterAnswer: Bool
 
-    init(answer: @escaping @Sendable (String) -> String) { self.answer = answer }
+    /// The request lines the upstream answered, in order.
+    final class RequestLines: @unchecked Sendable {
+        private let lock = NSLock()
+        private var lines: [String] = []
+        func add(_ line: String) { lock.withLock { lines.append(line) } }
+        func count(_ prefix: String) -> Int { lock.withLock { lines.filter { $0.hasPrefix(prefix) }.count } }
+    }
 
-    /// Listens on a free loopback port; each connection gets its own handler.
-    static func start(answer: @escaping @Sendable (String) -> String) async throws -> (any Channel, Int) {
+    init(answer: @escaping @Sendable (String) -> String, seen: RequestLines, closeAfterAnswer: Bool) {
+        self.answer = answer
+        self.seen = seen
+        self.closeAfterAnswer = closeAfterAnswer
+    }
+
+    /// Listens on a free loopback port; each connection gets its own handler. An empty answer closes the connection,
+    /// as does every answer with `closeAfterAnswer`.
+    static func start(closeAfterAnswer: Bool = false, answer: @escaping @Sendable (String) -> String) async throws -> (any Channel, Int, RequestLines) {
+        let seen = RequestLines()
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(ScriptedUpstream(answer: answer)) }
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(ScriptedUpstream(answer: answer, seen: seen, closeAfterAnswer: closeAfterAnswer)) }
             }
             .bind(host: "127.0.0.1", port: 0).get()
-        return (channel, channel.localAddress!.port!)
+        return (channel, channel.localAddress!.port!, seen)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -216,7 +233,14 @@ final class ScriptedUpstream: ChannelInboundHandler, @unchecked Sendable {
             guard received.utf8.count >= total else { return }
             let requestLine = String(head.prefix { $0 != "\r" })
             received = String(received.dropFirst(total))
-            context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: answer(requestLine))), promise: nil)
+            seen.add(requestLine)
+            let text = answer(requestLine)
+            guard !text.isEmpty else { return context.close(promise: nil) }
+            let written = context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: text)))
+            if closeAfterAnswer {
+                let channel = context.channel
+                written.whenComplete { _ in channel.close(promise: nil) }
+            }
         }
     }
 }
@@ -228,7 +252,7 @@ struct UpstreamFramingTests {
         let events = "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\n"
             + "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1,\"total_tokens\":4}}\n\n"
             + "data: [DONE]\n\n"
-        let (upstream, upstreamPort) = try await ScriptedUpstream.start { requestLine in
+        let (upstream, upstreamPort, _) = try await ScriptedUpstream.start { requestLine in
             requestLine.hasPrefix("POST /v1/chat/completions")
                 ? "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: \(events.utf8.count)\r\n\r\n" + events
                 : "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
@@ -264,6 +288,71 @@ struct UpstreamFramingTests {
             #expect(text.hasSuffix("data: [DONE]\n\n"))
             #expect(try await eventually { harness.gateway.inFlight == 0 })
             #expect(try harness.upstreamRequests() - before == 1)
+        }
+    }
+
+    @Test("answers that end vLLM's connection (connection: close, HTTP/1.0, a body ended by the close) reach the client whole, and the next request opens a new connection")
+    func upstreamCloses() async throws {
+        let answers = [
+            "HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: 7\r\n\r\n{\"a\":1}",
+            "HTTP/1.0 200 OK\r\ncontent-type: application/json\r\ncontent-length: 7\r\n\r\n{\"a\":2}",
+            "HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-length: 0\r\n\r\n",
+        ]
+        for answer in answers {
+            let (upstream, upstreamPort, seen) = try await ScriptedUpstream.start { requestLine in
+                requestLine.hasPrefix("POST") ? answer : "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"
+            }
+            defer { upstream.close(promise: nil) }
+            try await withGateway(configure: { $0.upstreamPort = upstreamPort }) { harness in
+                let connection = try TestHTTPConnection(port: harness.port)
+                for round in 1...3 {
+                    connection.post("/v1/chat/completions", json: ClientConnectionTests.chat, headers: harness.bearer)
+                    let response = try connection.readResponse()
+                    if answer.contains("503") {
+                        #expect(response.status == 502, "vLLM's 5xx is answered with the gateway's own error")
+                    } else {
+                        #expect(response.status == 200)
+                        #expect(response.body == String(answer.suffix(7)), "round \(round)")
+                    }
+                }
+                #expect(seen.count("POST /v1/chat/completions") == 3)
+                #expect(try await eventually { harness.gateway.inFlight == 0 })
+            }
+        }
+    }
+
+    @Test("a body without length or chunks runs to vLLM's close and reaches the client whole")
+    func upstreamBodyUntilClose() async throws {
+        let (upstream, upstreamPort, _) = try await ScriptedUpstream.start(closeAfterAnswer: true) { requestLine in
+            requestLine.hasPrefix("POST") ? "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n{\"whole\":true}" : "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"
+        }
+        defer { upstream.close(promise: nil) }
+        try await withGateway(configure: { $0.upstreamPort = upstreamPort }) { harness in
+            let connection = try TestHTTPConnection(port: harness.port)
+            connection.post("/v1/chat/completions", json: ClientConnectionTests.chat, headers: harness.bearer)
+            let response = try connection.readResponse()
+            #expect(response.status == 200)
+            #expect(response.body == "{\"whole\":true}")
+            #expect(try await eventually { harness.accessLog.contents.last?.contains("\"decision\":\"allowed\"") == true },
+                    "ended by vLLM's close, not cut short: \(harness.accessLog.contents.last ?? "")")
+        }
+    }
+
+    @Test("a malformed answer on a kept-alive connection is refused (503) and the request is not sent again")
+    func malformedNotRetried() async throws {
+        let (upstream, upstreamPort, seen) = try await ScriptedUpstream.start { requestLine in
+            requestLine.hasPrefix("POST /v1/chat/completions") ? "HTTP/1.1 200 OK\r\nbad header\r\n\r\n"
+                : "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
+        }
+        defer { upstream.close(promise: nil) }
+        try await withGateway(configure: { $0.upstreamPort = upstreamPort }) { harness in
+            // One answered request leaves a kept-alive connection in the pool; the next request reuses it.
+            let connection = try TestHTTPConnection(port: harness.port)
+            connection.post("/v1/completions", json: #"{"prompt":"p","max_tokens":1}"#, headers: harness.bearer)
+            #expect(try connection.readResponse().status == 200)
+            connection.post("/v1/chat/completions", json: ClientConnectionTests.chat, headers: harness.bearer)
+            #expect(try connection.readResponse().status == 503)
+            #expect(seen.count("POST /v1/chat/completions") == 1)
         }
     }
 }

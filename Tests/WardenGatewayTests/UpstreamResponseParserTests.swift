@@ -98,6 +98,9 @@ struct UpstreamResponseParserTests {
         "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n",
         "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nffffffffffffffffff\r\n",
         "HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\nxHTTP/1.1 200 OK\r\n\r\n",
+        "HTTP/1.1 200 OK\r\ntransfer-encoding: chun\u{212A}ed\r\n\r\n0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5 junk\r\nhello\r\n0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n0\r\n" + String(repeating: "x-t: 1\r\n", count: 101) + "\r\n",
     ])
     func refused(response: String) {
         #expect(throws: UpstreamResponseParser.Malformed.self) { try Self.parse(response) }
@@ -114,5 +117,26 @@ struct UpstreamResponseParserTests {
     func unsolicited() {
         var parser = UpstreamResponseParser()
         #expect(throws: UpstreamResponseParser.Malformed.self) { try parser.parse(ByteBuffer(string: "HTTP/1.1 200 OK\r\n\r\n")) { _ in } }
+    }
+
+    @Test("an equal repeated Content-Length is kept once; chunk extensions after whitespace pass; an unknown code keeps vLLM's reason phrase")
+    func tolerated() throws {
+        let repeated = try Self.parse("HTTP/1.1 200 OK\r\ncontent-length: 2\r\nContent-Length: 2\r\n\r\nok")
+        #expect(repeated.head?.headers[canonicalForm: "content-length"].count == 1)
+        #expect(repeated.body == "ok")
+        #expect(try Self.parse("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2 ;x=y\r\nok\r\n0\r\n\r\n").body == "ok")
+        #expect(try Self.parse("HTTP/1.1 299 Fine\r\ncontent-length: 0\r\n\r\n").head?.status.reasonPhrase == "Fine")
+        #expect(try Self.parse("HTTP/1.1 200\r\ncontent-length: 0\r\n\r\n").head?.status.code == 200)
+    }
+
+    @Test("whether any byte of the answer came: a connection closed before one may be retried, one closed after may not")
+    func receivedBytes() throws {
+        var parser = UpstreamResponseParser()
+        parser.expectResponse(to: .POST)
+        #expect(!parser.receivedBytes)
+        try parser.parse(ByteBuffer(string: "HTTP/1.1 2")) { _ in }
+        #expect(parser.receivedBytes)
+        parser.expectResponse(to: .POST)
+        #expect(!parser.receivedBytes)
     }
 }

@@ -49,8 +49,10 @@ struct ExchangeStateMachine {
         case responseHead(HTTPResponseHead)
         case responseBody(ByteBuffer)
         case responseEnd
-        /// vLLM's connection closed or failed before the response ended.
-        case upstreamClosed(String)
+        /// vLLM's connection closed or failed before the response ended. `retryable`: it went away before sending a
+        /// byte of this response (a kept-alive connection it had closed), not a malformed answer or a timeout, after
+        /// which vLLM may be working on the request.
+        case upstreamClosed(String, retryable: Bool = true)
         /// vLLM's bytes of one read were handed on; `clientWritable` says whether the client keeps up.
         case readComplete(clientWritable: Bool)
         case clientWritable
@@ -133,8 +135,8 @@ struct ExchangeStateMachine {
             return failBeforeHead(.upstreamUnavailable(reason))
         case (.awaitingHead, .responseHead(let head)):
             return receivedHead(head)
-        case (.awaitingHead(let reused, let retried), .upstreamClosed(let reason)):
-            if reused, !retried, !receivedAnything {
+        case (.awaitingHead(let reused, let retried), .upstreamClosed(let reason, let retryable)):
+            if reused, !retried, !receivedAnything, retryable {
                 // A kept-alive connection vLLM closed just before our request: one retry on a fresh one.
                 state = .connecting(retried: true)
                 return [.closeUpstream, .acquireConnection(fresh: true)]
@@ -157,7 +159,7 @@ struct ExchangeStateMachine {
             relay.paused = false
             state = .relaying(relay)
             return [.cancelStallTimer, .resumeUpstream]
-        case (.relaying(let relay), .upstreamClosed(let reason)):
+        case (.relaying(let relay), .upstreamClosed(let reason, _)):
             return upstreamBroke(relay, reason: reason)
         case (.relaying(let relay), .stallTimeout) where relay.paused:
             // The client stopped reading: vLLM must not keep generating into a buffer nobody drains.

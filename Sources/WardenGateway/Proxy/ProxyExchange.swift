@@ -92,7 +92,7 @@ final class ProxyExchange {
         handle(.readComplete(clientWritable: true))
         if !context.channel.isWritable { handle(.readComplete(clientWritable: false)) }
     }
-    func upstreamClosed(reason: String) { handle(.upstreamClosed(reason)) }
+    func upstreamClosed(reason: String, retryable: Bool = true) { handle(.upstreamClosed(reason, retryable: retryable)) }
     func clientWritable() { handle(.clientWritable) }
     func clientWentAway() { handle(.clientGone) }
 

@@ -129,8 +129,14 @@ final class UpstreamHandler: ChannelInboundHandler {
     private var parser = UpstreamResponseParser()
     private var context: ChannelHandlerContext?
 
+    /// Requests sent on this connection: a read's parser copy is kept only if no request went out meanwhile.
+    private var requestsSent = 0
+
     /// A request is going out: its answer is the next thing vLLM sends.
-    func expectResponse(to method: HTTPMethod) { parser.expectResponse(to: method) }
+    func expectResponse(to method: HTTPMethod) {
+        requestsSent += 1
+        parser.expectResponse(to: method)
+    }
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
     func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
@@ -146,13 +152,19 @@ final class UpstreamHandler: ChannelInboundHandler {
             context.close(promise: nil)
             return
         }
+        // Parsed on a copy: the parts it hands out can close this channel (a response that ends the connection),
+        // and the handler's callbacks then read the parser while this read would still be writing it.
+        var parser = self.parser
+        let sent = requestsSent
+        defer { if requestsSent == sent { self.parser = parser } }
         do {
             try parser.parse(unwrapInboundIn(data)) { exchange.upstreamReceived($0) }
         } catch {
-            // Bytes after the response ended, or a response the parser refuses: the connection cannot be trusted.
+            // Bytes after the response ended, or a response the parser refuses: the connection cannot be trusted,
+            // and the request is not sent again (vLLM answered it, badly).
             let current = self.exchange
             self.exchange = nil
-            current?.upstreamClosed(reason: "malformed response from the model server: \(error)")
+            current?.upstreamClosed(reason: "malformed response from the model server: \(error)", retryable: false)
             context.close(promise: nil)
         }
     }
@@ -162,11 +174,16 @@ final class UpstreamHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        // A body without a length or chunks ends with the connection: the close completes it.
-        if parser.bodyEndsWithClose { exchange?.upstreamReceived(.end(nil)) }
-        let current = exchange
-        exchange = nil
-        current?.upstreamClosed(reason: "connection closed by the model server")
+        if let current = exchange {
+            exchange = nil
+            if parser.bodyEndsWithClose {
+                // A body without a length or chunks ends with the connection: the close completes it.
+                current.upstreamReceived(.end(nil))
+            } else {
+                // Retried only when vLLM sent nothing of this response (a kept-alive connection it had closed).
+                current.upstreamClosed(reason: "connection closed by the model server", retryable: !parser.receivedBytes)
+            }
+        }
         context.fireChannelInactive()
     }
 
@@ -174,7 +191,7 @@ final class UpstreamHandler: ChannelInboundHandler {
         if event is IdleStateHandler.IdleStateEvent {
             let current = exchange
             exchange = nil
-            current?.upstreamClosed(reason: "no data from the model server within the read timeout")
+            current?.upstreamClosed(reason: "no data from the model server within the read timeout", retryable: false)
             context.close(promise: nil)
         }
     }
@@ -182,7 +199,7 @@ final class UpstreamHandler: ChannelInboundHandler {
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         let current = exchange
         exchange = nil
-        current?.upstreamClosed(reason: "\(error)")
+        current?.upstreamClosed(reason: "\(error)", retryable: !parser.receivedBytes)
         context.close(promise: nil)
     }
 }

@@ -32,6 +32,9 @@ struct UpstreamResponseParser {
 
     private var state = State.idle
     private var answersHead = false
+    /// Whether any byte of the expected response arrived.
+    private(set) var receivedBytes = false
+    private var trailerLines = 0
     /// Bytes of a head, a chunk-size line or trailers that arrived split across reads.
     private var partial: ByteBuffer?
 
@@ -39,6 +42,8 @@ struct UpstreamResponseParser {
     mutating func expectResponse(to method: HTTPMethod) {
         state = .head
         answersHead = method == .HEAD
+        receivedBytes = false
+        partial = nil
     }
 
     /// Whether the body being read ends when vLLM closes the connection (then the close is its end).
@@ -47,6 +52,7 @@ struct UpstreamResponseParser {
     /// Reads what `buffer` holds, handing each part to `emit` as it completes; body parts are slices of `buffer`.
     mutating func parse(_ buffer: ByteBuffer, _ emit: (HTTPClientResponsePart) -> Void) throws(Malformed) {
         var input = buffer
+        if input.readableBytes > 0 { receivedBytes = true }
         if var held = partial {
             partial = nil
             held.writeBuffer(&input)
@@ -66,6 +72,7 @@ struct UpstreamResponseParser {
             case .chunkSize:
                 guard let line = try takeLine(&input, upTo: "\r\n", limit: 1024) else { return }
                 let size = try Self.chunkSize(line)
+                trailerLines = 0
                 state = size == 0 ? .trailers : .chunkData(remaining: size)
             case .chunkData(let remaining):
                 let part = input.readSlice(length: min(remaining, input.readableBytes))!
@@ -77,7 +84,13 @@ struct UpstreamResponseParser {
                 state = .chunkSize
             case .trailers:
                 guard let line = try takeLine(&input, upTo: "\r\n", limit: Self.maxHeadBytes) else { return }
-                if line.readableBytes > 0 { try Self.checkField(line) } else { finish(emit) }
+                guard line.readableBytes > 0 else {
+                    finish(emit)
+                    continue
+                }
+                trailerLines += 1
+                guard trailerLines <= Self.maxFields else { throw Malformed(description: "more than \(Self.maxFields) trailer fields") }
+                try Self.checkField(line)
             case .untilClose:
                 emit(.body(input))
                 return
@@ -91,7 +104,10 @@ struct UpstreamResponseParser {
             delimiter.withUTF8Buffer { needle in Self.search(bytes, for: needle) }
         }
         guard let offset = found else {
-            guard input.readableBytes <= limit else { throw Malformed(description: "a head or chunk line longer than \(limit) bytes") }
+            // What is held may end with part of the delimiter.
+            guard input.readableBytes < limit + delimiter.utf8CodeUnitCount else {
+                throw Malformed(description: "a head or chunk line longer than \(limit) bytes")
+            }
             hold(input)
             input.moveReaderIndex(forwardBy: input.readableBytes)
             return nil
@@ -133,14 +149,20 @@ struct UpstreamResponseParser {
                 guard let parsed = Self.decimal(value), length == nil || length == parsed else {
                     throw Malformed(description: "an invalid or repeated Content-Length: \(value)")
                 }
+                // An equal repeat is accepted and kept once.
+                if length != nil { continue }
                 length = parsed
             } else if HeaderPolicy.name(name, is: "transfer-encoding") {
-                guard value.lowercased() == "chunked", !chunked else { throw Malformed(description: "an unsupported Transfer-Encoding: \(value)") }
+                guard HeaderPolicy.name(value, is: "chunked"), !chunked else { throw Malformed(description: "an unsupported Transfer-Encoding: \(value)") }
                 chunked = true
             } else if HeaderPolicy.name(name, is: "connection") {
-                for token in value.lowercased().split(separator: ",") {
-                    let option = token.trimmingSpaces()
-                    if option == "close" { close = true } else if option == "keep-alive", version == .http1_0 { close = false }
+                for token in value.split(separator: ",") {
+                    let option = String(token.trimmingSpaces())
+                    if HeaderPolicy.name(option, is: "close") {
+                        close = true
+                    } else if HeaderPolicy.name(option, is: "keep-alive"), version == .http1_0 {
+                        close = false
+                    }
                 }
             }
             fields.append((name, value))
@@ -246,7 +268,10 @@ struct UpstreamResponseParser {
     private static func chunkSize(_ line: ByteBuffer) throws(Malformed) -> Int {
         let bytes = Array(line.readableBytesView)
         let digits = bytes.prefix { $0 != UInt8(ascii: ";") && $0 != 0x20 && $0 != 0x09 }
-        guard !digits.isEmpty, digits.count <= 15, bytes.allSatisfy({ $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) }),
+        // After the digits: nothing, or optional whitespace and `;` extensions.
+        let rest = bytes.dropFirst(digits.count).drop { $0 == 0x20 || $0 == 0x09 }
+        guard !digits.isEmpty, digits.count <= 15, rest.first.map({ $0 == UInt8(ascii: ";") }) ?? true,
+              bytes.allSatisfy({ $0 == 0x09 || ($0 >= 0x20 && $0 != 0x7F) }),
               let size = Int(String(decoding: digits, as: UTF8.self), radix: 16), size >= 0,
               digits.allSatisfy({ $0 != UInt8(ascii: "+") && $0 != UInt8(ascii: "-") }) else {
             throw Malformed(description: "an invalid chunk size line")
