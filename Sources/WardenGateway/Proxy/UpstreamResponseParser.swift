@@ -118,8 +118,12 @@ struct UpstreamResponseParser {
         return line
     }
 
+    /// Keeps the unread rest for the next read, copied: a slice would keep the whole read buffer alive, per
+    /// connection, for as long as a stream runs.
     private mutating func hold(_ input: ByteBuffer) {
-        partial = input
+        var copy = ByteBufferAllocator().buffer(capacity: input.readableBytes)
+        copy.writeImmutableBuffer(input)
+        partial = copy
     }
 
     private static func search(_ bytes: UnsafeRawBufferPointer, for needle: UnsafeBufferPointer<UInt8>) -> Int? {
