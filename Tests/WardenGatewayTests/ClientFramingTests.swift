@@ -269,8 +269,12 @@ struct UpstreamFramingTests {
             #expect(streamed.body.contains("\"content\":\"hi\""))
             #expect(!streamed.body.contains("usage"), "the client did not ask for usage")
             #expect(streamed.body.hasSuffix("data: [DONE]\n\n"))
-            connection.get("/health")
-            #expect(try connection.readResponse().status == 200, "the connection still reads as HTTP")
+            // The connection still reads as HTTP: a second stream on it is framed and answered the same way.
+            connection.post("/v1/chat/completions", json: #"{"messages":[{"role":"user","content":"hi"}],"max_tokens":4,"stream":true}"#,
+                            headers: harness.bearer)
+            let second = try connection.readResponse()
+            #expect(second.status == 200)
+            #expect(second.body.hasSuffix("data: [DONE]\n\n"))
         }
     }
 
