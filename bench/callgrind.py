@@ -82,6 +82,18 @@ def measure(label, argv, port, key, sim_port, upstream_key, args, env=None):
     return results
 
 
+def start_upstream(warden, sim):
+    """Starts vllm-sim (50 output tokens) and creates a gateway key; returns its port, its key, the key store and the key."""
+    upstream_key = "bench-upstream-key"
+    sim_port = bench.free_port()
+    bench.start("sim", [sim, "--port", str(sim_port), "--api-key", upstream_key, "--served-model-name", "sim-model", "--output-tokens", "50"])
+    bench.wait_port(sim_port)
+    store = os.path.join(bench.WORK, "keys/keys.sqlite")
+    key = subprocess.run([warden, "keys", "create", "--name", "bench", "--config", bench.write_config("keys", sim_port, store, True)],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    return sim_port, upstream_key, store, key
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--warden", required=True)
@@ -91,14 +103,7 @@ def main():
     parser.add_argument("--stream-requests", type=int, default=400)
     args = parser.parse_args()
 
-    upstream_key = "bench-upstream-key"
-    sim_port = bench.free_port()
-    bench.start("sim", [args.sim, "--port", str(sim_port), "--api-key", upstream_key, "--served-model-name", "sim-model", "--output-tokens", "50"])
-    bench.wait_port(sim_port)
-    store = os.path.join(bench.WORK, "keys/keys.sqlite")
-    key = subprocess.run([args.warden, "keys", "create", "--name", "bench", "--config", bench.write_config("keys", sim_port, store, True)],
-                         capture_output=True, text=True, check=True).stdout.strip()
-
+    sim_port, upstream_key, store, key = start_upstream(args.warden, args.sim)
     port, admin = bench.free_port(), bench.free_port()
     config = bench.write_config("B", sim_port, store, True, port, admin)
     gateway_env = dict(os.environ, VLLM_API_KEY=upstream_key, LD_PRELOAD=args.shim)

@@ -50,13 +50,7 @@ def main():
     parser.add_argument("--requests", type=int, default=2000)
     args = parser.parse_args()
 
-    upstream_key = "bench-upstream-key"
-    sim_port = bench.free_port()
-    bench.start("sim", [args.sim, "--port", str(sim_port), "--api-key", upstream_key, "--served-model-name", "sim-model", "--output-tokens", "50"])
-    bench.wait_port(sim_port)
-    store = os.path.join(bench.WORK, "keys/keys.sqlite")
-    key = subprocess.run([args.warden, "keys", "create", "--name", "bench", "--config", bench.write_config("keys", sim_port, store, True)],
-                         capture_output=True, text=True, check=True).stdout.strip()
+    sim_port, upstream_key, store, key = callgrind.start_upstream(args.warden, args.sim)
     results = {}
     for connections in (1, 8):
         port, admin = bench.free_port(), bench.free_port()
