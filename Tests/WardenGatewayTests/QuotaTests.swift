@@ -56,8 +56,8 @@ struct QuotaTests {
         let clock = WallClock(Self.lateMarch)
         let limits = limits(clock, day: 1000)
         let first = try limits.admit(key: key, model: "m", reserve: 600).get()
-        #expect(first.headers.contains { $0 == ("x-ratelimit-remaining-tokens-day", "400") })
-        #expect(first.headers.contains { $0 == ("x-ratelimit-reset-tokens-day", "3600s") })
+        #expect(first.rateLimits.fields.contains { $0 == ("x-ratelimit-remaining-tokens-day", "400") })
+        #expect(first.rateLimits.fields.contains { $0 == ("x-ratelimit-reset-tokens-day", "3600s") })
         limits.finish(first, charged: 500)
 
         guard case .failure(let refusal) = limits.admit(key: key, model: "m", reserve: 501) else {
@@ -74,7 +74,7 @@ struct QuotaTests {
 
         clock.advance(3600)
         let nextDay = try limits.admit(key: key, model: "m", reserve: 1000).get()
-        #expect(nextDay.headers.contains { $0 == ("x-ratelimit-remaining-tokens-day", "0") })
+        #expect(nextDay.rateLimits.fields.contains { $0 == ("x-ratelimit-remaining-tokens-day", "0") })
     }
 
     @Test("a monthly quota holds across days; a key's own quota overrides the default; a request still running counts")
@@ -107,6 +107,6 @@ struct QuotaTests {
         #expect(limits.quotaUse([key]).map(\.used) == [900])
         let unlimited = self.limits(clock)
         let admitted = try unlimited.admit(key: key, model: "m", reserve: 10_000).get()
-        #expect(!admitted.headers.contains { $0.0.hasSuffix("-day") || $0.0.hasSuffix("-month") })
+        #expect(!admitted.rateLimits.fields.contains { $0.0.hasSuffix("-day") || $0.0.hasSuffix("-month") })
     }
 }

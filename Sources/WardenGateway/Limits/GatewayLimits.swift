@@ -67,7 +67,6 @@ final class GatewayLimits: Sendable {
         var reservedTokens: Int
         /// The `x-ratelimit-*` fields of its answer.
         var rateLimits: RateLimitFields
-        var headers: [(String, String)] { rateLimits.fields }
     }
 
     private let state: Mutex<State>

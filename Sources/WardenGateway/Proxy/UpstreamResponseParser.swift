@@ -1,8 +1,5 @@
 import NIOCore
 import NIOHTTP1
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// vLLM's responses parsed from the connection's bytes: a status line, fields, then a body delimited by
 /// `Content-Length`, chunks, or the close. uvicorn's answers are simple, and this is strict where a proxy must be —
@@ -63,14 +60,14 @@ struct UpstreamResponseParser {
             case .idle:
                 throw Malformed(description: "bytes from the model server with no request outstanding")
             case .head:
-                guard let head = try takeLine(&input, upTo: "\r\n\r\n", limit: Self.maxHeadBytes) else { return }
+                guard let head = try takeLine(&input, upTo: Self.headEnd, limit: Self.maxHeadBytes) else { return }
                 try readHead(head, emit)
             case .fixed(let remaining):
                 let part = input.readSlice(length: min(remaining, input.readableBytes))!
                 emit(.body(part))
                 if remaining == part.readableBytes { finish(emit) } else { state = .fixed(remaining: remaining - part.readableBytes) }
             case .chunkSize:
-                guard let line = try takeLine(&input, upTo: "\r\n", limit: 1024) else { return }
+                guard let line = try takeLine(&input, upTo: Self.lineEnd, limit: 1024) else { return }
                 let size = try Self.chunkSize(line)
                 trailerLines = 0
                 state = size == 0 ? .trailers : .chunkData(remaining: size)
@@ -83,7 +80,7 @@ struct UpstreamResponseParser {
                 guard input.readInteger(as: UInt16.self) == 0x0D0A else { throw Malformed(description: "a chunk not followed by CRLF") }
                 state = .chunkSize
             case .trailers:
-                guard let line = try takeLine(&input, upTo: "\r\n", limit: Self.maxHeadBytes) else { return }
+                guard let line = try takeLine(&input, upTo: Self.lineEnd, limit: Self.maxHeadBytes) else { return }
                 guard line.readableBytes > 0 else {
                     finish(emit)
                     continue
@@ -98,14 +95,15 @@ struct UpstreamResponseParser {
         }
     }
 
+    private static let headEnd = Array("\r\n\r\n".utf8)
+    private static let lineEnd = Array("\r\n".utf8)
+
     /// The part through the next `delimiter` (without it), or nil with the rest held for the next read.
-    private mutating func takeLine(_ input: inout ByteBuffer, upTo delimiter: StaticString, limit: Int) throws(Malformed) -> ByteBuffer? {
-        let found = input.withUnsafeReadableBytes { bytes in
-            delimiter.withUTF8Buffer { needle in Self.search(bytes, for: needle) }
-        }
+    private mutating func takeLine(_ input: inout ByteBuffer, upTo delimiter: [UInt8], limit: Int) throws(Malformed) -> ByteBuffer? {
+        let found = input.withUnsafeReadableBytes { UsageScanner.find(delimiter, in: $0, within: 0..<$0.count)?.lowerBound }
         guard let offset = found else {
             // What is held may end with part of the delimiter.
-            guard input.readableBytes < limit + delimiter.utf8CodeUnitCount else {
+            guard input.readableBytes < limit + delimiter.count else {
                 throw Malformed(description: "a head or chunk line longer than \(limit) bytes")
             }
             hold(input)
@@ -114,7 +112,7 @@ struct UpstreamResponseParser {
         }
         guard offset <= limit else { throw Malformed(description: "a head or chunk line longer than \(limit) bytes") }
         let line = input.readSlice(length: offset)!
-        input.moveReaderIndex(forwardBy: delimiter.utf8CodeUnitCount)
+        input.moveReaderIndex(forwardBy: delimiter.count)
         return line
     }
 
@@ -124,18 +122,6 @@ struct UpstreamResponseParser {
         var copy = ByteBufferAllocator().buffer(capacity: input.readableBytes)
         copy.writeImmutableBuffer(input)
         partial = copy
-    }
-
-    private static func search(_ bytes: UnsafeRawBufferPointer, for needle: UnsafeBufferPointer<UInt8>) -> Int? {
-        guard bytes.count >= needle.count, let first = needle.first else { return nil }
-        var start = 0
-        while start <= bytes.count - needle.count {
-            guard let hit = memchr(bytes.baseAddress! + start, Int32(first), bytes.count - needle.count + 1 - start) else { return nil }
-            let offset = bytes.baseAddress!.distance(to: UnsafeRawPointer(hit))
-            if memcmp(bytes.baseAddress! + offset, needle.baseAddress!, needle.count) == 0 { return offset }
-            start = offset + 1
-        }
-        return nil
     }
 
     private mutating func readHead(_ head: ByteBuffer, _ emit: (HTTPClientResponsePart) -> Void) throws(Malformed) {
@@ -202,8 +188,7 @@ struct UpstreamResponseParser {
     /// The next CRLF-separated line of a head; a bare LF or CR anywhere else is refused by ``checkField``.
     private static func nextLine(_ lines: inout ByteBuffer) -> ByteBuffer? {
         guard lines.readableBytes > 0 else { return nil }
-        let crlf: StaticString = "\r\n"
-        let end = lines.withUnsafeReadableBytes { bytes in crlf.withUTF8Buffer { search(bytes, for: $0) } } ?? lines.readableBytes
+        let end = lines.withUnsafeReadableBytes { UsageScanner.find(lineEnd, in: $0, within: 0..<$0.count)?.lowerBound } ?? lines.readableBytes
         let line = lines.readSlice(length: end)!
         lines.moveReaderIndex(forwardBy: min(2, lines.readableBytes))
         return line
