@@ -83,9 +83,9 @@ struct AdmissionTests {
         deployment.gateway.allowedEndpoints = Array(RouteCatalog.meters.keys)
         deployment.gateway.audioTokensPerSecond = 50
         let configuration = try GatewayConfiguration(deployment: deployment, deploymentPath: nil, upstreamKey: "k")
-        return Admission.Context(configuration: configuration, policy: GatewayPolicy(keys: table, gateway: configuration.routes),
-                                 limits: limits, draining: false, peer: IPAddress("192.0.2.7"), epochSeconds: 1_800_000_000,
-                                 responses: ResponseRegistry())
+        return Admission.Context(shared: Admission.Shared(configuration: configuration, limits: limits, responses: ResponseRegistry()),
+                                 policy: GatewayPolicy(keys: table, gateway: configuration.routes), draining: false,
+                                 peer: IPAddress("192.0.2.7"), epochSeconds: 1_800_000_000)
     }
 
     func withKey(tokensPerMinute: Int? = 1000, _ body: (KeyTable, String) throws -> Void) throws {

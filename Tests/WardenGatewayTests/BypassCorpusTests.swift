@@ -74,6 +74,19 @@ struct BypassCorpusTests {
             "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(key)\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n" }, status: 400),
         Case(name: "conflicting Content-Length", raw: { key in
             "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(key)\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}" }, status: 400),
+        Case(name: "repeated equal Content-Length", raw: { key in
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(key)\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n{}" }, status: 400),
+        Case(name: "a transfer coding besides chunked", raw: { key in
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(key)\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n" }, status: 400),
+        Case(name: "chunked from an HTTP/1.0 client", raw: { key in
+            "POST /v1/chat/completions HTTP/1.0\r\nHost: x\r\nAuthorization: Bearer \(key)\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n" }, status: 400),
+        Case(name: "obs-fold", raw: { key in
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(key)\r\nX-A: 1\r\n Transfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n{}" }, status: 400),
+        Case(name: "bare LF line ends", raw: { key in "GET /v1/models HTTP/1.1\nHost: x\nAuthorization: Bearer \(key)\n\n" }, status: 400),
+        Case(name: "chunk size with 0x", raw: { key in
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(key)\r\nTransfer-Encoding: chunked\r\n\r\n0x2\r\n{}\r\n0\r\n\r\n" }, status: 400),
+        Case(name: "chunk size overflowing", raw: { key in
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(key)\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000002\r\n{}\r\n0\r\n\r\n" }, status: 400),
         Case(name: "too many header fields", raw: get("/v1/models", extra: (0..<150).map { "X-H\($0): v\r\n" }.joined()), status: 431),
         Case(name: "a header over the parser's limit", raw: get("/v1/models", extra: "X-Big: \(String(repeating: "b", count: 100_000))\r\n"), status: 431),
         Case(name: "non-ASCII target", raw: post("/v1/chät/completions"), status: 400),

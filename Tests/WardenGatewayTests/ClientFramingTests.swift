@@ -42,6 +42,19 @@ struct ClientResponseTests {
         #expect(response.end == nil)
     }
 
+    @Test("vLLM's field lines go out as they arrived, those the caller drops left out, a repeated length once; a bodyless status gets none")
+    func forwardedLines() throws {
+        let upstream = try UpstreamHead(ByteBuffer(string: "HTTP/1.1 200 OK\r\nServer:  uvicorn \r\nX-Drop: 1\r\ncontent-length: 2\r\nContent-Length: 2\r\nx-b:\tv"))
+        var response = ClientResponse(answering: Self.head())
+        let head = response.head(.ok, forwarding: upstream, keeping: { !HeaderPolicy.name($0, is: "x-drop") },
+                                 fields: [("x-request-id", "r")], allocator: .init())
+        #expect(String(buffer: head) == "HTTP/1.1 200 OK\r\nServer:  uvicorn \r\ncontent-length: 2\r\nx-b:\tv\r\nx-request-id: r\r\n\r\n")
+        #expect(response.framing == .contentLength)
+        var notModified = ClientResponse(answering: Self.head())
+        let bodyless = notModified.head(.notModified, forwarding: upstream, fields: [], allocator: .init())
+        #expect(String(buffer: bodyless) == "HTTP/1.1 304 Not Modified\r\nServer:  uvicorn \r\nX-Drop: 1\r\nx-b:\tv\r\n\r\n")
+    }
+
     @Test("HEAD is answered with the fields a GET would get and no body bytes")
     func head() {
         var response = ClientResponse(answering: Self.head(.HEAD))
@@ -275,6 +288,31 @@ struct UpstreamFramingTests {
             let second = try connection.readResponse()
             #expect(second.status == 200)
             #expect(second.body.hasSuffix("data: [DONE]\n\n"))
+        }
+    }
+
+    @Test("vLLM's hop-by-hop fields, those its Connection field names, its request id and rate limits never reach the client; the rest does, as sent")
+    func forwardedFields() async throws {
+        let (upstream, upstreamPort, _) = try await ScriptedUpstream.start { requestLine in
+            requestLine.hasPrefix("POST")
+                ? "HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Hop\r\nX-Hop: secret\r\nKeep-Alive: timeout=5\r\nx-request-id: vllm-internal\r\n"
+                    + "X-RateLimit-Limit-Requests: 1\r\nServer: uvicorn\r\ncontent-type: application/json\r\ncontent-length: 2\r\nContent-Length: 2\r\n\r\n{}"
+                : "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
+        }
+        defer { upstream.close(promise: nil) }
+        try await withGateway(configure: { $0.upstreamPort = upstreamPort }) { harness in
+            let connection = try TestHTTPConnection(port: harness.port)
+            connection.post("/v1/chat/completions", json: #"{"messages":[{"role":"user","content":"hi"}],"max_tokens":4}"#,
+                            headers: harness.bearer.merging(["Connection": "close"]) { $1 })
+            let text = try connection.readToClose()
+            let head = text.components(separatedBy: "\r\n\r\n")[0].lowercased()
+            #expect(head.hasPrefix("http/1.1 200 ok\r\n"))
+            #expect(head.contains("\r\nserver: uvicorn\r\n") && head.contains("\r\ncontent-type: application/json\r\n"))
+            #expect(head.components(separatedBy: "content-length: 2").count == 2, "one length: \(head)")
+            #expect(head.components(separatedBy: "x-request-id: ").count == 2 && !head.contains("vllm-internal"))
+            #expect(!head.contains("x-hop") && !head.contains("keep-alive") && !head.contains("x-ratelimit-limit-requests: 1\r\n"))
+            #expect(head.contains("\r\nconnection: close"))
+            #expect(text.hasSuffix("\r\n\r\n{}"))
         }
     }
 

@@ -16,10 +16,9 @@ struct ExchangeStateMachineTests {
         return machine
     }
 
-    static func head(_ status: HTTPResponseStatus = .ok, eventStream: Bool) -> HTTPResponseHead {
-        var headers = HTTPHeaders()
-        headers.add(name: "content-type", value: eventStream ? "text/event-stream; charset=utf-8" : "application/json")
-        return HTTPResponseHead(version: .http1_1, status: status, headers: headers)
+    static func head(_ status: HTTPResponseStatus = .ok, eventStream: Bool) -> UpstreamHead {
+        let contentType = eventStream ? "text/event-stream; charset=utf-8" : "application/json"
+        return try! UpstreamHead(ByteBuffer(string: "HTTP/1.1 \(status.code) \(status.reasonPhrase)\r\ncontent-type: \(contentType)"))
     }
 
     static let tokenEvent = #"data: {"id":"c","choices":[{"index":0,"delta":{"content":"a"}}]}"# + "\n\n"

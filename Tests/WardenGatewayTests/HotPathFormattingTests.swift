@@ -46,11 +46,24 @@ struct HeaderNameTests {
         #expect(!HeaderPolicy.name("content-lengtH\u{0}", is: "content-length"))
     }
 
-    @Test("the names a Connection field lists, lower-cased, from every Connection field; none without one")
-    func connectionTokens() {
-        let headers = HTTPHeaders([("Connection", "keep-alive, X-Hop"), ("content-type", "text/plain"), ("connection", "\tUpgrade ")])
-        #expect(HeaderPolicy.connectionTokens(headers) == ["keep-alive", "x-hop", "upgrade"])
-        #expect(HeaderPolicy.connectionTokens(HTTPHeaders([("content-length", "2")])).isEmpty)
+    @Test("vLLM's head: the names its Connection fields list, lower-cased, besides close and keep-alive; none without one")
+    func connectionNamed() throws {
+        let head = try UpstreamHead(ByteBuffer(string: "HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Hop\r\ncontent-type: text/plain\r\nconnection: \tUpgrade ,, close"))
+        #expect(head.connectionNamed == ["x-hop", "upgrade"])
+        #expect(!head.isKeepAlive)
+        #expect(try UpstreamHead(ByteBuffer(string: "HTTP/1.1 200 OK\r\ncontent-length: 2")).connectionNamed.isEmpty)
+        #expect(try UpstreamHead(ByteBuffer(string: "HTTP/1.0 200 OK\r\nConnection: Keep-Alive")).isKeepAlive)
+    }
+
+    @Test("request ids: 32 lower-case hex digits, one per-process half, then a counter")
+    func requestIDs() {
+        let first = RequestIDs.next(), second = RequestIDs.next()
+        for id in [first, second] {
+            #expect(id.utf8.count == 32 && id.utf8.allSatisfy { (48...57).contains($0) || (97...102).contains($0) }, "\(id)")
+        }
+        #expect(first.prefix(16) == second.prefix(16))
+        let counter = { (id: String) in UInt64(id.suffix(16), radix: 16)! }
+        #expect(counter(second) > counter(first), "other tests may take ids in between")
     }
 
     @Test("the upstream head: allow-listed client fields, then the gateway's own; fields it owns are never copied, whatever forward_headers says")

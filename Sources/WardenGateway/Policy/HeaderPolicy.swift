@@ -11,18 +11,14 @@ enum HeaderPolicy {
     static let hopByHop: Set<String> = ["connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization",
                                         "te", "trailer", "transfer-encoding", "upgrade"]
 
-    /// The lower-cased field names a `Connection` field lists (hop-by-hop for this message too); usually none.
-    static func connectionTokens(_ headers: HTTPHeaders) -> Set<String> {
-        var named: Set<String> = []
-        for (name, value) in headers where self.name(name, is: "connection") {
-            for token in value.split(separator: ",") { named.insert(String(token.filter { $0 != " " && $0 != "\t" }).lowercased()) }
-        }
-        return named
-    }
-
     /// Whether `name` is one of ``hopByHop``, compared without a lower-cased copy.
     static func isHopByHop(_ name: String) -> Bool {
-        switch name.utf8.count {
+        var name = name
+        return name.withUTF8 { isHopByHop(UnsafeRawBufferPointer($0)) }
+    }
+
+    static func isHopByHop(_ name: UnsafeRawBufferPointer) -> Bool {
+        switch name.count {
         case 2: return self.name(name, is: "te")
         case 7: return self.name(name, is: "trailer") || self.name(name, is: "upgrade")
         case 10: return self.name(name, is: "connection") || self.name(name, is: "keep-alive")
@@ -37,38 +33,51 @@ enum HeaderPolicy {
     /// ASCII case-insensitive comparison of a field name with a lower-case name.
     static func name(_ name: String, is lowercase: StaticString) -> Bool {
         guard name.utf8.count == lowercase.utf8CodeUnitCount else { return false }
-        return lowercase.withUTF8Buffer { foldedEqual(name, $0) }
+        var name = name
+        return name.withUTF8 { self.name(UnsafeRawBufferPointer($0), is: lowercase) }
+    }
+
+    static func name(_ name: UnsafeRawBufferPointer, is lowercase: StaticString) -> Bool {
+        guard name.count == lowercase.utf8CodeUnitCount else { return false }
+        return foldedEqual(name, UnsafeRawBufferPointer(start: lowercase.utf8Start, count: lowercase.utf8CodeUnitCount))
     }
 
     /// Whether a field name starts with a lower-case prefix, ASCII case-insensitively.
     static func name(_ name: String, hasLowercasePrefix prefix: StaticString) -> Bool {
-        guard name.utf8.count >= prefix.utf8CodeUnitCount else { return false }
-        return prefix.withUTF8Buffer { expected in
-            zip(name.utf8, expected).allSatisfy { byte, lower in (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte) == lower }
-        }
+        var name = name
+        return name.withUTF8 { self.name(UnsafeRawBufferPointer($0), hasLowercasePrefix: prefix) }
+    }
+
+    static func name(_ name: UnsafeRawBufferPointer, hasLowercasePrefix prefix: StaticString) -> Bool {
+        guard name.count >= prefix.utf8CodeUnitCount else { return false }
+        return foldedEqual(UnsafeRawBufferPointer(rebasing: name.prefix(prefix.utf8CodeUnitCount)),
+                           UnsafeRawBufferPointer(start: prefix.utf8Start, count: prefix.utf8CodeUnitCount))
     }
 
     /// As above, for a lower-case name known only at run time.
     static func name(_ name: String, equalsLowercase lowercase: String) -> Bool {
-        guard name.utf8.count == lowercase.utf8.count else { return false }
-        var lowercase = lowercase
-        return lowercase.withUTF8 { foldedEqual(name, $0) }
+        var name = name
+        return name.withUTF8 { self.name(UnsafeRawBufferPointer($0), equalsLowercase: lowercase) }
     }
 
-    /// Callers have checked that the lengths match. Most names arrive in lower case already (uvicorn's, the
-    /// gateway's own), so an exact comparison comes first.
-    private static func foldedEqual(_ name: String, _ expected: UnsafeBufferPointer<UInt8>) -> Bool {
-        var name = name
-        return name.withUTF8 { bytes in
-            guard let base = bytes.baseAddress, let other = expected.baseAddress else { return bytes.count == expected.count }
-            if memcmp(base, other, bytes.count) == 0 { return true }
-            for index in 0..<bytes.count {
-                let byte = bytes[index]
-                let folded = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
-                guard folded == expected[index] else { return false }
-            }
-            return true
+    static func name(_ name: UnsafeRawBufferPointer, equalsLowercase lowercase: String) -> Bool {
+        guard name.count == lowercase.utf8.count else { return false }
+        var lowercase = lowercase
+        return lowercase.withUTF8 { foldedEqual(name, UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Equal lengths, `expected` in lower case. Most names arrive in lower case already (uvicorn's, the gateway's
+    /// own), so an exact comparison comes first.
+    private static func foldedEqual(_ bytes: UnsafeRawBufferPointer, _ expected: UnsafeRawBufferPointer) -> Bool {
+        guard bytes.count == expected.count else { return false }
+        guard let base = bytes.baseAddress, let other = expected.baseAddress else { return true }
+        if memcmp(base, other, bytes.count) == 0 { return true }
+        for index in 0..<bytes.count {
+            let byte = bytes[index]
+            let folded = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
+            guard folded == expected[index] else { return false }
         }
+        return true
     }
 
     /// The only client headers vLLM receives. vLLM acts on others (`X-Data-Parallel-Rank`, `X-Forwarded-*`,
@@ -162,6 +171,11 @@ struct HeadBytes {
         offset += text.utf8CodeUnitCount
     }
 
+    mutating func append(_ bytes: UnsafeRawBufferPointer) {
+        if let source = bytes.baseAddress { (base + offset).copyMemory(from: source, byteCount: bytes.count) }
+        offset += bytes.count
+    }
+
     mutating func append(_ text: String) {
         var text = text
         text.withUTF8 { utf8 in
@@ -195,12 +209,19 @@ import Synchronization
 
 /// Request ids: 32 hex digits, a random per-process half and a counter — unique without a system call per request.
 enum RequestIDs {
-    private static let salt = randomHex(bytes: 8)
+    private static let salt = Array(randomHex(bytes: 8).utf8)
     private static let counter = Atomic<UInt64>(0)
+    private static let hexDigits = Array("0123456789abcdef".utf8)
 
+    /// Written into the string's own storage: one allocation, no intermediate strings.
     static func next() -> String {
         let value = counter.wrappingAdd(1, ordering: .relaxed).newValue
-        let hex = String(value, radix: 16)
-        return salt + String(repeating: "0", count: 16 - hex.count) + hex
+        return String(unsafeUninitializedCapacity: 32) { bytes in
+            for index in 0..<16 {
+                bytes[index] = salt[index]
+                bytes[16 + index] = hexDigits[Int(truncatingIfNeeded: value >> UInt64(60 - 4 * index)) & 0xF]
+            }
+            return 32
+        }
     }
 }

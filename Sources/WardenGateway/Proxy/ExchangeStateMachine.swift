@@ -46,7 +46,7 @@ struct ExchangeStateMachine {
         case start
         case connected(reused: Bool)
         case connectFailed(String)
-        case responseHead(HTTPResponseHead)
+        case responseHead(UpstreamHead)
         case responseBody(ByteBuffer)
         case responseEnd
         /// vLLM's connection closed or failed before the response ended. `retryable`: it went away before sending a
@@ -78,7 +78,7 @@ struct ExchangeStateMachine {
         case acquireConnection(fresh: Bool)
         case sendRequest
         /// vLLM's head, with the gateway's changes applied by the caller (hop-by-hop, request id, limits).
-        case writeHead(HTTPResponseHead)
+        case writeHead(UpstreamHead)
         case writeBody(ByteBuffer)
         case flush
         case pauseUpstream
@@ -180,16 +180,10 @@ struct ExchangeStateMachine {
         }
     }
 
-    /// A server-sent event stream: metered event by event, and never forwarded with vLLM's length (the meter may
-    /// drop its usage event, and a break appends an error event).
-    static func isEventStream(_ headers: HTTPHeaders) -> Bool {
-        headers.first(name: "content-type")?.hasPrefix("text/event-stream") ?? false
-    }
-
-    private mutating func receivedHead(_ head: HTTPResponseHead) -> [Action] {
+    private mutating func receivedHead(_ head: UpstreamHead) -> [Action] {
         receivedAnything = true
         let status = Int(head.status.code)
-        let isEventStream = Self.isEventStream(head.headers)
+        let isEventStream = head.isEventStream
         var rewrite: Rewrite?
         if head.status == .unauthorized {
             rewrite = .error(.upstreamCredentials)
@@ -200,7 +194,7 @@ struct ExchangeStateMachine {
             rewrite = .filterModels
         }
         meter = ResponseMeter(format: isEventStream ? .eventStream(dropUsageEvent: request.dropUsageEvent) : .json, shape: request.shape)
-        meter.readHead(metadata: head.headers.first(name: "metadata"))
+        meter.readHead(metadata: head.metadata)
         state = .relaying(Relay(status: status, isEventStream: isEventStream, upstreamKeepAlive: head.isKeepAlive, rewrite: rewrite))
         return rewrite == nil ? [.writeHead(head)] : []
     }

@@ -14,6 +14,8 @@ final class GatewayCore: Sendable {
     let limits: GatewayLimits
     /// Responses API ids per key (retrieve, cancel and continue only one's own).
     let responses = ResponseRegistry()
+    /// The configuration, limits and Responses ids as every admission reads them.
+    let admission: Admission.Shared
     /// Per key, model, route and hour: written to the key store every second by ``GatewayServer``.
     let ledger = UsageLedger()
 
@@ -26,6 +28,7 @@ final class GatewayCore: Sendable {
         self.accessLog = accessLog
         self.logger = logger
         self.limits = GatewayLimits(configuration.limits, wallClock: configuration.wallClock)
+        admission = Admission.Shared(configuration: configuration, limits: limits, responses: responses)
     }
 
     /// Logs and counts one finished request, and adds it to the usage ledger when a key made it.

@@ -14,7 +14,8 @@ final class ProxyExchange {
         var route: AllowedRoute
         var body: ByteBuffer
         var key: KeyRecord
-        var inference: InferenceRequest?
+        /// The body's model, for the access log (the parsed body itself is not kept for the length of a stream).
+        var model: String?
         /// The gateway's id: sent to vLLM, logged, and echoed to the client.
         var requestID: String
         /// The id the client sent: logged and echoed back, never sent to vLLM.
@@ -75,7 +76,7 @@ final class ProxyExchange {
 
     // MARK: - Events from the channels
 
-    func upstreamReceived(_ part: HTTPClientResponsePart) {
+    func upstreamReceived(_ part: UpstreamResponsePart) {
         switch part {
         case .head(let head): handle(.responseHead(head))
         case .body(let buffer):
@@ -123,8 +124,9 @@ final class ProxyExchange {
         case .sendRequest:
             send()
         case .writeHead(let upstream):
-            context.write(NIOAny(response.head(upstream.status, fields: responseHeaders(upstream.headers), rateLimits: request.admission.rateLimits,
-                                                       allocator: context.channel.allocator)),
+            let rateLimited = request.admission.rateLimits != RateLimitFields()
+            context.write(NIOAny(response.head(upstream.status, forwarding: upstream, keeping: { forwards($0, of: upstream, rateLimited: rateLimited) },
+                                               fields: gatewayFields, rateLimits: request.admission.rateLimits, allocator: context.channel.allocator)),
                           promise: nil)
         case .writeBody(let buffer):
             writeBody(buffer)
@@ -175,22 +177,19 @@ final class ProxyExchange {
         if let bytes = response.body(buffer, allocator: context.channel.allocator) { context.write(NIOAny(bytes), promise: nil) }
     }
 
-    /// vLLM's fields without hop-by-hop ones and without those the gateway sets (its request id, the limits),
-    /// then the gateway's: one new set of fields, rather than a search and removal per added field.
-    private func responseHeaders(_ upstream: HTTPHeaders) -> [(String, String)] {
-        let connectionNamed = HeaderPolicy.connectionTokens(upstream)
-        let rateLimited = request.admission.rateLimits != RateLimitFields()
-        let eventStream = ExchangeStateMachine.isEventStream(upstream)
-        var fields: [(String, String)] = []
-        fields.reserveCapacity(upstream.count + request.responseHeaders.count + 2)
-        for (name, value) in upstream where !HeaderPolicy.isHopByHop(name) && !HeaderPolicy.name(name, is: "x-request-id")
+    /// Whether one of vLLM's fields reaches the client: not hop-by-hop ones, and not those the gateway sets itself
+    /// (its request id, the limits, its added fields), nor vLLM's length on an event stream.
+    private func forwards(_ name: UnsafeRawBufferPointer, of upstream: UpstreamHead, rateLimited: Bool) -> Bool {
+        !HeaderPolicy.isHopByHop(name) && !HeaderPolicy.name(name, is: "x-request-id")
             && !request.responseHeaders.contains(where: { HeaderPolicy.name(name, equalsLowercase: $0.0) })
-            && (rateLimited ? !HeaderPolicy.name(name, hasLowercasePrefix: "x-ratelimit-") : true)
-            && !(eventStream && HeaderPolicy.name(name, is: "content-length"))
-            && (connectionNamed.isEmpty || !connectionNamed.contains(name.lowercased())) {
-            fields.append((name, value))
-        }
-        fields.append(("x-request-id", request.echoedRequestID))
+            && !(rateLimited && HeaderPolicy.name(name, hasLowercasePrefix: "x-ratelimit-"))
+            && !(upstream.isEventStream && HeaderPolicy.name(name, is: "content-length"))
+            && !upstream.connectionNamed.contains(where: { HeaderPolicy.name(name, equalsLowercase: $0) })
+    }
+
+    /// The fields the gateway adds to vLLM's.
+    private var gatewayFields: [(String, String)] {
+        var fields = [("x-request-id", request.echoedRequestID)]
         fields += request.responseHeaders
         if !request.head.isKeepAlive { fields.append(("connection", "close")) }
         return fields
@@ -221,12 +220,12 @@ final class ProxyExchange {
     /// The request head is written as bytes into one buffer with the body (``HeaderPolicy/writeUpstreamHead``).
     private func send() {
         guard let connection else { return }
-        let configuration = core.configuration
         var body = request.body
         var bytes = connection.channel.allocator.buffer(capacity: 512 + body.readableBytes)
+        // Fields read one by one from the core: a local copy of the configuration retained all of it per request.
         HeaderPolicy.writeUpstreamHead(into: &bytes, method: request.head.method, uri: request.target.uri, from: request.head.headers,
-                                       forwarded: configuration.forwardedHeaderNames, upstreamHost: configuration.upstreamAuthority,
-                                       upstreamKey: configuration.upstreamKey, requestID: request.requestID,
+                                       forwarded: core.configuration.forwardedHeaderNames, upstreamHost: core.configuration.upstreamAuthority,
+                                       upstreamKey: core.configuration.upstreamKey, requestID: request.requestID,
                                        clientAddress: request.clientAddress, bodyLength: body.readableBytes)
         bytes.writeBuffer(&body)
         connection.send(bytes, method: request.head.method)
@@ -251,7 +250,7 @@ final class ProxyExchange {
         if let firstByteAt { core.metrics.timeToFirstToken.recordNanoseconds((firstByteAt - request.received).nanoseconds) }
         core.record(AccessRecord(
             requestID: request.requestID, clientRequestID: request.clientRequestID, client: request.clientAddress, key: request.key.publicID,
-            method: request.head.method.rawValue, path: request.target.path, model: request.inference?.model, status: outcome.status,
+            method: request.head.method.rawValue, path: request.target.path, model: request.model, status: outcome.status,
             promptTokens: outcome.usage?.prompt, completionTokens: outcome.usage?.completion, chargedTokens: outcome.charged,
             timeToFirstTokenMilliseconds: firstByteAt.map { Double(($0 - request.received).nanoseconds) / 1e6 },
             durationMilliseconds: Double(total.nanoseconds) / 1e6, upstreamStatus: outcome.upstreamStatus, decision: outcome.decision),

@@ -178,7 +178,7 @@ final class UpstreamHandler: ChannelInboundHandler {
             exchange = nil
             if parser.bodyEndsWithClose {
                 // A body without a length or chunks ends with the connection: the close completes it.
-                current.upstreamReceived(.end(nil))
+                current.upstreamReceived(.end)
             } else {
                 // Retried only when vLLM sent nothing of this response (a kept-alive connection it had closed).
                 current.upstreamClosed(reason: "connection closed by the model server", retryable: !parser.receivedBytes)

@@ -7,11 +7,25 @@ import WardenJSON
 /// and the time → a refusal the gateway answers itself, or the request to forward with its reservation. The checks
 /// run in the documented order; the first that refuses decides. Nothing here writes to a channel.
 enum Admission {
+    /// What every admission on one gateway reads and none changes, held by reference: a ``Context`` is built per
+    /// request, and copying the whole configuration into it retained every one of its strings and arrays.
+    final class Shared: Sendable {
+        let configuration: GatewayConfiguration
+        let limits: GatewayLimits
+        /// The Responses API ids issued through this gateway, per key.
+        let responses: ResponseRegistry
+
+        init(configuration: GatewayConfiguration, limits: GatewayLimits, responses: ResponseRegistry) {
+            self.configuration = configuration
+            self.limits = limits
+            self.responses = responses
+        }
+    }
+
     /// What admission reads besides the request.
     struct Context {
-        var configuration: GatewayConfiguration
+        var shared: Shared
         var policy: GatewayPolicy
-        var limits: GatewayLimits
         var draining: Bool
         /// The TCP peer.
         var peer: IPAddress?
@@ -19,10 +33,12 @@ enum Admission {
         var peerText: String? = nil
         /// Seconds since the epoch, for key expiry.
         var epochSeconds: Int64
-        /// The Responses API ids issued through this gateway, per key.
-        var responses: ResponseRegistry
         /// This connection's last successful authentication.
         var recentKey: RecentKey?
+
+        var configuration: GatewayConfiguration { shared.configuration }
+        var limits: GatewayLimits { shared.limits }
+        var responses: ResponseRegistry { shared.responses }
     }
 
     /// A connection's TCP peer and its text.

@@ -31,31 +31,17 @@ struct ClientResponse {
     /// The connection must close after this response whatever the client asked: its body ends with the connection.
     var closesConnection: Bool { framing == .untilClose }
 
-    /// The status line, `fields` (no hop-by-hop fields but `connection: close`) and the rate limits, plus the
-    /// framing field the body needs: `transfer-encoding: chunked` when no `content-length` is among them, or `connection: close` for an
-    /// HTTP/1.0 client.
-    mutating func head(_ status: HTTPResponseStatus, fields: [(String, String)], rateLimits: RateLimitFields = RateLimitFields(),
-                       allocator: ByteBufferAllocator) -> ByteBuffer {
-        var hasLength = false
-        var closes = false
-        for (name, _) in fields {
-            if HeaderPolicy.name(name, is: "content-length") { hasLength = true } else if HeaderPolicy.name(name, is: "connection") { closes = true }
-        }
+    /// The status line, vLLM's field lines that `forwarding` keeps (copied as they arrived), `fields` (no hop-by-hop
+    /// fields but `connection: close`) and the rate limits, plus the framing field the body needs:
+    /// `transfer-encoding: chunked` when no `content-length` is among them, or `connection: close` for an HTTP/1.0
+    /// client. A repeated `content-length` is written once; a bodyless status gets none.
+    mutating func head(_ status: HTTPResponseStatus, forwarding upstream: UpstreamHead? = nil,
+                       keeping keep: (_ name: UnsafeRawBufferPointer) -> Bool = { _ in true }, fields: [(String, String)],
+                       rateLimits: RateLimitFields = RateLimitFields(), allocator: ByteBufferAllocator) -> ByteBuffer {
         let bodyless = !status.mayHaveResponseBody
-        var framingField: StaticString?
-        if bodyless {
-            framing = .none
-        } else if hasLength {
-            framing = .contentLength
-        } else if clientSpeaksHTTP11 {
-            framing = .chunked
-            framingField = "transfer-encoding: chunked\r\n"
-        } else {
-            framing = .untilClose
-            if !closes { framingField = "connection: close\r\n" }
-        }
         let reason = status.reasonPhrase
-        var size = 34 + reason.utf8.count + (framingField?.utf8CodeUnitCount ?? 0) + rateLimits.measuredSize  // status line and final CRLF: 14 bytes and the code's at most 20
+        // The status line and final CRLF take 14 bytes and the code's at most 20; the framing field at most 28.
+        var size = 62 + reason.utf8.count + rateLimits.measuredSize + (upstream.map { $0.fieldLines.readableBytes + 2 } ?? 0)
         for (name, value) in fields { size += name.utf8.count + value.utf8.count + 4 }
         var buffer = allocator.buffer(capacity: size)
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { bytes in
@@ -65,14 +51,43 @@ struct ClientResponse {
             head.append(" ")
             head.append(reason)
             head.append("\r\n")
-            for (name, value) in fields where !(bodyless && HeaderPolicy.name(name, is: "content-length")) {
+            var hasLength = false
+            var closes = false
+            /// Whether a field goes out, noting the ones that decide the framing.
+            func admits(_ name: UnsafeRawBufferPointer) -> Bool {
+                if HeaderPolicy.name(name, is: "content-length") {
+                    guard !bodyless, !hasLength else { return false }
+                    hasLength = true
+                } else if HeaderPolicy.name(name, is: "connection") {
+                    closes = true
+                }
+                return true
+            }
+            upstream?.forEachField { name, line in
+                guard keep(name), admits(name) else { return }
+                head.append(line)
+                head.append("\r\n")
+            }
+            for (name, value) in fields {
+                var name = name
+                guard name.withUTF8({ admits(UnsafeRawBufferPointer($0)) }) else { continue }
                 head.append(name)
                 head.append(": ")
                 head.append(value)
                 head.append("\r\n")
             }
             rateLimits.write(into: &head)
-            if let framingField { head.append(framingField) }
+            if bodyless {
+                framing = .none
+            } else if hasLength {
+                framing = .contentLength
+            } else if clientSpeaksHTTP11 {
+                framing = .chunked
+                head.append("transfer-encoding: chunked\r\n")
+            } else {
+                framing = .untilClose
+                if !closes { head.append("connection: close\r\n") }
+            }
             head.append("\r\n")
             precondition(head.offset <= bytes.count, "response head larger than measured")
             return head.offset

@@ -4,22 +4,17 @@ import WardenConfig
 import WardenJSON
 import WardenNIOSupport
 
-/// The client side of one connection: reads a request within its limits and deadline, asks ``Admission`` for a
-/// decision, answers refusals itself and hands what passes to a ``ProxyExchange``. It sits right after NIO's
-/// request decoder and writes framed bytes (``ClientResponse``); requests a client pipelines behind one still being
-/// answered wait here, in order, and only then does the connection stop reading.
+/// The client side of one connection: parses requests from its bytes (``ClientRequestParser``) within their limits
+/// and deadline, asks ``Admission`` for a decision, answers refusals itself and hands what passes to a
+/// ``ProxyExchange``, writing framed bytes (``ClientResponse``). Requests a client pipelines behind one still being
+/// answered wait as bytes, in order, and only then does the connection stop reading.
 final class GatewayHTTPHandler: ChannelDuplexHandler {
-    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundIn = ByteBuffer
     typealias OutboundIn = IOData
     typealias OutboundOut = IOData
 
-    /// What the decoder delivered while an earlier request was still being answered.
-    private enum Pipelined {
-        case part(HTTPServerRequestPart)
-        case malformed(HTTPParserError)
-    }
-
     private let core: GatewayCore
+    private var parser = ClientRequestParser()
     private var head: HTTPRequestHead?
     private var identity: Admission.Identity?
     private var body = ByteBuffer()
@@ -34,10 +29,12 @@ final class GatewayHTTPHandler: ChannelDuplexHandler {
     private var recentKey: RecentKey?
     /// The TCP peer, read once per connection rather than once per request.
     private var peer: Admission.Peer?
-    private var pipelined = CircularBuffer<Pipelined>()
+    /// Bytes of requests pipelined behind the one being answered wait in the parser.
+    private var pipelined = false
     /// A read NIO asked for while pipelined requests wait: issued once they are taken.
     private var readWithheld = false
-    /// A response that closes the connection was sent: whatever the client sent after it is dropped.
+    /// A response that closes the connection was sent, or the connection closed: whatever the client sent after it
+    /// is dropped.
     private var closing = false
 
     init(core: GatewayCore) {
@@ -48,67 +45,65 @@ final class GatewayHTTPHandler: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !closing else { return }
-        guard exchange == nil, pipelined.isEmpty else {
-            pipelined.append(.part(unwrapInboundIn(data)))
+        guard exchange == nil, !pipelined else {
+            parser.keep(unwrapInboundIn(data))
+            pipelined = true
             return
         }
-        receive(unwrapInboundIn(data), context: context)
+        parse(unwrapInboundIn(data), context: context)
+    }
+
+    /// Runs the parser over `bytes` until a request is in the gateway's hands or the connection is closing. Nothing
+    /// the parts trigger touches the parser (a close marks `closing`; the next requests are taken on a later tick),
+    /// so it is never read while it is being written.
+    private func parse(_ bytes: ByteBuffer, context: ChannelHandlerContext) {
+        do {
+            try parser.parse(bytes) { part in
+                receive(part, context: context)
+                return exchange == nil && !closing
+            }
+            pipelined = exchange != nil && parser.holdsBytes
+        } catch {
+            answerMalformed(error, context: context)
+        }
+        if closing { parser = ClientRequestParser() }
     }
 
     /// Reading goes on while a response is pending (no re-arming of the socket per request); it stops while
     /// pipelined requests wait, so a client cannot make the gateway buffer more than one read ahead, and while the
     /// client does not take what it was sent, so one that pipelines and never reads cannot pile up answers.
     func read(context: ChannelHandlerContext) {
-        if pipelined.isEmpty, context.channel.isWritable { context.read() } else { readWithheld = true }
+        if !pipelined, context.channel.isWritable { context.read() } else { readWithheld = true }
     }
 
     private func resumeReading(_ context: ChannelHandlerContext) {
-        guard readWithheld, pipelined.isEmpty, context.channel.isWritable else { return }
+        guard readWithheld, !pipelined, context.channel.isWritable else { return }
         readWithheld = false
         context.read()
     }
 
-    /// The decoder refuses what is not strict HTTP/1.1: oversized heads get 431, other malformed input 400, and
-    /// the connection closes (the decoder reads nothing more).
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if case .dataReceivedInErrorState = error as? ByteToMessageDecoderError {
-            // Bytes after a request the decoder refused: that refusal (answered, or queued behind an answer still
-            // going out) already ends the connection.
-            return
-        }
-        guard let parserError = error as? HTTPParserError else {
-            context.close(promise: nil)
-            return
-        }
-        guard !closing else { return }
-        guard exchange == nil, pipelined.isEmpty else {
-            pipelined.append(.malformed(parserError))
-            return
-        }
-        answerMalformed(parserError, context: context)
+        context.close(promise: nil)
     }
 
-    private func answerMalformed(_ parserError: HTTPParserError, context: ChannelHandlerContext) {
+    /// What the parser refuses gets 431 (a head too large) or 400, and the connection closes.
+    private func answerMalformed(_ error: ClientRequestParser.Malformed, context: ChannelHandlerContext) {
         closing = true
-        let gatewayError: GatewayError = parserError == .headerOverflow
+        let gatewayError: GatewayError = error.headTooLarge
             ? .headersTooLarge
-            : .badRequest("Malformed HTTP request (\(parserError)).", code: "malformed_request")
+            : .badRequest("Malformed HTTP request: \(error.description).", code: "malformed_request")
         GatewayResponder.send(context, answering: nil, error: gatewayError, requestID: RequestIDs.next(), keepAlive: false)
     }
 
     /// Once an answer is complete: the requests pipelined behind it, in order, until one is in the gateway's hands.
     private func takePipelined(_ context: ChannelHandlerContext) {
-        while exchange == nil, !closing, let next = pipelined.popFirst() {
-            switch next {
-            case .part(let part): receive(part, context: context)
-            case .malformed(let error): answerMalformed(error, context: context)
-            }
-        }
-        if closing { pipelined.removeAll() }
+        guard exchange == nil, !closing, pipelined else { return }
+        pipelined = false
+        parse(ByteBuffer(), context: context)
         resumeReading(context)
     }
 
-    private func receive(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+    private func receive(_ part: ClientRequestParser.Part, context: ChannelHandlerContext) {
         switch part {
         case .head(let requestHead):
             head = requestHead
@@ -145,7 +140,7 @@ final class GatewayHTTPHandler: ChannelDuplexHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         readDeadline?.cancel()
-        pipelined.removeAll()
+        closing = true
         exchange?.clientWentAway()
         exchange = nil
         context.fireChannelInactive()
@@ -178,9 +173,8 @@ final class GatewayHTTPHandler: ChannelDuplexHandler {
     private func admissionContext(_ context: ChannelHandlerContext) -> Admission.Context {
         let peer = self.peer ?? Admission.Peer(context.channel.remoteAddress?.ipAddress.flatMap(IPAddress.init))
         self.peer = peer
-        return Admission.Context(configuration: core.configuration, policy: core.state.policy, limits: core.limits,
-                                 draining: core.state.draining.load(ordering: .relaxed), peer: peer.address, peerText: peer.text,
-                                 epochSeconds: Int64(epochSeconds()), responses: core.responses, recentKey: recentKey)
+        return Admission.Context(shared: core.admission, policy: core.state.policy, draining: core.state.draining.load(ordering: .relaxed),
+                                 peer: peer.address, peerText: peer.text, epochSeconds: Int64(epochSeconds()), recentKey: recentKey)
     }
 
     /// `Expect: 100-continue`: the body is invited only once the head passes every check that needs no body.
@@ -215,21 +209,18 @@ final class GatewayHTTPHandler: ChannelDuplexHandler {
         case .forward(let forward):
             recentKey = forward.authenticated
             let request = ProxyExchange.Request(head: head, target: forward.target, route: forward.route, body: forward.body, key: forward.key,
-                                                inference: forward.inference, requestID: identity.requestID, clientRequestID: identity.clientRequestID,
+                                                model: forward.inference?.model, requestID: identity.requestID, clientRequestID: identity.clientRequestID,
                                                 clientAddress: identity.client, received: received, admission: forward.admission,
                                                 responseHeaders: forward.responseHeaders, dropUsageEvent: forward.dropUsageEvent, shape: forward.shape)
             closing = !head.isKeepAlive
             let proxied = ProxyExchange(request: request, context: context, core: core) { [weak self] finished, closesConnection in
                 guard let self, self.exchange === finished else { return }
                 self.exchange = nil
-                if closesConnection {
-                    // Whatever the client pipelined behind an answer that ends the connection is never answered.
-                    self.closing = true
-                    self.pipelined.removeAll()
-                }
+                // Whatever the client pipelined behind an answer that ends the connection is never answered.
+                if closesConnection { self.closing = true }
                 self.armReadDeadline(context)
-                // Taken on the next tick, outside the finished exchange's own call stack.
-                if !self.pipelined.isEmpty { context.eventLoop.assumeIsolated().execute { self.takePipelined(context) } }
+                // Taken on the next tick, outside the finished exchange's own call stack (and the parse it may be in).
+                if self.pipelined, !self.closing { context.eventLoop.assumeIsolated().execute { self.takePipelined(context) } }
             }
             exchange = proxied
             body = ByteBuffer()

@@ -68,10 +68,9 @@ public final class GatewayServer: Service, Sendable {
         }
         let server = try await Self.bind("gateway.listen", configuration.listenHost, configuration.listenPort) {
             try await connections.httpServerBootstrap(group: group, admit: admit) { pipeline in
-                // NIO's strict request decoder, then the gateway, which frames its responses itself. Heads are not
-                // re-validated on the way out: vLLM's fields passed the strict upstream parser, and every value the
-                // gateway adds is a number, a hex id, a checked client id or fixed text.
-                try pipeline.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
+                // One handler: it parses requests from the bytes (``ClientRequestParser``) and frames its responses
+                // itself. Heads are not re-validated on the way out: vLLM's fields passed the strict upstream
+                // parser, and every value the gateway adds is a number, a hex id, a checked client id or fixed text.
                 try pipeline.addHandler(GatewayHTTPHandler(core: core))
             }
             .bind(host: configuration.listenHost, port: configuration.listenPort).get()
