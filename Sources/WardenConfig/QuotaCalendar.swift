@@ -96,6 +96,7 @@ public struct QuotaCalendar: Sendable, Equatable {
     }
 }
 
-func floorDivide(_ value: Int64, _ divisor: Int64) -> Int64 {
+/// `value / divisor` rounded toward minus infinity (days before 1970 are negative).
+public func floorDivide(_ value: Int64, _ divisor: Int64) -> Int64 {
     value >= 0 ? value / divisor : -((-value + divisor - 1) / divisor)
 }

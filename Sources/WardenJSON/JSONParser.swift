@@ -74,6 +74,8 @@ private struct JSONReader {
             index += 1
             return .object(members)
         }
+        // Most objects in a request have a handful of members: one allocation instead of regrowing from one.
+        members.reserveCapacity(6)
         while true {
             skipWhitespace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw error("expected a member name") }

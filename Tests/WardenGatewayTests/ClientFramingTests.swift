@@ -316,6 +316,19 @@ struct UpstreamFramingTests {
         }
     }
 
+    @Test("vLLM named by a host name is resolved and reached; by an IP literal it is connected to directly")
+    func upstreamHostName() async throws {
+        for host in ["localhost", "127.0.0.1"] {
+            try await withGateway(configure: { $0.upstreamHost = host }) { harness in
+                let before = try harness.upstreamRequests()
+                let answer = try request(port: harness.port, "POST", "/v1/chat/completions",
+                                         json: #"{"messages":[{"role":"user","content":"hi"}],"max_tokens":4}"#, headers: harness.bearer)
+                #expect(answer.status == 200, "\(host): \(answer.body)")
+                #expect(try harness.upstreamRequests() - before == 1)
+            }
+        }
+    }
+
     @Test("an HTTP/1.0 client asking for keep-alive gets a stream ended by the close; what it pipelined behind is never run")
     func http10KeepAlive() async throws {
         try await withGateway { harness in

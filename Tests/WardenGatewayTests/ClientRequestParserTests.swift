@@ -50,7 +50,7 @@ struct ClientRequestParserTests {
 
     @Test("a Content-Length body, fed whole and one byte at a time, gives the same head, body and end")
     func contentLength() throws {
-        for step in [Int.max, 1, 7] {
+        for step in [Int.max, 1, 2, 3, 5, 7] {
             let parsed = try Self.parse(Self.post, step: step)
             let head = try #require(parsed.heads.first)
             #expect(head.method == .POST && head.uri == "/v1/chat/completions" && head.version == .http1_1)
@@ -139,6 +139,7 @@ struct ClientRequestParserTests {
         ("chunk size empty", "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n\r\n{}\r\n0\r\n\r\n"),
         ("chunk size overflowing", "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000002\r\n{}\r\n0\r\n\r\n"),
         ("chunk longer than its size", "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n{}\r\n0\r\n\r\n"),
+        ("chunk size with trailing whitespace", "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2 \r\n{}\r\n0\r\n\r\n"),
         ("chunk size line ended by LF", "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\n{}\r\n0\r\n\r\n"),
     ]
 
@@ -160,6 +161,24 @@ struct ClientRequestParserTests {
         // Chunk framing is checked as the body arrives: its head may have been handed on, never an end.
         #expect(!parts.contains(.end), "\(name)")
         #expect(name.hasPrefix("chunk") || parts.isEmpty, "\(name): \(parts)")
+    }
+
+    @Test("a bare CR or LF in a head still arriving is refused at once, not once the head ends or passes its limit")
+    func partialHeads() throws {
+        for partial in ["GET / HTTP/1.1\r\nHost: a\rb", "GET / HTTP/1.1\r\nHost: a\nX-B: c", "\nGET / HTTP/1.1"] {
+            for step in [Int.max, 1] {
+                #expect((try? Self.parse(partial, step: step)) == nil, "\(partial.debugDescription) step \(step)")
+            }
+        }
+        #expect(try Self.parse("GET / HTTP/1.1\r\nHost: a\r", step: 1).heads.isEmpty, "a CR at the end may be followed by its LF")
+    }
+
+    @Test("one body's chunk-size lines may not pass 16 KiB together: extensions are not counted as body bytes")
+    func chunkExtensions() throws {
+        let extended = "1;" + String(repeating: "e", count: 1000) + "\r\nA\r\n"
+        let fits = String(repeating: extended, count: 16)
+        #expect(try Self.parse("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" + fits + "0\r\n\r\n").bodies == [String(repeating: "A", count: 16)])
+        #expect(Self.refusal("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" + fits + extended + "0\r\n\r\n") != nil)
     }
 
     @Test("a head past 80 KiB is 431 whether or not its end arrived; so are 101 trailers; 80 KiB less a byte passes")

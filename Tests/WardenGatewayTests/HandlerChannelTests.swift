@@ -91,6 +91,13 @@ struct HandlerChannelTests {
         let (head, _) = try refused.response()
         #expect(head.status == .unauthorized)
         #expect(head.headers.first(name: "connection") == "close")
+        let oversized = try Fixture()
+        try oversized.send(Self.head([("Host", "gw"), ("Authorization", "Bearer \(oversized.key)"), ("Expect", "100-continue"),
+                                      ("Content-Length", "999999999999999999")]), end: false)
+        let (tooLarge, _) = try oversized.response()
+        #expect(tooLarge.status == .payloadTooLarge, "refused instead of invited")
+        #expect(tooLarge.headers.first(name: "connection") == "close")
+        #expect(oversized.accessLog.contents.first?.contains(#""decision":"rejected:body_too_large""#) == true)
     }
 
     @Test("an unsupported expectation is 417 and a request without Host is 400, both before any key check")

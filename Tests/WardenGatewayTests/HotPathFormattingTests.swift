@@ -18,6 +18,26 @@ struct AccessLogTests {
         #expect(parsed["path"] as? String == "/v1/\"odd\"\\path\n\u{1}é")
     }
 
+    @Test("timestamps agree with gmtime_r from 1970 to 2200, leap days and year ends included")
+    func timestamps() {
+        var samples: [Int] = [0, 59, 86_399, 86_400, 951_782_400, 951_868_799, 1_709_164_800, 1_735_689_599, 1_735_689_600, 4_102_444_800, 7_258_118_399]
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        for _ in 0..<2_000 {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            samples.append(Int(state >> 33) % 7_258_118_400)
+        }
+        for seconds in samples {
+            var line = JSONLineBuilder(capacity: 32)
+            line.timestamp(timespec(tv_sec: seconds, tv_nsec: 123_456_789))
+            var copy = seconds
+            var parts = tm()
+            gmtime_r(&copy, &parts)
+            let expected = String(format: "%04d-%02d-%02dT%02d:%02d:%02d.123Z", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday,
+                                  parts.tm_hour, parts.tm_min, parts.tm_sec)
+            #expect(line.text == expected, "\(seconds)")
+        }
+    }
+
     @Test("durations print as Swift prints the rounded Double: 24.0, 0.05, 1234.5; a non-finite value is null")
     func numbers() {
         for (value, text) in [(24.0, "24.0"), (0.049, "0.05"), (1234.5, "1234.5"), (0, "0.0"), (99.999, "100.0"), (Double.nan, "null")] {

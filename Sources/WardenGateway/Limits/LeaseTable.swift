@@ -19,16 +19,21 @@ public struct LeaseTable: Sendable, Equatable {
 
     public var total: Int { leases.count }
 
-    /// A lease id, or the scope whose limit is reached.
+    /// A lease id, or the scope whose limit is reached. Each count is looked up once (its key hashed once), as it is
+    /// on every request.
     public mutating func acquire(key: String, model: String, keyLimit: Int, modelLimit: Int?, globalLimit: Int, now: Duration) -> Result<UInt64, LeaseRefusal> {
         if leases.count >= globalLimit { return .failure(LeaseRefusal(scope: .global, limit: globalLimit)) }
-        if perKey[key, default: 0] >= keyLimit { return .failure(LeaseRefusal(scope: .key, limit: keyLimit)) }
-        if let modelLimit, perModel[model, default: 0] >= modelLimit { return .failure(LeaseRefusal(scope: .model, limit: modelLimit)) }
+        let keyIndex = perKey.index(forKey: key)
+        if (keyIndex.map { perKey.values[$0] } ?? 0) >= keyLimit { return .failure(LeaseRefusal(scope: .key, limit: keyLimit)) }
+        let modelIndex = perModel.index(forKey: model)
+        if let modelLimit, (modelIndex.map { perModel.values[$0] } ?? 0) >= modelLimit {
+            return .failure(LeaseRefusal(scope: .model, limit: modelLimit))
+        }
         let id = nextID
         nextID += 1
         leases[id] = Lease(key: key, model: model, acquired: now)
-        perKey[key, default: 0] += 1
-        perModel[model, default: 0] += 1
+        if let keyIndex { perKey.values[keyIndex] += 1 } else { perKey[key] = 1 }
+        if let modelIndex { perModel.values[modelIndex] += 1 } else { perModel[model] = 1 }
         return .success(id)
     }
 
@@ -36,11 +41,15 @@ public struct LeaseTable: Sendable, Equatable {
     @discardableResult
     public mutating func release(_ id: UInt64) -> Bool {
         guard let lease = leases.removeValue(forKey: id) else { return false }
-        perKey[lease.key, default: 1] -= 1
-        if perKey[lease.key] == 0 { perKey.removeValue(forKey: lease.key) }
-        perModel[lease.model, default: 1] -= 1
-        if perModel[lease.model] == 0 { perModel.removeValue(forKey: lease.model) }
+        Self.decrement(&perKey, lease.key)
+        Self.decrement(&perModel, lease.model)
         return true
+    }
+
+    /// One less for `name`, and no entry once none is left.
+    private static func decrement(_ counts: inout [String: Int], _ name: String) {
+        guard let index = counts.index(forKey: name) else { return }
+        if counts.values[index] <= 1 { counts.remove(at: index) } else { counts.values[index] -= 1 }
     }
 
     /// Reclaims leases older than `timeout`; returns their ids.

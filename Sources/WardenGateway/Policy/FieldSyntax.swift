@@ -41,7 +41,7 @@ enum FieldSyntax {
     }
 
     /// A chunk-size line: 1 to 15 hex digits (no sign, prefix or inner space), then nothing, or optional whitespace
-    /// and `;` extensions of field text (ignored).
+    /// and `;` extensions of field text (ignored). Whitespace after the size with no `;` is refused.
     static func chunkSize(_ line: UnsafeRawBufferPointer) -> Int? {
         var size = 0, digits = 0
         while digits < line.count, let value = hexValue(line[digits]) {
@@ -51,7 +51,9 @@ enum FieldSyntax {
         guard digits > 0, digits <= 15 else { return nil }
         var rest = digits
         while rest < line.count, line[rest] == 0x20 || line[rest] == 0x09 { rest += 1 }
-        guard rest == line.count || line[rest] == UInt8(ascii: ";"), line[digits...].allSatisfy(isFieldText) else { return nil }
+        // Whitespace only before an extension's `;` (BWS), never trailing the size.
+        let ends = rest == digits && rest == line.count
+        guard ends || (rest < line.count && line[rest] == UInt8(ascii: ";")), line[digits...].allSatisfy(isFieldText) else { return nil }
         return size
     }
 
@@ -68,8 +70,10 @@ enum FieldSyntax {
 import NIOCore
 
 /// What an HTTP parser has read but not yet used — a head, chunk-size line or trailer split across reads, or a
-/// client's requests pipelined behind one still being answered — copied: a slice would keep the whole read buffer
-/// alive, per connection, for as long as a stream runs.
+/// client's requests pipelined behind one still being answered. Bytes from a read are copied (a slice would keep the
+/// whole read buffer alive, per connection, for as long as a stream runs); bytes already held grow in place, and a
+/// line's delimiter is searched for only in what arrived since the last search — a head sent a byte at a time
+/// costs each byte once, not the whole head again per read.
 struct HeldInput {
     /// A line passed its limit before its delimiter arrived.
     struct LineTooLong: Error {
@@ -77,37 +81,62 @@ struct HeldInput {
     }
 
     private var held: ByteBuffer?
+    /// The buffer ``merged(with:)`` last returned is the held one: holding it again keeps it rather than a copy.
+    private var mergedIsHeld = false
+    /// Where, in the held buffer's indices, the search for a delimiter got to without finding one.
+    private var searchedUpTo = 0
 
     var isEmpty: Bool { held == nil }
 
-    mutating func clear() { held = nil }
+    mutating func clear() {
+        held = nil
+        searchedUpTo = 0
+    }
 
     /// `buffer` after whatever was held (nothing is held afterwards).
     mutating func merged(with buffer: ByteBuffer) -> ByteBuffer {
-        guard var earlier = held else { return buffer }
+        guard var earlier = held else {
+            mergedIsHeld = false
+            searchedUpTo = 0
+            return buffer
+        }
         held = nil
         earlier.writeImmutableBuffer(buffer)
+        mergedIsHeld = true
         return earlier
     }
 
+    /// Keeps `input` (what is left of the buffer ``merged(with:)`` returned) for the next read.
     mutating func hold(_ input: ByteBuffer) {
+        searchedUpTo = 0
         guard input.readableBytes > 0 else { return }
-        var copy = ByteBufferAllocator().buffer(capacity: input.readableBytes)
-        copy.writeImmutableBuffer(input)
-        held = copy
+        if mergedIsHeld {
+            var kept = input
+            // Bytes before the reader index are spent: dropped once they are most of the buffer.
+            if kept.readerIndex > 4096, kept.readerIndex > kept.readableBytes { kept.discardReadBytes() }
+            held = kept
+        } else {
+            var copy = ByteBufferAllocator().buffer(capacity: input.readableBytes)
+            copy.writeImmutableBuffer(input)
+            held = copy
+        }
     }
 
     /// The bytes through the next `delimiter` (without it), taken from `input`; or nil, with all of `input` held for
     /// the next read.
     mutating func line(from input: inout ByteBuffer, upTo delimiter: [UInt8], limit: Int) throws(LineTooLong) -> ByteBuffer? {
-        let found = input.withUnsafeReadableBytes { UsageScanner.find(delimiter, in: $0, within: 0..<$0.count)?.lowerBound }
+        // A delimiter may straddle the last search's end: it restarts that many bytes before it.
+        let resume = mergedIsHeld ? max(0, searchedUpTo - input.readerIndex - (delimiter.count - 1)) : 0
+        let found = input.withUnsafeReadableBytes { UsageScanner.find(delimiter, in: $0, within: min(resume, $0.count)..<$0.count)?.lowerBound }
         guard let offset = found else {
             // What is held may end with part of the delimiter.
             guard input.readableBytes < limit + delimiter.count else { throw LineTooLong(limit: limit) }
             hold(input)
+            searchedUpTo = held?.writerIndex ?? 0
             input.moveReaderIndex(forwardBy: input.readableBytes)
             return nil
         }
+        searchedUpTo = 0
         guard offset <= limit else { throw LineTooLong(limit: limit) }
         let line = input.readSlice(length: offset)!
         input.moveReaderIndex(forwardBy: delimiter.count)

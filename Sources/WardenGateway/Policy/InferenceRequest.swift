@@ -146,9 +146,15 @@ public struct InferenceRequest: Sendable {
         .badRequest("`\(param)` must be \(expected).", code: "invalid_type", param: param)
     }
 
-    /// Fields whose strings vLLM turns into prompt tokens, on any route.
-    static let promptFields: Set<String> = ["messages", "prompt", "input", "content", "text", "query", "documents", "instructions", "system",
-                                            "text_1", "text_2", "queries", "texts", "inputs", "data_1", "data_2"]
+    /// Fields whose strings vLLM turns into prompt tokens, on any route. Compared rather than hashed: every member
+    /// name of every body is looked up, and most are short strings that compare as two machine words.
+    static func isPromptField(_ key: String) -> Bool {
+        switch key {
+        case "messages", "prompt", "input", "content", "text", "query", "documents", "instructions", "system",
+             "text_1", "text_2", "queries", "texts", "inputs", "data_1", "data_2": true
+        default: false
+        }
+    }
 
     /// UTF-8 bytes of every string in the prompt-bearing fields.
     static func textBytes(_ value: JSONValue) -> Int {
@@ -157,7 +163,7 @@ public struct InferenceRequest: Sendable {
         case .array(let items): return items.reduce(0) { $0.saturatingAdded(textBytes($1)) }
         case .object(let members):
             return members.reduce(0) { total, member in
-                promptFields.contains(member.key)
+                isPromptField(member.key)
                     ? total.saturatingAdded(textBytes(member.value)) : total
             }
         default: return 0

@@ -29,6 +29,10 @@ final class UpstreamConnection {
 final class UpstreamPool: Sendable {
     private let host: String
     private let port: Int
+    /// vLLM's address when the deployment names it by IP (as it usually does: 127.0.0.1): connected to directly.
+    /// NIO resolves a host name for every connection, off the event loop on a serial queue, which turned a burst of
+    /// new streams into a queue of thread hops.
+    private let address: SocketAddress?
     private let connectTimeout: TimeAmount
     private let readTimeout: TimeAmount
     private let pools = NIOLockedValueBox<[ObjectIdentifier: NIOLoopBound<LoopPool>]>([:])
@@ -42,6 +46,7 @@ final class UpstreamPool: Sendable {
     init(host: String, port: Int, connectTimeout: Duration, readTimeout: Duration) {
         self.host = host
         self.port = port
+        address = try? SocketAddress(ipAddress: host, port: port)
         self.connectTimeout = TimeAmount(connectTimeout)
         self.readTimeout = TimeAmount(readTimeout)
     }
@@ -79,7 +84,7 @@ final class UpstreamPool: Sendable {
 
     func connect(on eventLoop: any EventLoop, _ completion: @escaping (Result<UpstreamConnection, any Error>) -> Void) {
         let readTimeout = self.readTimeout
-        let future = Self.bootstrap(on: eventLoop, connectTimeout: connectTimeout)
+        let bootstrap = Self.bootstrap(on: eventLoop, connectTimeout: connectTimeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     // Requests go out as bytes the exchange wrote and answers are parsed from bytes by the handler
@@ -89,7 +94,7 @@ final class UpstreamPool: Sendable {
                     try channel.pipeline.syncOperations.addHandler(handler)
                 }
             }
-            .connect(host: host, port: port)
+        let future = address.map { bootstrap.connect(to: $0) } ?? bootstrap.connect(host: host, port: port)
         future.assumeIsolated().whenComplete { result in
             switch result {
             case .success(let channel):

@@ -105,25 +105,34 @@ struct JSONLineBuilder {
         if fraction % 10 != 0 { bytes.append(UInt8(ascii: "0") + UInt8(fraction % 10)) }
     }
 
-    /// RFC 3339 UTC time with milliseconds (`2026-11-27T09:03:10.706Z`).
+    /// RFC 3339 UTC time with milliseconds (`2026-11-27T09:03:10.706Z`): the civil date from the day count, no
+    /// `gmtime_r` and no division loops per field.
     mutating func timestamp(_ time: timespec) {
-        var seconds = time.tv_sec
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        digits(UInt(parts.tm_year + 1900), width: 4)
+        let seconds = Int64(time.tv_sec)
+        let days = floorDivide(seconds, 86_400)
+        let secondOfDay = Int(seconds - days * 86_400)
+        let (year, month, day) = QuotaCalendar.civil(fromDays: days)
+        digits(UInt(max(0, year)), width: 4)
         bytes.append(UInt8(ascii: "-"))
-        digits(UInt(parts.tm_mon + 1), width: 2)
+        twoDigits(Int(month))
         bytes.append(UInt8(ascii: "-"))
-        digits(UInt(parts.tm_mday), width: 2)
+        twoDigits(Int(day))
         bytes.append(UInt8(ascii: "T"))
-        digits(UInt(parts.tm_hour), width: 2)
+        twoDigits(secondOfDay / 3_600)
         bytes.append(UInt8(ascii: ":"))
-        digits(UInt(parts.tm_min), width: 2)
+        twoDigits(secondOfDay / 60 % 60)
         bytes.append(UInt8(ascii: ":"))
-        digits(UInt(parts.tm_sec), width: 2)
+        twoDigits(secondOfDay % 60)
         bytes.append(UInt8(ascii: "."))
-        digits(UInt(time.tv_nsec / 1_000_000), width: 3)
+        let milliseconds = max(0, min(999, time.tv_nsec / 1_000_000))
+        bytes.append(UInt8(ascii: "0") + UInt8(milliseconds / 100))
+        twoDigits(milliseconds % 100)
         bytes.append(UInt8(ascii: "Z"))
+    }
+
+    private mutating func twoDigits(_ value: Int) {
+        bytes.append(UInt8(ascii: "0") + UInt8(value / 10))
+        bytes.append(UInt8(ascii: "0") + UInt8(value % 10))
     }
 
     /// `value` in decimal, zero-padded to at least `width` digits.

@@ -34,13 +34,17 @@ struct ClientRequestParser {
     static let maxHeadBytes = 80 * 1024
     static let maxTrailers = 100
     private static let maxChunkSizeLine = 1024
+    /// All chunk-size lines of one body together: sizes with extensions, which RFC 9112 lets a server limit.
+    static let maxChunkLineBytes = 16 * 1024
 
     private var state = State.head
     /// Bytes of a head, chunk-size line or trailer that arrived split across reads, or the requests behind one
     /// whose answer is still pending.
     private var held = HeldInput()
-    /// How much of the incomplete head held has been checked for bare LFs.
+    /// How much of the incomplete head held has been checked for bare line ends.
     private var checkedHeadBytes = 0
+    /// Bytes of this body's chunk-size lines so far.
+    private var chunkLineBytes = 0
 
 
     /// Reads `buffer` after whatever was held, handing each part to `emit` (body parts are slices of the input).
@@ -61,6 +65,7 @@ struct ClientRequestParser {
                     return
                 }
                 checkedHeadBytes = 0
+                chunkLineBytes = 0
                 let (request, framing) = try Self.readHead(head)
                 switch framing {
                 case .chunked: state = .chunkSize
@@ -75,6 +80,11 @@ struct ClientRequestParser {
                 if remaining == part.readableBytes, !finish(emit) { return held.hold(input) }
             case .chunkSize:
                 guard let line = try takeLine(&input, upTo: HeldInput.lineEnd, limit: Self.maxChunkSizeLine) else { return }
+                // Extensions are not body bytes, so the body limit does not count them: they have their own.
+                chunkLineBytes += line.readableBytes
+                guard chunkLineBytes <= Self.maxChunkLineBytes else {
+                    throw Malformed(description: "chunk-size lines of more than \(Self.maxChunkLineBytes) bytes in one body")
+                }
                 let size = try Self.chunkSize(line)
                 state = size == 0 ? .trailers(count: 0) : .chunkData(remaining: size)
             case .chunkData(let remaining):
@@ -106,14 +116,14 @@ struct ClientRequestParser {
         held.hold(held.merged(with: buffer))
     }
 
-    /// Looks for a LF without its CR in the part of an incomplete head not looked at before (each byte once,
+    /// Looks for a LF without its CR, or a CR without its LF, in the part of an incomplete head not looked at before (each byte once,
     /// however slowly the head arrives).
     private mutating func checkLineEnds(_ partial: ByteBuffer) throws(Malformed) {
-        let bareLineFeed = partial.withUnsafeReadableBytes { bytes in
-            (max(1, checkedHeadBytes)..<max(1, bytes.count)).contains { bytes[$0] == 0x0A && bytes[$0 - 1] != 0x0D }
+        let bareLineEnd = partial.withUnsafeReadableBytes { bytes in
+            (max(1, checkedHeadBytes)..<max(1, bytes.count)).contains { (bytes[$0] == 0x0A) != (bytes[$0 - 1] == 0x0D) }
                 || bytes.first == 0x0A
         }
-        guard !bareLineFeed else { throw Malformed(description: "a line ended by a bare LF") }
+        guard !bareLineEnd else { throw Malformed(description: "a bare CR or LF in the head") }
         checkedHeadBytes = partial.readableBytes
     }
 

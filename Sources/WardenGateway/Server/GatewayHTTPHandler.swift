@@ -178,8 +178,15 @@ final class GatewayHTTPHandler: ChannelDuplexHandler {
     }
 
     /// `Expect: 100-continue`: the body is invited only once the head passes every check that needs no body.
+    /// A declared length over the body limit is refused here too, rather than invited and read for nothing.
     private func answerExpectation(context: ChannelHandlerContext, head: HTTPRequestHead, identity: Admission.Identity) {
+        let declared = head.headers.first(name: "content-length").flatMap { Int($0) } ?? 0
         switch Admission.checkHead(head, identity: identity, context: admissionContext(context)) {
+        case .success(let (target, key, route)) where declared > core.configuration.maxBodyBytes:
+            self.head = nil
+            self.identity = nil
+            refuse(Admission.Rejection(error: .bodyTooLarge, route: route.label, path: target.path, key: key.publicID, closeConnection: true),
+                   head: head, identity: identity, received: .now(), context: context)
         case .success:
             context.writeAndFlush(NIOAny(context.channel.allocator.buffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")), promise: nil)
         case .failure(var rejection):
