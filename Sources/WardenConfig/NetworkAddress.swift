@@ -16,6 +16,13 @@ public struct IPAddress: Sendable, Hashable, CustomStringConvertible {
         isIPv4 = true
     }
 
+    /// An address from its 16 network-order bytes; an IPv4-mapped one (`::ffff:a.b.c.d`) is IPv4.
+    public init(ipv6 raw: [UInt8]) {
+        precondition(raw.count == 16, "an IPv6 address is 16 bytes")
+        bytes = raw
+        isIPv4 = raw.prefix(10).allSatisfy { $0 == 0 } && raw[10] == 0xFF && raw[11] == 0xFF
+    }
+
     /// Parses dotted IPv4 or textual IPv6 (with or without brackets); `nil` otherwise.
     public init?(_ text: String) {
         var trimmed = Substring(text)
@@ -23,18 +30,9 @@ public struct IPAddress: Sendable, Hashable, CustomStringConvertible {
         var v4 = in_addr()
         var v6 = in6_addr()
         if inet_pton(AF_INET, String(trimmed), &v4) == 1 {
-            let raw = withUnsafeBytes(of: &v4) { Array($0) }
-            bytes = Array(repeating: 0, count: 10) + [0xFF, 0xFF] + raw
-            isIPv4 = true
+            self.init(ipv4: UInt32(bigEndian: v4.s_addr))
         } else if inet_pton(AF_INET6, String(trimmed), &v6) == 1 {
-            let raw = withUnsafeBytes(of: &v6) { Array($0) }
-            if raw.prefix(10).allSatisfy({ $0 == 0 }) && raw[10] == 0xFF && raw[11] == 0xFF {
-                bytes = raw
-                isIPv4 = true
-            } else {
-                bytes = raw
-                isIPv4 = false
-            }
+            self.init(ipv6: withUnsafeBytes(of: &v6) { Array($0) })
         } else {
             return nil
         }

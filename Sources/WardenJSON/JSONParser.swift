@@ -9,11 +9,21 @@ extension JSONValue {
     /// Parses one JSON document (RFC 8259) from UTF-8 bytes; trailing non-space bytes are an error.
     /// Nesting deeper than `maxDepth` is refused so a hostile body cannot exhaust the stack.
     public static func parse<Bytes: Collection<UInt8>>(_ bytes: Bytes, maxDepth: Int = 64) throws(JSONParseError) -> JSONValue {
-        var parser = JSONReader(bytes: Array(bytes), maxDepth: maxDepth)
-        let value = try parser.readValue(depth: 0)
-        parser.skipWhitespace()
-        guard parser.index == parser.bytes.count else { throw parser.error("unexpected data after the document") }
-        return value
+        // Read in place when the bytes are contiguous (a request body's buffer is): no copy, no bounds checks.
+        if let result = bytes.withContiguousStorageIfAvailable({ parse(buffer: $0, maxDepth: maxDepth) }) { return try result.get() }
+        return try Array(bytes).withUnsafeBufferPointer { parse(buffer: $0, maxDepth: maxDepth) }.get()
+    }
+
+    private static func parse(buffer: UnsafeBufferPointer<UInt8>, maxDepth: Int) -> Result<JSONValue, JSONParseError> {
+        var parser = JSONReader(bytes: buffer, maxDepth: maxDepth)
+        do throws(JSONParseError) {
+            let value = try parser.readValue(depth: 0)
+            parser.skipWhitespace()
+            guard parser.index == parser.bytes.count else { throw parser.error("unexpected data after the document") }
+            return .success(value)
+        } catch {
+            return .failure(error)
+        }
     }
 
     public static func parse(_ text: String) throws(JSONParseError) -> JSONValue {
@@ -21,12 +31,13 @@ extension JSONValue {
     }
 }
 
+/// Reads from bytes that live for the whole parse (``JSONValue/parse(_:maxDepth:)`` holds them).
 private struct JSONReader {
-    let bytes: [UInt8]
+    let bytes: UnsafeBufferPointer<UInt8>
     let maxDepth: Int
     var index = 0
 
-    init(bytes: [UInt8], maxDepth: Int) {
+    init(bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int) {
         self.bytes = bytes
         self.maxDepth = maxDepth
     }
@@ -131,7 +142,7 @@ private struct JSONReader {
 
     /// The bytes of `range` as a string, read through a buffer pointer (the generic slice path costs far more).
     func text(_ range: Range<Int>) -> String {
-        bytes.withUnsafeBufferPointer { String(decoding: UnsafeBufferPointer(rebasing: $0[range]), as: UTF8.self) }
+        String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self)
     }
 
     func isDigit(_ byte: UInt8) -> Bool { byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") }
@@ -148,10 +159,8 @@ private struct JSONReader {
         if end < bytes.count, bytes[end] == UInt8(ascii: "\"") {
             let range = index..<end
             // ASCII needs no validation; `String(validating:)` is generic and looks its metadata up on every call.
-            let validated = bytes.withUnsafeBufferPointer { all in
-                let text = UnsafeBufferPointer(rebasing: all[range])
-                return ascii ? String(decoding: text, as: UTF8.self) : String(validating: text, as: UTF8.self)
-            }
+            let text = UnsafeBufferPointer(rebasing: bytes[range])
+            let validated = ascii ? String(decoding: text, as: UTF8.self) : String(validating: text, as: UTF8.self)
             guard let text = validated else { throw error("invalid UTF-8 in string") }
             index = end + 1
             return text

@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import Testing
+import WardenConfig
 @testable import WardenGateway
 
 @Suite("access log: one JSON line per request, written without intermediate strings")
@@ -73,6 +74,16 @@ struct HeaderNameTests {
         #expect(!head.isKeepAlive)
         #expect(try UpstreamHead(ByteBuffer(string: "HTTP/1.1 200 OK\r\ncontent-length: 2")).connectionNamed.isEmpty)
         #expect(try UpstreamHead(ByteBuffer(string: "HTTP/1.0 200 OK\r\nConnection: Keep-Alive")).isKeepAlive)
+    }
+
+    @Test("a peer's address from its socket address equals the one parsed from its text, IPv4, IPv6 and IPv4-mapped")
+    func peerAddresses() throws {
+        for text in ["192.0.2.10", "127.0.0.1", "2001:db8::7", "::1", "::ffff:198.51.100.4"] {
+            let parsed = try #require(IPAddress(text))
+            #expect(IPAddress(peer: try SocketAddress(ipAddress: text, port: 443)) == parsed, "\(text)")
+            #expect(IPAddress(peer: try SocketAddress(ipAddress: text, port: 443))?.description == parsed.description)
+        }
+        #expect(IPAddress(peer: nil) == nil)
     }
 
     @Test("request ids: 32 lower-case hex digits, one per-process half, then a counter")

@@ -225,3 +225,19 @@ enum RequestIDs {
         }
     }
 }
+
+extension IPAddress {
+    /// A TCP peer's address from the socket address's bytes, for every connection: NIO's text form costs an
+    /// `inet_ntop` (and `sprintf`) and parsing it back an `inet_pton`.
+    init?(peer: SocketAddress?) {
+        switch peer {
+        case .v4(let address):
+            self.init(ipv4: UInt32(bigEndian: address.address.sin_addr.s_addr))
+        case .v6(let address):
+            var raw = address.address.sin6_addr
+            self.init(ipv6: withUnsafeBytes(of: &raw) { Array($0) })
+        default:
+            return nil
+        }
+    }
+}

@@ -98,12 +98,18 @@ enum Admission {
     /// `GET /health` and `GET`/`POST /ping` are answered by the gateway itself, without a key and never forwarded:
     /// load balancers, Kubernetes and vLLM clients (guidellm, LiteLLM) probe them as they probe vLLM.
     static func isHealthProbe(_ head: HTTPRequestHead) -> Bool {
-        // Compared as bytes: this runs before every request.
-        let path = head.uri.utf8.prefix { $0 != UInt8(ascii: "?") }
-        switch head.method {
-        case .GET, .HEAD: return path.elementsEqual("/health".utf8) || path.elementsEqual("/ping".utf8)
-        case .POST: return path.elementsEqual("/ping".utf8)
-        default: return false
+        // Compared as bytes, lengths first: this runs before every request.
+        var uri = head.uri
+        return uri.withUTF8 { bytes in
+            let path = UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[..<(bytes.firstIndex(of: UInt8(ascii: "?")) ?? bytes.count)]))
+            switch head.method {
+            case .GET, .HEAD: return equal(path, "/health") || equal(path, "/ping")
+            case .POST: return equal(path, "/ping")
+            default: return false
+            }
+        }
+        func equal(_ path: UnsafeRawBufferPointer, _ expected: StaticString) -> Bool {
+            path.count == expected.utf8CodeUnitCount && path.elementsEqual(UnsafeRawBufferPointer(start: expected.utf8Start, count: expected.utf8CodeUnitCount))
         }
     }
 

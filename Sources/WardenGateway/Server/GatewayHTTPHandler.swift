@@ -171,7 +171,7 @@ final class GatewayHTTPHandler: ChannelDuplexHandler {
     }
 
     private func admissionContext(_ context: ChannelHandlerContext) -> Admission.Context {
-        let peer = self.peer ?? Admission.Peer(context.channel.remoteAddress?.ipAddress.flatMap(IPAddress.init))
+        let peer = self.peer ?? Admission.Peer(IPAddress(peer: context.channel.remoteAddress))
         self.peer = peer
         return Admission.Context(shared: core.admission, policy: core.state.policy, draining: core.state.draining.load(ordering: .relaxed),
                                  peer: peer.address, peerText: peer.text, epochSeconds: Int64(epochSeconds()), recentKey: recentKey)

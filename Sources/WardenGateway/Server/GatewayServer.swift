@@ -58,7 +58,7 @@ public final class GatewayServer: Service, Sendable {
         raiseDescriptorLimit()
         let limiter = self.limiter
         let admit: @Sendable (any Channel) -> Bool = { channel in
-            let address = channel.remoteAddress?.ipAddress.flatMap(IPAddress.init)
+            let address = IPAddress(peer: channel.remoteAddress)
             if let refusal = limiter.open(from: address) {
                 core.metrics.countRejection("connection_limit_\(refusal.rawValue)")
                 return false
