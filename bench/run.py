@@ -115,14 +115,15 @@ def wrk(port, connections, seconds, stream, key, path="/v1/chat/completions"):
     return {"requests": int(requests), "errors": int(errors), "rps": float(rps), "p50_us": int(p50), "p99_us": int(p99)}
 
 
-def measure(target, connections, stream, seconds, repetitions):
-    runs = []
-    for _ in range(repetitions):
-        before = cpu_ticks(target["pid"])
-        result = wrk(target["port"], connections, seconds, stream, target["key"])
-        used = cpu_ticks(target["pid"]) - before
-        result["cpu_us_per_request"] = used * 1_000_000 / CLOCK_TICKS / max(1, result["requests"])
-        runs.append(result)
+def run_once(target, connections, stream, seconds):
+    before = cpu_ticks(target["pid"])
+    result = wrk(target["port"], connections, seconds, stream, target["key"])
+    used = cpu_ticks(target["pid"]) - before
+    result["cpu_us_per_request"] = used * 1_000_000 / CLOCK_TICKS / max(1, result["requests"])
+    return result
+
+
+def summarize(target, runs):
     pick = lambda key: statistics.median(run[key] for run in runs)
     return {"rps": pick("rps"), "p50_us": pick("p50_us"), "p99_us": pick("p99_us"), "cpu_us": pick("cpu_us_per_request"),
             "errors": sum(run["errors"] for run in runs), "rss_mib": rss_mib(target["pid"]), "runs": runs}
@@ -188,11 +189,17 @@ def main():
         targets["D"] = {"name": "LiteLLM proxy 1.77.7", "port": litellm_port, "pid": litellm.pid, "key": "sk-bench-master",
                         "idle_rss_mib": rss_mib(litellm.pid)}
 
+    # The targets take turns, one run each per repetition: this VM's neighbours come and go over minutes, and a
+    # ratio of two targets measured minutes apart moved with them.
     results = {}
-    for label, target in targets.items():
-        for stream in (False, True):
-            for connections in (1, 8, 64):
-                measured = measure(target, connections, stream, args.seconds, args.repetitions)
+    for stream in (False, True):
+        for connections in (1, 8, 64):
+            runs = {label: [] for label in targets}
+            for _ in range(args.repetitions):
+                for label, target in targets.items():
+                    runs[label].append(run_once(target, connections, stream, args.seconds))
+            for label, target in targets.items():
+                measured = summarize(target, runs[label])
                 results[(label, stream, connections)] = measured
                 print(f"{label:3} {'SSE ' if stream else 'JSON'} c={connections:<3} {measured['rps']:9.1f} req/s  p50 {measured['p50_us']/1000:7.2f} ms  "
                       f"p99 {measured['p99_us']/1000:7.2f} ms  cpu {measured['cpu_us']:8.1f} µs/req  errors {measured['errors']}", flush=True)
@@ -323,7 +330,7 @@ def report(targets, results, stream_results, args):
     lines = [f"# Gateway benchmark — {date:%Y-%m-%d %H:%M} UTC", "",
              f"Machine: {os.cpu_count()} cores, {platform.platform()}; {versions['swift']}; {versions['nginx']}; {versions['wrk']}; "
              f"LiteLLM {'1.77.7' if 'D' in targets else 'not run'}.",
-             f"Command: `bench/run` (wrk, {args.seconds} s per run, median of {args.repetitions} runs; POST chat body of bench/lib/chat.lua; "
+             f"Command: `bench/run` (wrk, {args.seconds} s per run, median of {args.repetitions} runs, the targets taking turns run by run; POST chat body of bench/lib/chat.lua; "
              "SSE = 50 token events). Server CPU from /proc/<pid>/stat of each target's process tree (the gateway's own, not vllm-sim's).", "",
              "| target | mode | c | req/s | p50 ms | p99 ms | server CPU µs/req | errors | RSS MiB |", "|---|---|---|---|---|---|---|---|---|"]
     for (label, stream, connections), value in results.items():
