@@ -190,7 +190,7 @@ struct ClientRequestParserTests {
         let over = line + String(repeating: "b", count: ClientRequestParser.maxHeadBytes + 4 - line.utf8.count)
         #expect(Self.refusal(over + "\r\n\r\n")?.headTooLarge == true)
         #expect(Self.refusal(over)?.headTooLarge == true, "refused before the end arrives, not buffered without end")
-        let trailers = (0...ClientRequestParser.maxTrailers).map { "x-t\($0): v\r\n" }.joined()
+        let trailers = (0...ChunkedBody.maxTrailers).map { "x-t\($0): v\r\n" }.joined()
         #expect(Self.refusal("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n" + trailers + "\r\n")?.headTooLarge == true)
     }
 }

@@ -16,10 +16,7 @@ struct UpstreamResponseParser {
         case idle
         case head
         case fixed(remaining: Int)
-        case chunkSize
-        case chunkData(remaining: Int)
-        case chunkDataEnd
-        case trailers
+        case chunked(ChunkedBody)
         case untilClose
     }
 
@@ -31,7 +28,6 @@ struct UpstreamResponseParser {
     private var answersHead = false
     /// Whether any byte of the expected response arrived.
     private(set) var receivedBytes = false
-    private var trailerLines = 0
     /// Bytes of a head, a chunk-size line or trailers that arrived split across reads.
     private var held = HeldInput()
 
@@ -56,34 +52,20 @@ struct UpstreamResponseParser {
             case .idle:
                 throw Malformed(description: "bytes from the model server with no request outstanding")
             case .head:
-                guard let head = try takeLine(&input, upTo: HeldInput.headEnd, limit: Self.maxHeadBytes) else { return }
+                guard let head = try takeHead(&input) else { return }
                 try readHead(head, emit)
             case .fixed(let remaining):
                 let part = input.readSlice(length: min(remaining, input.readableBytes))!
                 emit(.body(part))
                 if remaining == part.readableBytes { finish(emit) } else { state = .fixed(remaining: remaining - part.readableBytes) }
-            case .chunkSize:
-                guard let line = try takeLine(&input, upTo: HeldInput.lineEnd, limit: 1024) else { return }
-                let size = try Self.chunkSize(line)
-                trailerLines = 0
-                state = size == 0 ? .trailers : .chunkData(remaining: size)
-            case .chunkData(let remaining):
-                let part = input.readSlice(length: min(remaining, input.readableBytes))!
-                emit(.body(part))
-                state = remaining == part.readableBytes ? .chunkDataEnd : .chunkData(remaining: remaining - part.readableBytes)
-            case .chunkDataEnd:
-                guard input.readableBytes >= 2 else { return held.hold(input) }
-                guard input.readInteger(as: UInt16.self) == 0x0D0A else { throw Malformed(description: "a chunk not followed by CRLF") }
-                state = .chunkSize
-            case .trailers:
-                guard let line = try takeLine(&input, upTo: HeldInput.lineEnd, limit: Self.maxHeadBytes) else { return }
-                guard line.readableBytes > 0 else {
-                    finish(emit)
-                    continue
+            case .chunked(var body):
+                let step = try body.next(&input, held: &held) { Malformed(description: $0.reason) }
+                state = .chunked(body)
+                switch step {
+                case .data(let part): emit(.body(part))
+                case .end: finish(emit)
+                case nil: return
                 }
-                trailerLines += 1
-                guard trailerLines <= Self.maxFields else { throw Malformed(description: "more than \(Self.maxFields) trailer fields") }
-                _ = try line.withUnsafeReadableBytes { bytes throws(Malformed) in try UpstreamHead.split(bytes) }
             case .untilClose:
                 emit(.body(input))
                 return
@@ -91,12 +73,12 @@ struct UpstreamResponseParser {
         }
     }
 
-    /// The next line of a head or chunk framing, or nil with the input held for the next read.
-    private mutating func takeLine(_ input: inout ByteBuffer, upTo delimiter: [UInt8], limit: Int) throws(Malformed) -> ByteBuffer? {
+    /// The head through its blank line, or nil with the input held for the next read.
+    private mutating func takeHead(_ input: inout ByteBuffer) throws(Malformed) -> ByteBuffer? {
         do {
-            return try held.line(from: &input, upTo: delimiter, limit: limit)
+            return try held.line(from: &input, upTo: HeldInput.headEnd, limit: Self.maxHeadBytes)
         } catch {
-            throw Malformed(description: "a head or chunk line longer than \(error.limit) bytes")
+            throw Malformed(description: "a head longer than \(error.limit) bytes")
         }
     }
 
@@ -111,7 +93,7 @@ struct UpstreamResponseParser {
         if answersHead || head.status.code == 204 || head.status.code == 304 || head.contentLength == 0 {
             next = .idle
         } else if head.isChunked {
-            next = .chunkSize
+            next = .chunked(ChunkedBody())
         } else if let length = head.contentLength {
             next = .fixed(remaining: length)
         } else {
@@ -125,10 +107,5 @@ struct UpstreamResponseParser {
     private mutating func finish(_ emit: (UpstreamResponsePart) -> Void) {
         state = .idle
         emit(.end)
-    }
-
-    private static func chunkSize(_ line: ByteBuffer) throws(Malformed) -> Int {
-        guard let size = line.withUnsafeReadableBytes(FieldSyntax.chunkSize) else { throw Malformed(description: "an invalid chunk size line") }
-        return size
     }
 }

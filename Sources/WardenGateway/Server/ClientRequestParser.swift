@@ -24,16 +24,11 @@ struct ClientRequestParser {
     private enum State {
         case head
         case fixed(remaining: Int)
-        case chunkSize
-        case chunkData(remaining: Int)
-        case chunkDataEnd
-        case trailers(count: Int)
+        case chunked(ChunkedBody)
     }
 
     /// The largest head accepted, request line included (NIO's decoder's limit too).
     static let maxHeadBytes = 80 * 1024
-    static let maxTrailers = 100
-    private static let maxChunkSizeLine = 1024
     /// All chunk-size lines of one body together: sizes with extensions, which RFC 9112 lets a server limit.
     static let maxChunkLineBytes = 16 * 1024
 
@@ -43,9 +38,6 @@ struct ClientRequestParser {
     private var held = HeldInput()
     /// How much of the incomplete head held has been checked for bare line ends.
     private var checkedHeadBytes = 0
-    /// Bytes of this body's chunk-size lines so far.
-    private var chunkLineBytes = 0
-
 
     /// Reads `buffer` after whatever was held, handing each part to `emit` (body parts are slices of the input).
     /// `emit` returning false stops the parse: the rest is held until the next call.
@@ -59,16 +51,15 @@ struct ClientRequestParser {
                     input.moveReaderIndex(forwardBy: 2)
                 }
                 let unread = input
-                guard let head = try takeLine(&input, upTo: HeldInput.headEnd, limit: Self.maxHeadBytes, tooLarge: true) else {
+                guard let head = try takeHead(&input) else {
                     // A head cut by bare LFs would never end with CRLF CRLF: refused now, not at the size limit.
                     try checkLineEnds(unread)
                     return
                 }
                 checkedHeadBytes = 0
-                chunkLineBytes = 0
                 let (request, framing) = try Self.readHead(head)
                 switch framing {
-                case .chunked: state = .chunkSize
+                case .chunked: state = .chunked(ChunkedBody(maxSizeLines: Self.maxChunkLineBytes))
                 case .length(let length): state = .fixed(remaining: length)
                 }
                 guard emit(.head(request)) else { return held.hold(input) }
@@ -78,32 +69,17 @@ struct ClientRequestParser {
                 state = .fixed(remaining: remaining - part.readableBytes)
                 guard emit(.body(part)) else { return held.hold(input) }
                 if remaining == part.readableBytes, !finish(emit) { return held.hold(input) }
-            case .chunkSize:
-                guard let line = try takeLine(&input, upTo: HeldInput.lineEnd, limit: Self.maxChunkSizeLine) else { return }
-                // Extensions are not body bytes, so the body limit does not count them: they have their own.
-                chunkLineBytes += line.readableBytes
-                guard chunkLineBytes <= Self.maxChunkLineBytes else {
-                    throw Malformed(description: "chunk-size lines of more than \(Self.maxChunkLineBytes) bytes in one body")
-                }
-                let size = try Self.chunkSize(line)
-                state = size == 0 ? .trailers(count: 0) : .chunkData(remaining: size)
-            case .chunkData(let remaining):
-                let part = input.readSlice(length: min(remaining, input.readableBytes))!
-                state = remaining == part.readableBytes ? .chunkDataEnd : .chunkData(remaining: remaining - part.readableBytes)
-                guard emit(.body(part)) else { return held.hold(input) }
-            case .chunkDataEnd:
-                guard input.readableBytes >= 2 else { return held.hold(input) }
-                guard input.readInteger(as: UInt16.self) == 0x0D0A else { throw Malformed(description: "a chunk not followed by CRLF") }
-                state = .chunkSize
-            case .trailers(let count):
-                guard let line = try takeLine(&input, upTo: HeldInput.lineEnd, limit: Self.maxHeadBytes, tooLarge: true) else { return }
-                guard line.readableBytes > 0 else {
+            case .chunked(var body):
+                let step = try body.next(&input, held: &held) { Malformed(description: $0.reason, headTooLarge: $0.trailersTooLarge) }
+                state = .chunked(body)
+                switch step {
+                case .data(let part):
+                    guard emit(.body(part)) else { return held.hold(input) }
+                case .end:
                     guard finish(emit) else { return held.hold(input) }
-                    continue
+                case nil:
+                    return
                 }
-                guard count < Self.maxTrailers else { throw Malformed(description: "more than \(Self.maxTrailers) trailer fields", headTooLarge: true) }
-                _ = try line.withUnsafeReadableBytes { bytes throws(Malformed) in try Self.field(bytes) }
-                state = .trailers(count: count + 1)
             }
         }
     }
@@ -132,12 +108,12 @@ struct ClientRequestParser {
         return emit(.end)
     }
 
-    /// The next line of a head or chunk framing, or nil with the input held for the next read.
-    private mutating func takeLine(_ input: inout ByteBuffer, upTo delimiter: [UInt8], limit: Int, tooLarge: Bool = false) throws(Malformed) -> ByteBuffer? {
+    /// The head through its blank line, or nil with the input held for the next read.
+    private mutating func takeHead(_ input: inout ByteBuffer) throws(Malformed) -> ByteBuffer? {
         do {
-            return try held.line(from: &input, upTo: delimiter, limit: limit)
+            return try held.line(from: &input, upTo: HeldInput.headEnd, limit: Self.maxHeadBytes)
         } catch {
-            throw Malformed(description: "a head or chunk line longer than \(error.limit) bytes", headTooLarge: tooLarge)
+            throw Malformed(description: "a head longer than \(error.limit) bytes", headTooLarge: true)
         }
     }
 
@@ -220,8 +196,4 @@ struct ClientRequestParser {
         }
     }
 
-    private static func chunkSize(_ line: ByteBuffer) throws(Malformed) -> Int {
-        guard let size = line.withUnsafeReadableBytes(FieldSyntax.chunkSize) else { throw Malformed(description: "an invalid chunk size line") }
-        return size
-    }
 }
