@@ -20,6 +20,17 @@ enum FieldSyntax {
         return (UnsafeRawBufferPointer(rebasing: line[..<colon]), UnsafeRawBufferPointer(rebasing: line[start..<end]))
     }
 
+    /// Each CRLF-separated line of a head (its blank line already cut off), in order. A bare CR or LF stays inside
+    /// its line, where the checks on request lines, status lines and fields refuse it.
+    static func forEachLine<E: Error>(in bytes: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) throws(E) -> Void) throws(E) {
+        var start = 0
+        while start < bytes.count {
+            let end = UsageScanner.find(HeldInput.lineEnd, in: bytes, within: start..<bytes.count)?.lowerBound ?? bytes.count
+            try body(UnsafeRawBufferPointer(rebasing: bytes[start..<end]))
+            start = end + 2
+        }
+    }
+
     /// RFC 9110 `tchar`: a bit per ASCII byte (letters, digits and ``!#$%&'*+-.^_`|~``), no table to load.
     static func isToken(_ byte: UInt8) -> Bool {
         let bits: UInt64 = byte < 64 ? 0x03FF_6CFA_0000_0000 : byte < 128 ? 0x57FF_FFFF_C7FF_FFFE : 0

@@ -34,17 +34,20 @@ struct UpstreamHead: Equatable {
     /// previous one, more than `maxFields` fields, a length that is not a number or repeated unequal, any transfer
     /// coding but `chunked`, and both framings at once.
     init(_ head: ByteBuffer, maxFields: Int = UpstreamResponseParser.maxFields) throws(UpstreamResponseParser.Malformed) {
-        var lines = head
-        guard let statusLine = Self.nextLine(&lines) else { throw .init(description: "an empty response head") }
-        (version, status) = try Self.statusLine(statusLine)
+        guard head.readableBytes > 0 else { throw .init(description: "an empty response head") }
+        let statusEnd = head.withUnsafeReadableBytes { UsageScanner.find(HeldInput.lineEnd, in: $0, within: 0..<$0.count)?.lowerBound }
+            ?? head.readableBytes
+        (version, status) = try Self.statusLine(head.getSlice(at: head.readerIndex, length: statusEnd)!)
         isKeepAlive = version != .http1_0
+        let fieldsStart = min(statusEnd + 2, head.readableBytes)
+        let lines = head.getSlice(at: head.readerIndex + fieldsStart, length: head.readableBytes - fieldsStart)!
         fieldLines = lines
         var count = 0
-        while let line = Self.nextLine(&lines) {
-            count += 1
-            guard count <= maxFields else { throw .init(description: "more than \(maxFields) response fields") }
-            try line.withUnsafeReadableBytes { bytes throws(UpstreamResponseParser.Malformed) in
-                let (name, value) = try Self.split(bytes)
+        try lines.withUnsafeReadableBytes { bytes throws(UpstreamResponseParser.Malformed) in
+            try FieldSyntax.forEachLine(in: bytes) { line throws(UpstreamResponseParser.Malformed) in
+                count += 1
+                guard count <= maxFields else { throw .init(description: "more than \(maxFields) response fields") }
+                let (name, value) = try Self.split(line)
                 try read(name: name, value: value)
             }
         }
@@ -54,14 +57,10 @@ struct UpstreamHead: Equatable {
     /// Each field line's name and the whole line (without its CRLF).
     func forEachField(_ body: (_ name: UnsafeRawBufferPointer, _ line: UnsafeRawBufferPointer) -> Void) {
         fieldLines.withUnsafeReadableBytes { bytes in
-            var start = 0
-            while start < bytes.count {
-                let end = UsageScanner.find(HeldInput.lineEnd, in: bytes, within: start..<bytes.count)?.lowerBound ?? bytes.count
-                let line = UnsafeRawBufferPointer(rebasing: bytes[start..<end])
+            FieldSyntax.forEachLine(in: bytes) { line in
                 // Checked when the head was read: every line has a colon after a non-empty name.
                 let colon = line.firstIndex(of: UInt8(ascii: ":"))!
                 body(UnsafeRawBufferPointer(rebasing: line[..<colon]), line)
-                start = end + 2
             }
         }
     }
@@ -94,16 +93,6 @@ struct UpstreamHead: Equatable {
         } else if HeaderPolicy.name(name, is: "metadata"), metadata == nil {
             metadata = String(decoding: value, as: UTF8.self)
         }
-    }
-
-
-    /// The next CRLF-separated line; a bare LF or CR anywhere else is refused by ``split(_:)``.
-    private static func nextLine(_ lines: inout ByteBuffer) -> ByteBuffer? {
-        guard lines.readableBytes > 0 else { return nil }
-        let end = lines.withUnsafeReadableBytes { UsageScanner.find(HeldInput.lineEnd, in: $0, within: 0..<$0.count)?.lowerBound } ?? lines.readableBytes
-        let line = lines.readSlice(length: end)!
-        lines.moveReaderIndex(forwardBy: min(2, lines.readableBytes))
-        return line
     }
 
     private static func statusLine(_ line: ByteBuffer) throws(UpstreamResponseParser.Malformed) -> (HTTPVersion, HTTPResponseStatus) {

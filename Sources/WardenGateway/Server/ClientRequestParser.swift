@@ -92,8 +92,8 @@ struct ClientRequestParser {
         held.hold(held.merged(with: buffer))
     }
 
-    /// Looks for a LF without its CR, or a CR without its LF, in the part of an incomplete head not looked at before (each byte once,
-    /// however slowly the head arrives).
+    /// Looks for a LF without its CR, or a CR without its LF, in the part of an incomplete head not looked at before
+    /// (each byte once, however slowly the head arrives).
     private mutating func checkLineEnds(_ partial: ByteBuffer) throws(Malformed) {
         let bareLineEnd = partial.withUnsafeReadableBytes { bytes in
             (max(1, checkedHeadBytes)..<max(1, bytes.count)).contains { (bytes[$0] == 0x0A) != (bytes[$0 - 1] == 0x0D) }
@@ -132,10 +132,8 @@ struct ClientRequestParser {
             fields.reserveCapacity(8)
             var length: Int?
             var chunked = false
-            var start = lineEnd + 2
-            while start < bytes.count {
-                let end = UsageScanner.find(HeldInput.lineEnd, in: bytes, within: start..<bytes.count)?.lowerBound ?? bytes.count
-                let (name, value) = try field(UnsafeRawBufferPointer(rebasing: bytes[start..<end]))
+            try FieldSyntax.forEachLine(in: UnsafeRawBufferPointer(rebasing: bytes[min(lineEnd + 2, bytes.count)...])) { line throws(Malformed) in
+                let (name, value) = try field(line)
                 if HeaderPolicy.name(name, is: "content-length") {
                     guard length == nil else { throw Malformed(description: "a repeated Content-Length") }
                     guard let parsed = FieldSyntax.decimal(value) else { throw Malformed(description: "an invalid Content-Length") }
@@ -147,7 +145,6 @@ struct ClientRequestParser {
                     chunked = true
                 }
                 fields.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
-                start = end + 2
             }
             if chunked {
                 guard length == nil else { throw Malformed(description: "a body framed by both Content-Length and chunks") }
@@ -195,5 +192,4 @@ struct ClientRequestParser {
             throw Malformed(description: error.rawValue)
         }
     }
-
 }
