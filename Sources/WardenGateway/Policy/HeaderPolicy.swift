@@ -43,11 +43,6 @@ enum HeaderPolicy {
     }
 
     /// Whether a field name starts with a lower-case prefix, ASCII case-insensitively.
-    static func name(_ name: String, hasLowercasePrefix prefix: StaticString) -> Bool {
-        var name = name
-        return name.withUTF8 { self.name(UnsafeRawBufferPointer($0), hasLowercasePrefix: prefix) }
-    }
-
     static func name(_ name: UnsafeRawBufferPointer, hasLowercasePrefix prefix: StaticString) -> Bool {
         guard name.count >= prefix.utf8CodeUnitCount else { return false }
         return foldedEqual(UnsafeRawBufferPointer(rebasing: name.prefix(prefix.utf8CodeUnitCount)),
