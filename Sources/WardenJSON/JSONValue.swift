@@ -25,7 +25,9 @@ public enum JSONValue: Sendable, Equatable {
     /// The member named `key` of an object (the last one when repeated); `nil` otherwise.
     public subscript(key: String) -> JSONValue? {
         guard case .object(let members) = self else { return nil }
-        return members.last(where: { $0.key == key })?.value
+        // Lengths first: a string comparison that fails costs a runtime call, a length comparison two loads.
+        let length = key.utf8.count
+        return members.last(where: { $0.key.utf8.count == length && $0.key == key })?.value
     }
 
     public var stringValue: String? {

@@ -15,6 +15,18 @@ struct AdmissionTests {
         return try InferenceRequest.parse(Array(body.utf8), meter: meter, servedModel: "qwen", defaultMaxTokens: defaultCap).budget
     }
 
+    @Test("prompt-bearing fields: exactly vLLM's, by name (same-length near misses are not)")
+    func promptFields() {
+        let prompt = ["messages", "prompt", "input", "content", "text", "query", "documents", "instructions", "system",
+                      "text_1", "text_2", "queries", "texts", "inputs", "data_1", "data_2"]
+        for name in prompt { #expect(InferenceRequest.isPromptField(name), "\(name)") }
+        for name in ["model", "tex", "textx", "prompts", "Content", "data_3", "instruction", "documentz", "messagez", "", "max_tokens"] {
+            #expect(!InferenceRequest.isPromptField(name), "\(name)")
+        }
+        let body = try! JSONValue.parse(Array(#"{"model":"m","model":"n","max_tokens":2,"prompt":"abcd"}"#.utf8))
+        #expect(body["model"]?.stringValue == "n" && body["max_tokens"]?.intValue == 2 && body["max_token"] == nil)
+    }
+
     @Test("reservations bound what vLLM may generate: prompts × choices × the cap vLLM would apply")
     func reservations() throws {
         let chat = "/v1/chat/completions"
@@ -96,8 +108,8 @@ struct AdmissionTests {
         try body(try store.loadTable(), token.text)
     }
 
-    func head(_ key: String, path: String = "/v1/completions") -> HTTPRequestHead {
-        HTTPRequestHead(version: .http1_1, method: .POST, uri: path, headers: ["Host": "gw", "Authorization": "Bearer \(key)"])
+    func head(_ key: String, path: String = "/v1/completions") -> ClientHead {
+        .request(.POST, path, fields: [("Host", "gw"), ("Authorization", "Bearer \(key)")])
     }
 
     @Test("the token window on a manual clock: refused until the first reservation leaves, then admitted to the second")

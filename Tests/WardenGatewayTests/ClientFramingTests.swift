@@ -9,8 +9,8 @@ import WardenTestSupport
 /// The gateway frames its responses itself (``ClientResponse``): the rules NIO's encoder applied, byte for byte.
 @Suite("client response framing")
 struct ClientResponseTests {
-    static func head(_ method: HTTPMethod = .POST, version: HTTPVersion = .http1_1) -> HTTPRequestHead {
-        HTTPRequestHead(version: version, method: method, uri: "/v1/completions")
+    static func head(_ method: HTTPMethod = .POST, version: HTTPVersion = .http1_1) -> ClientHead {
+        .request(method, version: version)
     }
 
     @Test("a body without a length is chunked for HTTP/1.1: hex size lines, then the last chunk")

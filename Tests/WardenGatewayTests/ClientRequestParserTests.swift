@@ -8,7 +8,7 @@ import Testing
 @Suite("client request parser")
 struct ClientRequestParserTests {
     struct Parsed {
-        var heads: [HTTPRequestHead] = []
+        var heads: [ClientHead] = []
         var bodies: [String] = []
         var ends = 0
     }
@@ -54,8 +54,9 @@ struct ClientRequestParserTests {
             let parsed = try Self.parse(Self.post, step: step)
             let head = try #require(parsed.heads.first)
             #expect(head.method == .POST && head.uri == "/v1/chat/completions" && head.version == .http1_1)
-            #expect(head.headers.first(name: "authorization") == "Bearer k")
-            #expect(head.headers.first(name: "content-length") == "11")
+            #expect(head.authorization == "Bearer k" && head.first("authorization") == "Bearer k")
+            #expect(head.contentLength == 11 && head.first("content-type") == "application/json")
+            #expect(head.fieldCount == 4 && head.hostCount == 1 && !head.isChunked)
             #expect(head.isKeepAlive)
             #expect(parsed.bodies == ["{\"ok\":true}"] && parsed.ends == 1, "step \(step)")
         }
@@ -203,5 +204,74 @@ struct FieldSyntaxTests {
         for byte in UInt8.min...UInt8.max {
             #expect(FieldSyntax.isToken(byte) == tchar.contains(byte), "byte \(byte)")
         }
+    }
+
+    @Test("allFieldText, eight bytes at a time, agrees with the byte-by-byte rule for every byte value at every position")
+    func fieldTextWords() {
+        for length in [1, 7, 8, 9, 16, 23] {
+            for position in 0..<length {
+                for byte in UInt8.min...UInt8.max {
+                    var bytes = [UInt8](repeating: UInt8(ascii: "a"), count: length)
+                    bytes[position] = byte
+                    let expected = FieldSyntax.isFieldText(byte)
+                    #expect(bytes.withUnsafeBytes(FieldSyntax.allFieldText) == expected, "byte \(byte) at \(position) of \(length)")
+                }
+            }
+        }
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<2000 {
+            let bytes = (0..<Int.random(in: 0...40, using: &generator)).map { _ in
+                [UInt8(0x09), 0x7F, 0x80, 0xFF, 0x1F, 0x20].randomElement(using: &generator)! }
+            #expect(bytes.withUnsafeBytes(FieldSyntax.allFieldText) == bytes.allSatisfy(FieldSyntax.isFieldText), "\(bytes)")
+        }
+    }
+
+    @Test("list elements: split at commas, whitespace around each trimmed, empty ones skipped")
+    func listElements() {
+        var elements: [String] = []
+        Array(" a ,\tb,,c d , ,".utf8).withUnsafeBytes { FieldSyntax.forEachElement(of: $0) { elements.append(String(decoding: $0, as: UTF8.self)) } }
+        #expect(elements == ["a", "b", "c d"])
+        elements = []
+        Array("".utf8).withUnsafeBytes { FieldSyntax.forEachElement(of: $0) { elements.append(String(decoding: $0, as: UTF8.self)) } }
+        #expect(elements.isEmpty)
+    }
+}
+
+/// What the gateway reads from a client's head in the pass that checks it.
+@Suite("client request head")
+struct ClientHeadTests {
+    @Test("keep-alive: HTTP/1.1 unless a close option (any case, anywhere in any Connection line); HTTP/1.0 only with keep-alive and no close")
+    func keepAlive() {
+        let cases: [(HTTPVersion, [String], Bool)] = [
+            (.http1_1, [], true), (.http1_1, ["keep-alive"], true), (.http1_1, ["Close"], false), (.http1_1, ["upgrade, CLOSE "], false),
+            (.http1_1, ["te", "close"], false), (.http1_1, ["closed"], true),
+            (.http1_0, [], false), (.http1_0, ["Keep-Alive"], true), (.http1_0, ["keep-alive, close"], false), (.http1_0, ["x, keep-alive"], true),
+        ]
+        for (version, connection, expected) in cases {
+            let head = ClientHead.request(.GET, "/", version: version, fields: [("Host", "gw")] + connection.map { ("Connection", $0) })
+            #expect(head.isKeepAlive == expected, "\(version) \(connection)")
+        }
+    }
+
+    @Test("the facts admission reads: hosts counted, the first Expect, Authorization and X-Request-Id, the measured size; other fields on request")
+    func facts() {
+        let head = ClientHead.request(.POST, "/v1/x?y=1", fields: [
+            ("Host", "a"), ("HOST", "b"), ("Expect", "100-continue"), ("expect", "other"), ("authorization", "Bearer one"),
+            ("Authorization", "Bearer two"), ("X-Request-Id", "mine"), ("X-Forwarded-For", "10.0.0.1"), ("x-forwarded-for", "10.0.0.2, 10.0.0.3"),
+            ("Content-Type", " application/json "),
+        ])
+        #expect(head.hostCount == 2 && head.fieldCount == 10)
+        #expect(head.expectation == "100-continue" && head.authorization == "Bearer one" && head.requestIDField == "mine")
+        #expect(head.values("x-forwarded-for") == ["10.0.0.1", "10.0.0.2, 10.0.0.3"])
+        #expect(head.first("content-type") == "application/json" && head.first("accept") == nil)
+        #expect(head.contentLength == nil && !head.isChunked && head.method == .POST && head.uri == "/v1/x?y=1")
+        // The target, then each name and trimmed value and four bytes.
+        let fields = [("Host", "a"), ("HOST", "b"), ("Expect", "100-continue"), ("expect", "other"), ("authorization", "Bearer one"),
+                      ("Authorization", "Bearer two"), ("X-Request-Id", "mine"), ("X-Forwarded-For", "10.0.0.1"), ("x-forwarded-for", "10.0.0.2, 10.0.0.3"),
+                      ("Content-Type", "application/json")]
+        #expect(head.measuredSize == "/v1/x?y=1".utf8.count + fields.reduce(0) { $0 + $1.0.utf8.count + $1.1.utf8.count + 4 })
+        var names: [String] = []
+        head.forEachField { name, _ in names.append(String(decoding: name, as: UTF8.self)) }
+        #expect(names == fields.map(\.0))
     }
 }

@@ -220,6 +220,24 @@ struct ResponseMeterTests {
         #expect(json.final == Usage(prompt: 3, completion: 2))
     }
 
+    @Test("JSON bodies: the last complete usage counts, whatever the chunking, with braces and quoted markers in the text before it")
+    func lastJSONUsage() {
+        let body = #"{"choices":[{"text":"{{\"usage\":{\"prompt_tokens\":99}"}],"usage":{"prompt_tokens":1,"completion_tokens":1},"#
+            + #""x":{"y":{}},"usage":{"prompt_tokens":4,"completion_tokens":6,"details":{"a":{}}},"tail":"}{"}"#
+        for chunkSize in [1, 2, 3, 8, 9, 17, 4096] {
+            var json = ResponseMeter(format: .json)
+            #expect(run(&json, body, chunkSize: chunkSize) == body)
+            #expect(json.final == Usage(prompt: 4, completion: 6), "chunks of \(chunkSize)")
+        }
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<500 {
+            let bytes = (0..<Int.random(in: 0...40, using: &generator)).map { _ in [UInt8(ascii: "{"), UInt8(ascii: "a"), 0, 0xFF].randomElement(using: &generator)! }
+            let end = Int.random(in: 0...bytes.count, using: &generator), lowest = Int.random(in: 0...max(0, end), using: &generator)
+            let expected = (lowest..<end).last { bytes[$0] == UInt8(ascii: "{") }
+            #expect(bytes.withUnsafeBytes { UsageScanner.lastIndex(of: UInt8(ascii: "{"), in: $0, before: end, notBelow: lowest) } == expected, "\(bytes) \(lowest)..<\(end)")
+        }
+    }
+
     @Test("a read of whole kept events goes on as the same buffer; a stream that is not SSE is passed on once past the carry limit")
     func noCopyAndCarryLimit() {
         var meter = ResponseMeter(format: .eventStream(dropUsageEvent: true))

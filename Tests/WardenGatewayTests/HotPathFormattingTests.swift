@@ -49,22 +49,37 @@ struct AccessLogTests {
         var negative = JSONLineBuilder(capacity: 8)
         negative.integer(-42)
         #expect(negative.text == "-42")
+        for value in [0, 1, 9, 10, 99, 100, 4096, 1_000_000, Int.max, Int.min, -1] {
+            var line = JSONLineBuilder(capacity: 24)
+            line.integer(value)
+            #expect(line.text == String(value))
+        }
     }
 }
 
 @Suite("header names compared without copies; the upstream head written as bytes")
 struct HeaderNameTests {
-    @Test("isHopByHop agrees with the hop-by-hop list in any letter case, and with nothing else")
+    static func bytes<T>(_ text: String, _ body: (UnsafeRawBufferPointer) -> T) -> T {
+        Array(text.utf8).withUnsafeBytes(body)
+    }
+
+    @Test("isHopByHop and isGatewayOwned agree with their lists in any letter case, and with nothing else")
     func hopByHop() {
         for name in HeaderPolicy.hopByHop {
-            #expect(HeaderPolicy.isHopByHop(name) && HeaderPolicy.isHopByHop(name.uppercased()), "\(name)")
+            #expect(Self.bytes(name, HeaderPolicy.isHopByHop) && Self.bytes(name.uppercased(), HeaderPolicy.isHopByHop), "\(name)")
         }
         for name in ["content-type", "x-request-id", "tf", "trailers", "connectiom", "Transfer-Encodinh", "", "keep_alive"] {
-            #expect(!HeaderPolicy.isHopByHop(name), "\(name)")
+            #expect(!Self.bytes(name, HeaderPolicy.isHopByHop), "\(name)")
         }
-        #expect(HeaderPolicy.name("Content-Length", is: "content-length"))
-        #expect(!HeaderPolicy.name("Content-Lengt", is: "content-length"))
-        #expect(!HeaderPolicy.name("content-lengtH\u{0}", is: "content-length"))
+        for name in ["host", "Authorization", "X-REQUEST-ID", "x-forwarded-for", "Content-Length"] {
+            #expect(Self.bytes(name, HeaderPolicy.isGatewayOwned), "\(name)")
+        }
+        for name in ["hosts", "authorisation", "x-request-ie", "x-forwarded-fo", "content-type", ""] {
+            #expect(!Self.bytes(name, HeaderPolicy.isGatewayOwned), "\(name)")
+        }
+        #expect(Self.bytes("Content-Length") { HeaderPolicy.name($0, is: "content-length") })
+        #expect(!Self.bytes("Content-Lengt") { HeaderPolicy.name($0, is: "content-length") })
+        #expect(!Self.bytes("content-lengtH\u{0}") { HeaderPolicy.name($0, is: "content-length") })
     }
 
     @Test("vLLM's head: the names its Connection fields list, lower-cased, besides close and keep-alive; none without one")
@@ -99,11 +114,13 @@ struct HeaderNameTests {
 
     @Test("the upstream head: allow-listed client fields, then the gateway's own; fields it owns are never copied, whatever forward_headers says")
     func upstreamHead() {
-        let client = HTTPHeaders([("Content-Type", "application/json"), ("Content-Length", "999"), ("HOST", "evil.example"),
-                                  ("Authorization", "Bearer client-secret"), ("X-Trace", "t1"), ("Connection", "close"), ("X-Other", "no")])
+        let client = ClientHead.request(fields: [("Content-Type", "application/json"), ("Content-Length", "999"), ("HOST", "evil.example"),
+                                                 ("Authorization", "Bearer client-secret"), ("X-Trace", "t1"), ("Connection", "close"), ("X-Other", "no"),
+                                                 ("x-request-id", "spoofed"), ("X-Forwarded-For", "6.6.6.6"), ("TE", "trailers")])
         var buffer = ByteBuffer()
         HeaderPolicy.writeUpstreamHead(into: &buffer, method: .POST, uri: "/v1/chat/completions?x=1", from: client,
-                                       forwarded: ["content-type", "content-length", "host", "authorization", "x-trace", "connection"],
+                                       forwarded: ["content-type", "content-length", "host", "authorization", "x-trace", "connection", "x-request-id",
+                                                   "x-forwarded-for", "te"],
                                        upstreamHost: "127.0.0.1:8000", upstreamKey: "up-key", requestID: "abc", clientAddress: "10.0.0.1",
                                        bodyLength: 42)
         #expect(String(buffer: buffer) == "POST /v1/chat/completions?x=1 HTTP/1.1\r\nContent-Type: application/json\r\nX-Trace: t1\r\n"

@@ -4,6 +4,17 @@ import WardenConfig
 
 @Suite("limit policies with an injected clock")
 struct LimitPolicyTests {
+    @Test("a token-window slot's end is slotLength × (number + 1), for every sign and at the extremes of a clock")
+    func slotEnds() {
+        for number: Int64 in [-12, -11, -10, -9, -1, 0, 1, 9, 10, 11, 599, 600, 123_456_789, 9_000_000_000_000] {
+            #expect(TokenWindow.end(of: number) == TokenWindow.slotLength * Int(number + 1), "\(number)")
+        }
+        for tenths: Int64 in [0, 1, 5, 9, 10, 601, 86_400_0] {
+            let time = Duration.milliseconds(tenths * 100) + .nanoseconds(7)
+            #expect(TokenWindow.end(of: TokenWindow.slot(at: time)) == .milliseconds((tenths + 1) * 100))
+        }
+    }
+
     @Test("GCRA: a full burst at once, then one request per interval")
     func gcraBurstAndRate() {
         var limiter = GCRA(perMinute: 60, burst: 10, now: .zero)

@@ -181,6 +181,22 @@ struct ProxyTests {
         }
     }
 
+    @Test("the admin listener parses as strictly as the public one: pipelined probes answered in order; smuggling framing refused with 400 and a close")
+    func adminParsing() async throws {
+        try await withGateway { harness in
+            let connection = try TestHTTPConnection(port: harness.adminPort)
+            connection.send("GET /healthz HTTP/1.1\r\nHost: a\r\nX-Request-Id: first\r\n\r\nGET /nope HTTP/1.1\r\nHost: a\r\nX-Request-Id: second\r\n\r\n")
+            let first = try connection.readResponse(), second = try connection.readResponse()
+            #expect(first.status == 200 && first.headers["x-request-id"] == "first")
+            #expect(second.status == 404 && second.headers["x-request-id"] == "second")
+            let smuggler = try TestHTTPConnection(port: harness.adminPort)
+            smuggler.send("POST /healthz HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /metrics HTTP/1.1\r\n\r\n")
+            let refused = try smuggler.readToClose()
+            #expect(refused.hasPrefix("HTTP/1.1 400 "))
+            #expect(refused.components(separatedBy: "HTTP/1.1 ").count == 2, "one answer, then the close")
+        }
+    }
+
     @Test("the admin listener serves liveness, readiness and metrics; the public one does not")
     func admin() async throws {
         try await withGateway { harness in

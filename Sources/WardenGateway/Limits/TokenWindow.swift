@@ -141,6 +141,10 @@ public struct TokenWindow: Sendable, Equatable {
         return seconds * 10 + attoseconds / 100_000_000_000_000_000
     }
 
-    /// The first instant after slot `number`.
-    static func end(of number: Int64) -> Duration { slotLength * Int(number + 1) }
+    /// The first instant after slot `number`: `slotLength × (number + 1)`, in whole seconds and tenths (the generic
+    /// `Duration * Int` converts through 128-bit integers on every call, and this runs per slot per request).
+    static func end(of number: Int64) -> Duration {
+        let next = number + 1
+        return Duration(secondsComponent: next / 10, attosecondsComponent: next % 10 * 100_000_000_000_000_000)
+    }
 }

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// HTTP/1.1 syntax both parsers hold to — the client's requests (``ClientRequestParser``) and vLLM's responses
 /// (``UpstreamResponseParser``): field lines, lengths and chunk sizes (RFC 9110 §5, RFC 9112 §6–7).
 enum FieldSyntax {
@@ -11,13 +15,56 @@ enum FieldSyntax {
     /// line folded onto the previous one (starting with whitespace) is refused; the value may hold no control
     /// character but a tab.
     static func split(_ line: UnsafeRawBufferPointer) throws(Violation) -> (name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
-        guard let colon = line.firstIndex(of: UInt8(ascii: ":")), colon > 0 else { throw .noName }
+        guard let colon = colonIndex(line), colon > 0 else { throw .noName }
         for index in 0..<colon where !isToken(line[index]) { throw .invalidName }
+        let value = trimmedValue(line, after: colon)
+        guard allFieldText(value) else { throw .controlCharacter }
+        return (UnsafeRawBufferPointer(rebasing: line[..<colon]), value)
+    }
+
+    /// Whether `bytes` are exactly `text` (letter case included).
+    static func bytes(_ bytes: UnsafeRawBufferPointer, are text: StaticString) -> Bool {
+        guard bytes.count == text.utf8CodeUnitCount else { return false }
+        guard let base = bytes.baseAddress else { return true }
+        return memcmp(base, text.utf8Start, bytes.count) == 0
+    }
+
+    /// A line ``split(_:)`` accepted before, split again without its checks.
+    static func splitChecked(_ line: UnsafeRawBufferPointer) -> (name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
+        let colon = colonIndex(line) ?? 0
+        return (UnsafeRawBufferPointer(rebasing: line[..<colon]), trimmedValue(line, after: colon))
+    }
+
+    private static func colonIndex(_ line: UnsafeRawBufferPointer) -> Int? {
+        guard let base = line.baseAddress, let found = memchr(base, Int32(UInt8(ascii: ":")), line.count) else { return nil }
+        return base.distance(to: UnsafeRawPointer(found))
+    }
+
+    private static func trimmedValue(_ line: UnsafeRawBufferPointer, after colon: Int) -> UnsafeRawBufferPointer {
         var start = colon + 1, end = line.count
         while start < end, line[start] == 0x20 || line[start] == 0x09 { start += 1 }
         while end > start, line[end - 1] == 0x20 || line[end - 1] == 0x09 { end -= 1 }
-        for index in start..<end where !isFieldText(line[index]) { throw .controlCharacter }
-        return (UnsafeRawBufferPointer(rebasing: line[..<colon]), UnsafeRawBufferPointer(rebasing: line[start..<end]))
+        return UnsafeRawBufferPointer(rebasing: line[min(start, end)..<end])
+    }
+
+    /// Whether every byte is ``isFieldText(_:)``, eight at a time while no word holds a byte below 0x20 or a DEL
+    /// (a tab sends the rest of the value to the byte-by-byte check).
+    static func allFieldText(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        var index = 0
+        let ones: UInt64 = 0x0101_0101_0101_0101, highBits: UInt64 = 0x8080_8080_8080_8080
+        while index + 8 <= bytes.count {
+            let word = bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+            let delFolded = word ^ (0x7F &* ones)
+            // The high bit of a byte below 0x20, or of a 0x7F (zero after the fold); never of a byte at 0x80 or above.
+            let suspect = ((word &- 0x20 &* ones) & ~word | (delFolded &- ones) & ~delFolded) & highBits
+            guard suspect == 0 else { break }
+            index += 8
+        }
+        while index < bytes.count {
+            guard isFieldText(bytes[index]) else { return false }
+            index += 1
+        }
+        return true
     }
 
     /// Each CRLF-separated line of a head (its blank line already cut off), in order. A bare CR or LF stays inside
@@ -28,6 +75,19 @@ enum FieldSyntax {
             let end = UsageScanner.find(HeldInput.lineEnd, in: bytes, within: start..<bytes.count)?.lowerBound ?? bytes.count
             try body(UnsafeRawBufferPointer(rebasing: bytes[start..<end]))
             start = end + 2
+        }
+    }
+
+    /// Each element of a comma-separated list value (RFC 9110 §5.6.1), whitespace around it trimmed, empty ones skipped.
+    static func forEachElement(of list: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> Void) {
+        var start = 0
+        while start <= list.count {
+            let end = list[start...].firstIndex(of: UInt8(ascii: ",")) ?? list.count
+            var first = start, last = end
+            while first < last, list[first] == 0x20 || list[first] == 0x09 { first += 1 }
+            while last > first, list[last - 1] == 0x20 || list[last - 1] == 0x09 { last -= 1 }
+            if first < last { body(UnsafeRawBufferPointer(rebasing: list[first..<last])) }
+            start = end + 1
         }
     }
 

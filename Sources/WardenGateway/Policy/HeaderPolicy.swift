@@ -12,11 +12,6 @@ enum HeaderPolicy {
                                         "te", "trailer", "transfer-encoding", "upgrade"]
 
     /// Whether `name` is one of ``hopByHop``, compared without a lower-cased copy.
-    static func isHopByHop(_ name: String) -> Bool {
-        var name = name
-        return name.withUTF8 { isHopByHop(UnsafeRawBufferPointer($0)) }
-    }
-
     static func isHopByHop(_ name: UnsafeRawBufferPointer) -> Bool {
         switch name.count {
         case 2: return self.name(name, is: "te")
@@ -31,12 +26,6 @@ enum HeaderPolicy {
     }
 
     /// ASCII case-insensitive comparison of a field name with a lower-case name.
-    static func name(_ name: String, is lowercase: StaticString) -> Bool {
-        guard name.utf8.count == lowercase.utf8CodeUnitCount else { return false }
-        var name = name
-        return name.withUTF8 { self.name(UnsafeRawBufferPointer($0), is: lowercase) }
-    }
-
     static func name(_ name: UnsafeRawBufferPointer, is lowercase: StaticString) -> Bool {
         guard name.count == lowercase.utf8CodeUnitCount else { return false }
         return foldedEqual(name, UnsafeRawBufferPointer(start: lowercase.utf8Start, count: lowercase.utf8CodeUnitCount))
@@ -83,25 +72,22 @@ enum HeaderPolicy {
     /// The request head sent to vLLM, written straight into `buffer`: the request line, the allow-listed client
     /// fields, then the gateway's own. Fields the gateway sets itself, and hop-by-hop ones, are never copied from
     /// the client, whatever `forward_headers` lists: a second `Content-Length` would let a client smuggle a request.
-    static func writeUpstreamHead(into buffer: inout ByteBuffer, method: HTTPMethod, uri: String, from client: HTTPHeaders,
+    static func writeUpstreamHead(into buffer: inout ByteBuffer, method: HTTPMethod, uri: String, from client: ClientHead,
                                   forwarded: [String], upstreamHost: String, upstreamKey: String?, requestID: String,
                                   clientAddress: String, bodyLength: Int) {
-        var kept: [(String, String)] = []
-        for (name, value) in client where !isHopByHop(name) && !isGatewayOwned(name)
-            && forwarded.contains(where: { self.name(name, equalsLowercase: $0) }) {
-            kept.append((name, value))
-        }
+        // Every client line and its CRLF is room enough for the ones kept.
         var size = method.rawValue.utf8.count + uri.utf8.count + upstreamHost.utf8.count + requestID.utf8.count
-            + clientAddress.utf8.count + 20 + 128  // the fixed text below is 99 bytes, the length at most 20
+            + clientAddress.utf8.count + client.fieldLines.count + 2 + 20 + 128  // the fixed text below is 99 bytes, the length at most 20
         if let upstreamKey { size += upstreamKey.utf8.count }
-        for (name, value) in kept { size += name.utf8.count + value.utf8.count + 4 }
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { bytes in
             var head = HeadBytes(base: bytes.baseAddress!)
             head.append(method.rawValue)
             head.append(" ")
             head.append(uri)
             head.append(" HTTP/1.1\r\n")
-            for (name, value) in kept {
+            client.forEachField { name, value in
+                // The allow-list first: most fields are not on it.
+                guard forwarded.contains(where: { self.name(name, equalsLowercase: $0) }), !isHopByHop(name), !isGatewayOwned(name) else { return }
                 head.append(name)
                 head.append(": ")
                 head.append(value)
@@ -126,15 +112,21 @@ enum HeaderPolicy {
     }
 
     /// Fields only the gateway writes toward vLLM.
-    static func isGatewayOwned(_ name: String) -> Bool {
-        self.name(name, is: "host") || self.name(name, is: "authorization") || self.name(name, is: "x-request-id")
-            || self.name(name, is: "x-forwarded-for") || self.name(name, is: "content-length")
+    static func isGatewayOwned(_ name: UnsafeRawBufferPointer) -> Bool {
+        switch name.count {
+        case 4: return self.name(name, is: "host")
+        case 12: return self.name(name, is: "x-request-id")
+        case 13: return self.name(name, is: "authorization")
+        case 14: return self.name(name, is: "content-length")
+        case 15: return self.name(name, is: "x-forwarded-for")
+        default: return false
+        }
     }
 
     /// The client's `X-Request-Id` when it is short and plain: echoed back and logged, never sent to vLLM (which
     /// would use it as its internal id, so one tenant could collide with another's).
-    static func clientRequestID(from headers: HTTPHeaders) -> String? {
-        guard let supplied = headers.first(name: "x-request-id"), (1...128).contains(supplied.utf8.count),
+    static func clientRequestID(_ supplied: String?) -> String? {
+        guard let supplied, (1...128).contains(supplied.utf8.count),
               supplied.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7A) || $0 == 0x2D || $0 == 0x5F || $0 == 0x2E })
         else { return nil }
         return supplied
@@ -161,21 +153,31 @@ struct HeadBytes {
     let base: UnsafeMutableRawPointer
     var offset = 0
 
+    @inline(__always)
     mutating func append(_ text: StaticString) {
         (base + offset).copyMemory(from: text.utf8Start, byteCount: text.utf8CodeUnitCount)
         offset += text.utf8CodeUnitCount
     }
 
+    @inline(__always)
     mutating func append(_ bytes: UnsafeRawBufferPointer) {
         if let source = bytes.baseAddress { (base + offset).copyMemory(from: source, byteCount: bytes.count) }
         offset += bytes.count
     }
 
     mutating func append(_ text: String) {
-        var text = text
-        text.withUTF8 { utf8 in
+        // The view's own storage (no copy of the string to make it mutable); a bridged string would take the loop.
+        let copied = text.utf8.withContiguousStorageIfAvailable { utf8 in
             if let source = utf8.baseAddress { (base + offset).copyMemory(from: source, byteCount: utf8.count) }
-            offset += utf8.count
+            return utf8.count
+        }
+        if let copied {
+            offset += copied
+        } else {
+            for byte in text.utf8 {
+                base.storeBytes(of: byte, toByteOffset: offset, as: UInt8.self)
+                offset += 1
+            }
         }
     }
 

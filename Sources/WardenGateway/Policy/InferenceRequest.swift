@@ -146,12 +146,17 @@ public struct InferenceRequest: Sendable {
         .badRequest("`\(param)` must be \(expected).", code: "invalid_type", param: param)
     }
 
-    /// Fields whose strings vLLM turns into prompt tokens, on any route. Compared rather than hashed: every member
-    /// name of every body is looked up, and most are short strings that compare as two machine words.
+    /// Fields whose strings vLLM turns into prompt tokens, on any route. Compared rather than hashed, and only with
+    /// the names of the same length: every member name of every body is looked up.
     static func isPromptField(_ key: String) -> Bool {
-        switch key {
-        case "messages", "prompt", "input", "content", "text", "query", "documents", "instructions", "system",
-             "text_1", "text_2", "queries", "texts", "inputs", "data_1", "data_2": true
+        switch key.utf8.count {
+        case 4: key == "text"
+        case 5: key == "input" || key == "query" || key == "texts"
+        case 6: key == "prompt" || key == "system" || key == "text_1" || key == "text_2" || key == "inputs" || key == "data_1" || key == "data_2"
+        case 7: key == "content" || key == "queries"
+        case 8: key == "messages"
+        case 9: key == "documents"
+        case 12: key == "instructions"
         default: false
         }
     }

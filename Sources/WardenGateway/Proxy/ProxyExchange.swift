@@ -8,7 +8,7 @@ import WardenJSON
 /// ``ExchangeStateMachine`` and carries out the actions it returns. No decision is taken here.
 final class ProxyExchange {
     struct Request {
-        var head: HTTPRequestHead
+        var head: ClientHead
         var target: RequestTarget
         /// The allow-listed route: the metric label, and the meter that settles it.
         var route: AllowedRoute
@@ -223,7 +223,7 @@ final class ProxyExchange {
         var body = request.body
         var bytes = connection.channel.allocator.buffer(capacity: 512 + body.readableBytes)
         // Fields read one by one from the core: a local copy of the configuration retained all of it per request.
-        HeaderPolicy.writeUpstreamHead(into: &bytes, method: request.head.method, uri: request.target.uri, from: request.head.headers,
+        HeaderPolicy.writeUpstreamHead(into: &bytes, method: request.head.method, uri: request.target.uri, from: request.head,
                                        forwarded: core.configuration.forwardedHeaderNames, upstreamHost: core.configuration.upstreamAuthority,
                                        upstreamKey: core.configuration.upstreamKey, requestID: request.requestID,
                                        clientAddress: request.clientAddress, bodyLength: body.readableBytes)

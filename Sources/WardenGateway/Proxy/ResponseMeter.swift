@@ -110,17 +110,32 @@ struct ResponseMeter {
 
     // MARK: - JSON bodies
 
+    /// A read is scanned where it lies; only its tail that may start a usage object is kept for the next one.
     private mutating func scanJSON(_ buffer: ByteBuffer) {
-        pending.append(contentsOf: buffer.readableBytesView)
-        let shape = shape
-        let needsID = responseID == nil
-        let (scan, id) = pending.withUnsafeBytes { bytes in
-            (UsageScanner.lastUsage(in: bytes, shape: shape), needsID ? Self.responseID(in: bytes, shape: shape) : nil)
+        guard pending.isEmpty else {
+            pending.append(contentsOf: buffer.readableBytesView)
+            let keep = pending.withUnsafeBytes { [self] in scanJSON(window: $0) }
+            record(keep.found)
+            pending.removeFirst(min(keep.from, pending.count))
+            return
         }
-        if let id { responseID = id }
-        if let found = scan.usage { final = found }
-        let keep = max(scan.keepFrom, pending.count - Self.carryLimit)
-        pending.removeFirst(min(keep, pending.count))
+        let (found, tail) = buffer.withUnsafeReadableBytes { [self] bytes in
+            let keep = scanJSON(window: bytes)
+            return (keep.found, keep.from < bytes.count ? Array(bytes[keep.from...]) : [])
+        }
+        record(found)
+        pending = tail
+    }
+
+    private func scanJSON(window: UnsafeRawBufferPointer) -> (found: (usage: Usage?, id: String?), from: Int) {
+        let scan = UsageScanner.lastUsage(in: window, shape: shape)
+        let id = responseID == nil ? Self.responseID(in: window, shape: shape) : nil
+        return ((scan.usage, id), max(scan.keepFrom, window.count - Self.carryLimit))
+    }
+
+    private mutating func record(_ found: (usage: Usage?, id: String?)) {
+        if let id = found.id { responseID = id }
+        if let usage = found.usage { final = usage }
     }
 
     // MARK: - Event streams

@@ -77,15 +77,13 @@ struct UpstreamHead: Equatable {
             }
             isChunked = true
         } else if HeaderPolicy.name(name, is: "connection") {
-            for token in value.split(separator: UInt8(ascii: ",")) {
-                let option = token.drop { $0 == 0x20 || $0 == 0x09 }.reversed().drop { $0 == 0x20 || $0 == 0x09 }.reversed()
-                let text = String(decoding: option, as: UTF8.self).lowercased()
-                if text == "close" {
+            FieldSyntax.forEachElement(of: value) { option in
+                if HeaderPolicy.name(option, is: "close") {
                     isKeepAlive = false
-                } else if text == "keep-alive" {
+                } else if HeaderPolicy.name(option, is: "keep-alive") {
                     if version == .http1_0 { isKeepAlive = true }
-                } else if !text.isEmpty {
-                    connectionNamed.append(text)
+                } else {
+                    connectionNamed.append(String(decoding: option, as: UTF8.self).lowercased())
                 }
             }
         } else if HeaderPolicy.name(name, is: "content-type") {

@@ -13,20 +13,37 @@ enum UsageScanner {
     static func lastUsage(in bytes: UnsafeRawBufferPointer, shape: UsageShape) -> (usage: Usage?, keepFrom: Int) {
         let marker = shape.marker
         var keepFrom = max(0, bytes.count - (marker.count - 1))
-        var start = bytes.count - marker.count
-        while start >= 0 {
-            if bytes[start] == marker[0], matches(marker, in: bytes, at: start) {
-                let open = start + marker.count - 1
-                guard let close = objectEnd(in: bytes, open: open, limit: bytes.count) else {
-                    keepFrom = start  // the object continues in the next read
-                    start -= 1
-                    continue
-                }
-                return (counts(in: bytes, object: open..<close + 1, shape: shape), keepFrom)
+        // Candidates are the marker's last byte, `{`: far rarer in JSON than its first, `"`.
+        var end = bytes.count
+        while let close = lastIndex(of: marker[marker.count - 1], in: bytes, before: end, notBelow: marker.count - 1) {
+            end = close
+            let start = close - (marker.count - 1)
+            guard matches(marker, in: bytes, at: start) else { continue }
+            guard let objectClose = objectEnd(in: bytes, open: close, limit: bytes.count) else {
+                keepFrom = start  // the object continues in the next read
+                continue
             }
-            start -= 1
+            return (counts(in: bytes, object: close..<objectClose + 1, shape: shape), keepFrom)
         }
         return (nil, keepFrom)
+    }
+
+    /// The last index of `byte` below `end` and at or above `lowest`: eight bytes a step while a word holds none.
+    static func lastIndex(of byte: UInt8, in bytes: UnsafeRawBufferPointer, before end: Int, notBelow lowest: Int) -> Int? {
+        let ones: UInt64 = 0x0101_0101_0101_0101, highBits: UInt64 = 0x8080_8080_8080_8080
+        let pattern = UInt64(byte) &* ones
+        var position = end
+        while position - 8 >= lowest {
+            let folded = bytes.loadUnaligned(fromByteOffset: position - 8, as: UInt64.self) ^ pattern
+            // A zero byte after the fold is `byte`.
+            if (folded &- ones) & ~folded & highBits != 0 { break }
+            position -= 8
+        }
+        while position > lowest {
+            position -= 1
+            if bytes[position] == byte { return position }
+        }
+        return nil
     }
 
     /// The first complete `usage` object in `bytes`, and where its marker starts.
@@ -77,8 +94,9 @@ enum UsageScanner {
         return nil
     }
 
+    /// Whether `needle` is at `start` (its first byte is compared too: callers found a candidate by another).
     private static func matches(_ needle: [UInt8], in bytes: UnsafeRawBufferPointer, at start: Int) -> Bool {
-        var offset = 1
+        var offset = 0
         while offset < needle.count, bytes[start + offset] == needle[offset] { offset += 1 }
         return offset == needle.count
     }

@@ -135,20 +135,23 @@ struct JSONLineBuilder {
         bytes.append(UInt8(ascii: "0") + UInt8(value % 10))
     }
 
-    /// `value` in decimal, zero-padded to at least `width` digits.
+    /// `value` in decimal, zero-padded to at least `width` digits (at most 20): written backwards into a scratch
+    /// word triple, dividing only by the constant 10, then appended at once.
     private mutating func digits(_ value: UInt, width: Int) {
-        var divisor: UInt = 1
-        var length = 1
-        while value / divisor >= 10 {
-            divisor *= 10
-            length += 1
-        }
-        for _ in length..<max(length, width) { bytes.append(UInt8(ascii: "0")) }
-        var remaining = value
-        while divisor > 0 {
-            bytes.append(UInt8(ascii: "0") + UInt8(remaining / divisor))
-            remaining %= divisor
-            divisor /= 10
+        var scratch: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        withUnsafeMutableBytes(of: &scratch) { buffer in
+            var position = buffer.count
+            var rest = value
+            repeat {
+                position -= 1
+                buffer[position] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: rest % 10)
+                rest /= 10
+            } while rest > 0
+            while buffer.count - position < min(width, 20) {
+                position -= 1
+                buffer[position] = UInt8(ascii: "0")
+            }
+            bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[position...]))
         }
     }
 }

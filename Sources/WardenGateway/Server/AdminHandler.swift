@@ -5,11 +5,13 @@ import WardenJSON
 
 /// The admin listener (loopback by default): liveness, readiness and Prometheus metrics — never proxied.
 final class AdminHandler: ChannelInboundHandler {
-    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundIn = ByteBuffer
     typealias OutboundOut = IOData
 
     private let core: GatewayCore
-    private var head: HTTPRequestHead?
+    /// The same strict parser as the public listener's; every answer is written before the next request is read.
+    private var parser = ClientRequestParser()
+    private var head: ClientHead?
     private var closing = false
 
     init(core: GatewayCore) {
@@ -19,27 +21,28 @@ final class AdminHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         // After an answer that closes the connection, nothing more is read as a request.
         guard !closing else { return }
-        switch unwrapInboundIn(data) {
-        case .head(let requestHead): head = requestHead
-        case .body: break
-        case .end:
-            guard let requestHead = head else { return }
-            head = nil
-            respond(context: context, head: requestHead)
+        do {
+            try parser.parse(unwrapInboundIn(data)) { part in
+                switch part {
+                case .head(let requestHead): head = requestHead
+                case .body: break
+                case .end:
+                    if let requestHead = head { respond(context: context, head: requestHead) }
+                    head = nil
+                }
+                return !closing
+            }
+        } catch {
+            // Input the parser refuses gets 400 (431 for an oversized head) and the connection closes.
+            closing = true
+            GatewayResponder.send(context, answering: nil, error: error.headTooLarge ? .headersTooLarge : .badRequest("Malformed HTTP request.", code: "malformed_request"),
+                                  requestID: RequestIDs.next(), keepAlive: false)
         }
     }
 
-    /// Input NIO's decoder refuses gets 400 and the connection closes.
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        guard error is HTTPParserError, context.channel.isActive, !closing else { return context.close(promise: nil) }
-        closing = true
-        GatewayResponder.send(context, answering: nil, error: .badRequest("Malformed HTTP request.", code: "malformed_request"),
-                              requestID: RequestIDs.next(), keepAlive: false)
-    }
-
-    private func respond(context: ChannelHandlerContext, head: HTTPRequestHead) {
+    private func respond(context: ChannelHandlerContext, head: ClientHead) {
         let path = String(head.uri.prefix { $0 != "?" })
-        let requestID = HeaderPolicy.clientRequestID(from: head.headers) ?? RequestIDs.next()
+        let requestID = HeaderPolicy.clientRequestID(head.requestIDField) ?? RequestIDs.next()
         let keepAlive = head.isKeepAlive
         closing = !keepAlive
         switch (head.method, path) {

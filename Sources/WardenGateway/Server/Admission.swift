@@ -97,39 +97,36 @@ enum Admission {
 
     /// `GET /health` and `GET`/`POST /ping` are answered by the gateway itself, without a key and never forwarded:
     /// load balancers, Kubernetes and vLLM clients (guidellm, LiteLLM) probe them as they probe vLLM.
-    static func isHealthProbe(_ head: HTTPRequestHead) -> Bool {
+    static func isHealthProbe(_ head: ClientHead) -> Bool {
         // Compared as bytes, lengths first: this runs before every request.
         var uri = head.uri
         return uri.withUTF8 { bytes in
             let path = UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[..<(bytes.firstIndex(of: UInt8(ascii: "?")) ?? bytes.count)]))
             switch head.method {
-            case .GET, .HEAD: return equal(path, "/health") || equal(path, "/ping")
-            case .POST: return equal(path, "/ping")
+            case .GET, .HEAD: return FieldSyntax.bytes(path, are: "/health") || FieldSyntax.bytes(path, are: "/ping")
+            case .POST: return FieldSyntax.bytes(path, are: "/ping")
             default: return false
             }
         }
-        func equal(_ path: UnsafeRawBufferPointer, _ expected: StaticString) -> Bool {
-            path.count == expected.utf8CodeUnitCount && path.elementsEqual(UnsafeRawBufferPointer(start: expected.utf8Start, count: expected.utf8CodeUnitCount))
-        }
     }
 
-    static func identify(_ head: HTTPRequestHead, context: Context) -> Identity {
-        let client = HeaderPolicy.clientAddress(peer: context.peer, forwardedFor: Self.forwardedFor(head.headers),
+    static func identify(_ head: ClientHead, context: Context) -> Identity {
+        let client = HeaderPolicy.clientAddress(peer: context.peer, forwardedFor: Self.forwardedFor(head),
                                                 trusted: context.configuration.trustedProxies)
         let text = client == context.peer ? context.peerText ?? client?.description : client?.description
-        return Identity(requestID: RequestIDs.next(), clientRequestID: HeaderPolicy.clientRequestID(from: head.headers),
+        return Identity(requestID: RequestIDs.next(), clientRequestID: HeaderPolicy.clientRequestID(head.requestIDField),
                         client: text ?? "unknown", clientAddress: client)
     }
 
     /// Every `X-Forwarded-For` line, joined (a proxy may append its own line).
-    private static func forwardedFor(_ headers: HTTPHeaders) -> String? {
-        let lines = headers["x-forwarded-for"]
+    private static func forwardedFor(_ head: ClientHead) -> String? {
+        let lines = head.values("x-forwarded-for")
         return lines.isEmpty ? nil : lines.joined(separator: ",")
     }
 
     /// The checks that need only the head (framing, target, drain, ban, key, allow-list): also what decides
     /// whether an `Expect: 100-continue` request may send its body.
-    static func checkHead(_ head: HTTPRequestHead, identity: Identity, context: Context) -> Result<(RequestTarget, KeyRecord, AllowedRoute), Rejection> {
+    static func checkHead(_ head: ClientHead, identity: Identity, context: Context) -> Result<(RequestTarget, KeyRecord, AllowedRoute), Rejection> {
         // Only refusals before the target is parsed need the raw path: not computed for requests that pass.
         var rawPath: String {
             let uri = head.uri
@@ -137,7 +134,7 @@ enum Admission {
         }
         func reject(_ error: GatewayError, _ path: String, key: String? = nil, close: Bool = false, ban: Duration? = nil) -> Result<(RequestTarget, KeyRecord, AllowedRoute), Rejection> {
             .failure(Rejection(error: error, route: context.policy.allowList.route(method: head.method.rawValue, path: path), path: path, key: key,
-                               closeConnection: close || error.status == .payloadTooLarge || error.code == "ambiguous_length", banStarted: ban))
+                               closeConnection: close || error.status == .payloadTooLarge, banStarted: ban))
         }
         if let violation = headerViolation(head, context.configuration) { return reject(violation, rawPath) }
         let target: RequestTarget
@@ -152,7 +149,7 @@ enum Admission {
             return reject(.banned(retryAfter: remaining), target.path)
         }
         let key: KeyRecord
-        switch context.policy.keys.authenticate(authorization: head.headers.first(name: "authorization"), now: context.epochSeconds,
+        switch context.policy.keys.authenticate(authorization: head.authorization, now: context.epochSeconds,
                                                 recent: context.recentKey) {
         case .success(let record): key = record
         case .failure(let failure):
@@ -173,7 +170,7 @@ enum Admission {
     }
 
     /// Every check, then the limits: the request to forward (body amended) or the refusal.
-    static func decide(_ head: HTTPRequestHead, body: ByteBuffer, bodyViolation: GatewayError?, identity: Identity,
+    static func decide(_ head: ClientHead, body: ByteBuffer, bodyViolation: GatewayError?, identity: Identity,
                        context: Context) -> Decision {
         let (target, key, route): (RequestTarget, KeyRecord, AllowedRoute)
         switch checkHead(head, identity: identity, context: context) {
@@ -216,7 +213,7 @@ enum Admission {
                 forwarded = ByteBuffer(string: amended.serialized)
             }
         }
-        let authenticated = head.headers.first(name: "authorization").map {
+        let authenticated = head.authorization.map {
             RecentKey(authorization: $0, generation: context.policy.keys.generation, record: key)
         }
         return .forward(Forward(target: target, route: route, shape: metered.shape, key: key, inference: metered.inference, body: forwarded,
@@ -233,7 +230,7 @@ enum Admission {
     }
 
     /// Reads the request with its route's meter: the reservation, the usage shape to settle with, the model.
-    static func meter(_ head: HTTPRequestHead, body: ByteBuffer, route: AllowedRoute, key: KeyRecord, context: Context) throws(GatewayError) -> Metered {
+    static func meter(_ head: ClientHead, body: ByteBuffer, route: AllowedRoute, key: KeyRecord, context: Context) throws(GatewayError) -> Metered {
         let served = context.configuration.servedModelName
         guard let meter = route.meter else {
             // An explicit cost: its usage when vLLM reports one in OpenAI's shape, else the cost.
@@ -243,7 +240,7 @@ enum Admission {
         case .requestOnly:
             return Metered(inference: nil, model: nil, reservation: 0, shape: .openAI)
         case .audio:
-            let audio = try AudioRequest.parse(body.readableBytesView, contentType: head.headers.first(name: "content-type"))
+            let audio = try AudioRequest.parse(body.readableBytesView, contentType: head.first("content-type"))
             let rate = context.policy.metering.audioTokensPerSecond ?? 0
             return Metered(inference: nil, model: audio.model ?? served, reservation: audio.seconds.saturatingMultiplied(by: rate),
                            shape: .audio(tokensPerSecond: rate))
@@ -275,42 +272,17 @@ enum Admission {
         }
     }
 
-    /// Framing and size rules of the head: what NIO's parser lets through but the gateway does not.
-    static func headerViolation(_ head: HTTPRequestHead, _ configuration: GatewayConfiguration) -> GatewayError? {
-        let headers = head.headers
-        // One pass over the fields, names compared without lower-casing copies: this runs for every request.
-        var size = head.uri.utf8.count
-        var lengths: [String] = []
-        var hasTransferEncoding = false
-        var hosts = 0
-        var expect: String?
-        for (name, value) in headers {
-            size += name.utf8.count + value.utf8.count + 4
-            if HeaderPolicy.name(name, is: "content-length") {
-                lengths.append(value)
-            } else if HeaderPolicy.name(name, is: "transfer-encoding") {
-                hasTransferEncoding = true
-            } else if HeaderPolicy.name(name, is: "host") {
-                hosts += 1
-            } else if expect == nil, HeaderPolicy.name(name, is: "expect") {
-                expect = value
-            }
-        }
-        if headers.count > configuration.maxHeaderFields || size > configuration.maxHeaderBytes {
+    /// The rules of the head that are the gateway's own, beyond HTTP's (which ``ClientHead`` holds to): its
+    /// size, one `Host` (required from HTTP/1.1 clients), and no expectation but `100-continue`.
+    static func headerViolation(_ head: ClientHead, _ configuration: GatewayConfiguration) -> GatewayError? {
+        if head.fieldCount > configuration.maxHeaderFields || head.measuredSize > configuration.maxHeaderBytes {
             return .headersTooLarge
         }
-        if !lengths.isEmpty && hasTransferEncoding {
-            return .badRequest("Content-Length and Transfer-Encoding together are ambiguous.", code: "ambiguous_length")
-        }
-        if lengths.count > 1 || lengths.first?.utf8.contains(UInt8(ascii: ",")) == true,
-           Set(lengths.flatMap { $0.split(separator: ",").map { String($0.filter { $0 != " " && $0 != "\t" }) } }).count > 1 {
-            return .badRequest("Conflicting Content-Length values.", code: "ambiguous_length")
-        }
-        if hosts > 1 { return .badRequest("More than one Host header.", code: "ambiguous_host") }
-        if hosts == 0, head.version.major == 1, head.version.minor >= 1 {
+        if head.hostCount > 1 { return .badRequest("More than one Host header.", code: "ambiguous_host") }
+        if head.hostCount == 0, head.version == .http1_1 {
             return .badRequest("HTTP/1.1 requests must carry a Host header.", code: "missing_host")
         }
-        if let expect, expect.lowercased() != "100-continue" {
+        if let expectation = head.expectation, expectation.lowercased() != "100-continue" {
             return GatewayError(status: .expectationFailed, type: "invalid_request_error", code: "unsupported_expectation",
                                 message: "Only `Expect: 100-continue` is supported.", decision: "rejected:bad_request")
         }

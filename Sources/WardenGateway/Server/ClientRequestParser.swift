@@ -1,5 +1,4 @@
 import NIOCore
-import NIOHTTP1
 
 /// Clients' requests parsed from the connection's bytes: request line, fields, then a body delimited by
 /// `Content-Length` or chunks. Strict where a proxy must be, because whatever it lets through reaches vLLM framed
@@ -16,7 +15,7 @@ struct ClientRequestParser {
     }
 
     enum Part: Equatable {
-        case head(HTTPRequestHead)
+        case head(ClientHead)
         case body(ByteBuffer)
         case end
     }
@@ -57,11 +56,8 @@ struct ClientRequestParser {
                     return
                 }
                 checkedHeadBytes = 0
-                let (request, framing) = try Self.readHead(head)
-                switch framing {
-                case .chunked: state = .chunked(ChunkedBody(maxSizeLines: Self.maxChunkLineBytes))
-                case .length(let length): state = .fixed(remaining: length)
-                }
+                let request = try Self.readHead(head)
+                state = request.isChunked ? .chunked(ChunkedBody(maxSizeLines: Self.maxChunkLineBytes)) : .fixed(remaining: request.contentLength ?? 0)
                 guard emit(.head(request)) else { return held.hold(input) }
                 if case .fixed(remaining: 0) = state, !finish(emit) { return held.hold(input) }
             case .fixed(let remaining):
@@ -117,79 +113,8 @@ struct ClientRequestParser {
         }
     }
 
-    private enum Framing {
-        case length(Int)
-        case chunked
-    }
-
-    /// The request line and fields. `Content-Length` must be digits and appear once; `Transfer-Encoding` only
-    /// `chunked`, once, from an HTTP/1.1 client, and never beside a length.
-    private static func readHead(_ head: ByteBuffer) throws(Malformed) -> (HTTPRequestHead, Framing) {
-        try head.withUnsafeReadableBytes { bytes throws(Malformed) -> (HTTPRequestHead, Framing) in
-            let lineEnd = UsageScanner.find(HeldInput.lineEnd, in: bytes, within: 0..<bytes.count)?.lowerBound ?? bytes.count
-            let (method, uri, version) = try requestLine(UnsafeRawBufferPointer(rebasing: bytes[..<lineEnd]))
-            var fields: [(String, String)] = []
-            fields.reserveCapacity(8)
-            var length: Int?
-            var chunked = false
-            try FieldSyntax.forEachLine(in: UnsafeRawBufferPointer(rebasing: bytes[min(lineEnd + 2, bytes.count)...])) { line throws(Malformed) in
-                let (name, value) = try field(line)
-                if HeaderPolicy.name(name, is: "content-length") {
-                    guard length == nil else { throw Malformed(description: "a repeated Content-Length") }
-                    guard let parsed = FieldSyntax.decimal(value) else { throw Malformed(description: "an invalid Content-Length") }
-                    length = parsed
-                } else if HeaderPolicy.name(name, is: "transfer-encoding") {
-                    guard !chunked, HeaderPolicy.name(value, is: "chunked") else {
-                        throw Malformed(description: "a Transfer-Encoding other than one chunked")
-                    }
-                    chunked = true
-                }
-                fields.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
-            }
-            if chunked {
-                guard length == nil else { throw Malformed(description: "a body framed by both Content-Length and chunks") }
-                guard version == .http1_1 else { throw Malformed(description: "Transfer-Encoding from an HTTP/1.0 client") }
-            }
-            let request = HTTPRequestHead(version: version, method: method, uri: uri, headers: HTTPHeaders(fields))
-            return (request, chunked ? .chunked : .length(length ?? 0))
-        }
-    }
-
-    /// `method SP request-target SP HTTP-version`: the method a token, the target visible ASCII, the version 1.0 or 1.1.
-    private static func requestLine(_ line: UnsafeRawBufferPointer) throws(Malformed) -> (HTTPMethod, String, HTTPVersion) {
-        guard let firstSpace = line.firstIndex(of: UInt8(ascii: " ")), firstSpace > 0,
-              let lastSpace = line.lastIndex(of: UInt8(ascii: " ")), lastSpace > firstSpace + 1 else {
-            throw Malformed(description: "an invalid request line")
-        }
-        let methodBytes = UnsafeRawBufferPointer(rebasing: line[..<firstSpace])
-        let target = UnsafeRawBufferPointer(rebasing: line[(firstSpace + 1)..<lastSpace])
-        let versionBytes = UnsafeRawBufferPointer(rebasing: line[(lastSpace + 1)...])
-        guard !methodBytes.isEmpty, methodBytes.allSatisfy(FieldSyntax.isToken) else { throw Malformed(description: "an invalid method") }
-        guard target.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { throw Malformed(description: "an invalid request target") }
-        let version: HTTPVersion
-        if versionBytes.elementsEqual("HTTP/1.1".utf8) {
-            version = .http1_1
-        } else if versionBytes.elementsEqual("HTTP/1.0".utf8) {
-            version = .http1_0
-        } else {
-            throw Malformed(description: "an unsupported HTTP version")
-        }
-        let method: HTTPMethod
-        if methodBytes.elementsEqual("POST".utf8) {
-            method = .POST
-        } else if methodBytes.elementsEqual("GET".utf8) {
-            method = .GET
-        } else {
-            method = HTTPMethod(rawValue: String(decoding: methodBytes, as: UTF8.self))
-        }
-        return (method, String(decoding: target, as: UTF8.self), version)
-    }
-
-    private static func field(_ line: UnsafeRawBufferPointer) throws(Malformed) -> (UnsafeRawBufferPointer, UnsafeRawBufferPointer) {
-        do {
-            return try FieldSyntax.split(line)
-        } catch {
-            throw Malformed(description: error.rawValue)
-        }
+    /// The head read (``ClientHead``) and where its body ends.
+    private static func readHead(_ head: ByteBuffer) throws(Malformed) -> ClientHead {
+        try head.withUnsafeReadableBytes { bytes throws(Malformed) in try ClientHead(bytes) }
     }
 }

@@ -23,9 +23,9 @@ struct ClientResponse {
     private let clientSpeaksHTTP11: Bool
     private(set) var framing = Framing.none
 
-    init(answering head: HTTPRequestHead?) {
+    init(answering head: ClientHead?) {
         suppressesBody = head?.method == .HEAD
-        clientSpeaksHTTP11 = head.map { $0.version.major > 1 || ($0.version.major == 1 && $0.version.minor >= 1) } ?? true
+        clientSpeaksHTTP11 = head.map { $0.version == .http1_1 } ?? true
     }
 
     /// The connection must close after this response whatever the client asked: its body ends with the connection.
@@ -123,7 +123,7 @@ struct ClientResponse {
 /// Whole responses the gateway writes itself on a connection whose pipeline frames bytes (``ClientResponse``):
 /// every one carries the request id, and a connection not kept alive closes once it is written.
 enum GatewayResponder {
-    static func send(_ context: ChannelHandlerContext, answering head: HTTPRequestHead?, status: HTTPResponseStatus, body: String,
+    static func send(_ context: ChannelHandlerContext, answering head: ClientHead?, status: HTTPResponseStatus, body: String,
                      contentType: String? = "application/json", requestID: String, keepAlive: Bool, extraHeaders: [(String, String)] = []) {
         var fields: [(String, String)] = []
         fields.reserveCapacity(3 + extraHeaders.count)
@@ -137,7 +137,7 @@ enum GatewayResponder {
         endResponse(context, keepAlive: keepAlive)
     }
 
-    static func send(_ context: ChannelHandlerContext, answering head: HTTPRequestHead?, error: GatewayError, requestID: String, keepAlive: Bool) {
+    static func send(_ context: ChannelHandlerContext, answering head: ClientHead?, error: GatewayError, requestID: String, keepAlive: Bool) {
         send(context, answering: head, status: error.status, body: error.body, requestID: requestID, keepAlive: keepAlive, extraHeaders: error.headers)
     }
 

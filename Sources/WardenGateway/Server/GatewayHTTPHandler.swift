@@ -15,7 +15,7 @@ final class GatewayHTTPHandler: ChannelDuplexHandler {
 
     private let core: GatewayCore
     private var parser = ClientRequestParser()
-    private var head: HTTPRequestHead?
+    private var head: ClientHead?
     private var identity: Admission.Identity?
     private var body = ByteBuffer()
     private var bodyViolation: GatewayError?
@@ -112,7 +112,7 @@ final class GatewayHTTPHandler: ChannelDuplexHandler {
             let identity = Admission.identify(requestHead, context: admissionContext(context))
             self.identity = identity
             // HTTP/1.0 clients do not know 100 Continue (RFC 9110 §10.1.1): their expectation is ignored.
-            if requestHead.version != .http1_0, requestHead.headers.first(name: "expect")?.lowercased() == "100-continue" {
+            if requestHead.version != .http1_0, requestHead.expectation?.lowercased() == "100-continue" {
                 answerExpectation(context: context, head: requestHead, identity: identity)
             }
         case .body(var chunk):
@@ -179,8 +179,8 @@ final class GatewayHTTPHandler: ChannelDuplexHandler {
 
     /// `Expect: 100-continue`: the body is invited only once the head passes every check that needs no body.
     /// A declared length over the body limit is refused here too, rather than invited and read for nothing.
-    private func answerExpectation(context: ChannelHandlerContext, head: HTTPRequestHead, identity: Admission.Identity) {
-        let declared = head.headers.first(name: "content-length").flatMap { Int($0) } ?? 0
+    private func answerExpectation(context: ChannelHandlerContext, head: ClientHead, identity: Admission.Identity) {
+        let declared = head.contentLength ?? 0
         switch Admission.checkHead(head, identity: identity, context: admissionContext(context)) {
         case .success(let (target, key, route)) where declared > core.configuration.maxBodyBytes:
             self.head = nil
@@ -198,7 +198,7 @@ final class GatewayHTTPHandler: ChannelDuplexHandler {
         }
     }
 
-    private func handle(context: ChannelHandlerContext, head: HTTPRequestHead, identity: Admission.Identity) {
+    private func handle(context: ChannelHandlerContext, head: ClientHead, identity: Admission.Identity) {
         let received = NIODeadline.now()
         if Admission.isHealthProbe(head), Admission.headerViolation(head, core.configuration) == nil {
             // As vLLM answers it: 200 with an empty body when ready, 503 when draining or vLLM is not usable.
@@ -235,7 +235,7 @@ final class GatewayHTTPHandler: ChannelDuplexHandler {
         }
     }
 
-    private func refuse(_ rejection: Admission.Rejection, head: HTTPRequestHead, identity: Admission.Identity, received: NIODeadline,
+    private func refuse(_ rejection: Admission.Rejection, head: ClientHead, identity: Admission.Identity, received: NIODeadline,
                         context: ChannelHandlerContext) {
         if let length = rejection.banStarted {
             core.logger.warning("address banned after repeated authentication failures",
