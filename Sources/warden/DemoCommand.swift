@@ -47,7 +47,7 @@ struct DemoCommand: AsyncParsableCommand {
         let (gatewayPort, boundAdminPort) = try await gateway.start()
 
         // Written unbuffered, like the access log that follows, so the two never reorder.
-        StandardOutputSink().write("""
+        StandardOutputSink().write(Array("""
         vLLM Warden demo: vllm-sim (model \(model)) on 127.0.0.1:\(simPort), behind the gateway on 127.0.0.1:\(gatewayPort).
         Demo key: \(token.text)
 
@@ -64,7 +64,7 @@ struct DemoCommand: AsyncParsableCommand {
         Metrics: curl -s http://127.0.0.1:\(boundAdminPort)/metrics    Readiness: curl -s http://127.0.0.1:\(boundAdminPort)/readyz
         Access log lines follow below. Ctrl-C stops the demo.
 
-        """)
+        """.utf8))
         var group = ServiceGroupConfiguration(services: [gateway, simulator], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         group.maximumGracefulShutdownDuration = .seconds(15)
         try await ServiceGroup(configuration: group).run()

@@ -7,13 +7,18 @@ import WardenConfig
 
 @Suite("access log: one JSON line per request, written without intermediate strings")
 struct AccessLogTests {
+    /// What `body` writes into a line of `capacity` bytes (the most each field can take).
+    static func text(capacity: Int, _ body: (inout JSONLineBuilder) -> Void) -> String {
+        String(decoding: JSONLineBuilder.line(capacity: capacity, body), as: UTF8.self)
+    }
+
     @Test("every field as the log has always printed it: escapes, nulls, two-decimal milliseconds, RFC 3339 time")
     func exactLine() throws {
         let record = AccessRecord(requestID: "abc123", clientRequestID: "client-1", client: "10.0.0.7", key: nil, method: "POST",
                                   path: "/v1/\"odd\"\\path\n\u{1}é", model: "qwen", status: 200, promptTokens: 19, completionTokens: nil,
                                   chargedTokens: 35, timeToFirstTokenMilliseconds: 4.2, durationMilliseconds: 160.266,
                                   upstreamStatus: 200, decision: "allowed")
-        let line = record.json(at: timespec(tv_sec: 1_795_770_190, tv_nsec: 7_000_000))
+        let line = String(decoding: record.json(at: timespec(tv_sec: 1_795_770_190, tv_nsec: 7_000_000)), as: UTF8.self)
         #expect(line == #"{"time":"2026-11-27T09:03:10.007Z","request_id":"abc123","client_request_id":"client-1","client":"10.0.0.7","key":null,"method":"POST","path":"/v1/\"odd\"\\path\n\u0001é","model":"qwen","status":200,"tokens_in":19,"tokens_out":null,"tokens_charged":35,"ttft_ms":4.2,"duration_ms":160.27,"upstream_status":200,"decision":"allowed"}"# + "\n")
         let parsed = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
         #expect(parsed["path"] as? String == "/v1/\"odd\"\\path\n\u{1}é")
@@ -28,31 +33,24 @@ struct AccessLogTests {
             samples.append(Int(state >> 33) % 7_258_118_400)
         }
         for seconds in samples {
-            var line = JSONLineBuilder(capacity: 32)
-            line.timestamp(timespec(tv_sec: seconds, tv_nsec: 123_456_789))
+            let line = Self.text(capacity: 24) { $0.timestamp(timespec(tv_sec: seconds, tv_nsec: 123_456_789)) }
             var copy = seconds
             var parts = tm()
             gmtime_r(&copy, &parts)
             let expected = String(format: "%04d-%02d-%02dT%02d:%02d:%02d.123Z", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday,
                                   parts.tm_hour, parts.tm_min, parts.tm_sec)
-            #expect(line.text == expected, "\(seconds)")
+            #expect(line == expected, "\(seconds)")
         }
     }
 
     @Test("durations print as Swift prints the rounded Double: 24.0, 0.05, 1234.5; a non-finite value is null")
     func numbers() {
         for (value, text) in [(24.0, "24.0"), (0.049, "0.05"), (1234.5, "1234.5"), (0, "0.0"), (99.999, "100.0"), (Double.nan, "null")] {
-            var line = JSONLineBuilder(capacity: 16)
-            line.hundredths(value)
-            #expect(line.text == text, "\(value)")
+            #expect(Self.text(capacity: 17) { $0.hundredths(value) } == text, "\(value)")
         }
-        var negative = JSONLineBuilder(capacity: 8)
-        negative.integer(-42)
-        #expect(negative.text == "-42")
-        for value in [0, 1, 9, 10, 99, 100, 4096, 1_000_000, Int.max, Int.min, -1] {
-            var line = JSONLineBuilder(capacity: 24)
-            line.integer(value)
-            #expect(line.text == String(value))
+        #expect(Self.text(capacity: 17) { $0.hundredths(1e300) } == "10000000000000.0", "capped at 10^13")
+        for value in [0, 1, 9, 10, 99, 100, 4096, 1_000_000, Int.max, Int.min, -1, -42] {
+            #expect(Self.text(capacity: 21) { $0.integer(value) } == String(value))
         }
     }
 }

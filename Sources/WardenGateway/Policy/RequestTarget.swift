@@ -84,17 +84,24 @@ public struct AllowedRoute: Sendable, Equatable {
 
 /// The endpoints a gateway forwards: exact `METHOD /path` pairs, and templates whose `{id}` matches one segment.
 public struct EndpointAllowList: Sendable, Equatable {
-    private let exact: [String: AllowedRoute]
+    /// Exact routes by path, then method: a lookup hashes the path as it is, with no `METHOD /path` key built.
+    private let exact: [String: [AllowedRoute]]
     private let templated: [AllowedRoute]
 
     public init(_ entries: [String], costs: [String: Int] = [:]) {
-        var exact: [String: AllowedRoute] = [:]
+        var exact: [String: [AllowedRoute]] = [:]
         var templated: [AllowedRoute] = []
         for entry in entries {
             guard let template = RouteTemplate(entry) else { continue }
             let route = AllowedRoute(template: template, meter: costs[template.description] == nil ? RouteCatalog.meter(for: template) : nil,
                                      cost: costs[template.description])
-            if template.hasParameters { templated.append(route) } else { exact[template.description] = route }
+            if template.hasParameters {
+                templated.append(route)
+            } else {
+                // A route listed twice keeps its last entry, as a dictionary keyed by the whole entry did.
+                exact[template.path, default: []].removeAll { $0.template.method == template.method }
+                exact[template.path, default: []].append(route)
+            }
         }
         self.exact = exact
         self.templated = templated
@@ -102,7 +109,7 @@ public struct EndpointAllowList: Sendable, Equatable {
 
     /// The allowed route a canonical path falls under, if any.
     public func match(method: String, path: String) -> AllowedRoute? {
-        if let route = exact["\(method) \(path)"] { return route }
+        if let route = exact[path]?.first(where: { $0.template.method == method }) { return route }
         return templated.first { $0.template.matches(method: method, path: path) }
     }
 

@@ -27,70 +27,124 @@ struct AccessRecord {
     var upstreamStatus: Int?
     var decision: String
 
-    /// The record as one JSON line, written byte by byte into one buffer: it runs for every request.
-    func json(at time: timespec) -> String {
-        var line = JSONLineBuilder(capacity: 384)
-        line.raw("{\"time\":\"")
-        line.timestamp(time)
-        line.raw("\",\"request_id\":")
-        line.string(requestID)
-        if let clientRequestID {
-            line.raw(",\"client_request_id\":")
-            line.string(clientRequestID)
+    /// The record as one JSON line (with its newline), written into memory measured beforehand: it runs for every
+    /// request.
+    func json(at time: timespec) -> [UInt8] {
+        // The fixed text, the time and numbers take at most 418 bytes; a string at most six bytes per byte escaped.
+        let strings = requestID.utf8.count + (clientRequestID?.utf8.count ?? 0) + client.utf8.count + (key?.utf8.count ?? 0)
+            + method.utf8.count + path.utf8.count + (model?.utf8.count ?? 0) + decision.utf8.count
+        return JSONLineBuilder.line(capacity: 448 + 6 * strings) { line in
+            line.raw("{\"time\":\"")
+            line.timestamp(time)
+            line.raw("\",\"request_id\":")
+            line.string(requestID)
+            if let clientRequestID {
+                line.raw(",\"client_request_id\":")
+                line.string(clientRequestID)
+            }
+            line.raw(",\"client\":")
+            line.string(client)
+            line.raw(",\"key\":")
+            line.string(key)
+            line.raw(",\"method\":")
+            line.string(method)
+            line.raw(",\"path\":")
+            line.string(path)
+            line.raw(",\"model\":")
+            line.string(model)
+            line.raw(",\"status\":")
+            line.integer(status)
+            line.raw(",\"tokens_in\":")
+            line.integer(promptTokens)
+            line.raw(",\"tokens_out\":")
+            line.integer(completionTokens)
+            line.raw(",\"tokens_charged\":")
+            line.integer(chargedTokens)
+            line.raw(",\"ttft_ms\":")
+            line.hundredths(timeToFirstTokenMilliseconds)
+            line.raw(",\"duration_ms\":")
+            line.hundredths(durationMilliseconds)
+            line.raw(",\"upstream_status\":")
+            line.integer(upstreamStatus)
+            line.raw(",\"decision\":")
+            line.string(decision)
+            line.raw("}\n")
         }
-        line.raw(",\"client\":")
-        line.string(client)
-        line.raw(",\"key\":")
-        line.string(key)
-        line.raw(",\"method\":")
-        line.string(method)
-        line.raw(",\"path\":")
-        line.string(path)
-        line.raw(",\"model\":")
-        line.string(model)
-        line.raw(",\"status\":")
-        line.integer(status)
-        line.raw(",\"tokens_in\":")
-        line.integer(promptTokens)
-        line.raw(",\"tokens_out\":")
-        line.integer(completionTokens)
-        line.raw(",\"tokens_charged\":")
-        line.integer(chargedTokens)
-        line.raw(",\"ttft_ms\":")
-        line.hundredths(timeToFirstTokenMilliseconds)
-        line.raw(",\"duration_ms\":")
-        line.hundredths(durationMilliseconds)
-        line.raw(",\"upstream_status\":")
-        line.integer(upstreamStatus)
-        line.raw(",\"decision\":")
-        line.string(decision)
-        line.raw("}\n")
-        return line.text
     }
 }
 
-/// Builds one JSON line in a byte array: no intermediate strings, numbers written digit by digit.
+/// Builds one JSON line straight into an array's storage of a size measured beforehand: no intermediate strings,
+/// and no growth or uniqueness checks per byte (a write past the measured size traps rather than corrupts).
 struct JSONLineBuilder {
-    private var bytes: [UInt8] = []
+    private let base: UnsafeMutablePointer<UInt8>
+    private let capacity: Int
+    private var count = 0
 
-    init(capacity: Int) { bytes.reserveCapacity(capacity) }
+    private init(base: UnsafeMutablePointer<UInt8>, capacity: Int) {
+        self.base = base
+        self.capacity = capacity
+    }
 
-    var text: String { String(decoding: bytes, as: UTF8.self) }
+    /// The bytes `body` writes, at most `capacity` of them.
+    static func line(capacity: Int, _ body: (inout JSONLineBuilder) -> Void) -> [UInt8] {
+        [UInt8](unsafeUninitializedCapacity: capacity) { buffer, initialized in
+            var builder = JSONLineBuilder(base: buffer.baseAddress!, capacity: capacity)
+            body(&builder)
+            initialized = builder.count
+        }
+    }
+
+    /// Room for `length` more bytes.
+    private mutating func take(_ length: Int) -> UnsafeMutablePointer<UInt8> {
+        precondition(length <= capacity - count, "a JSON line longer than measured")
+        defer { count += length }
+        return base + count
+    }
+
+    private mutating func byte(_ value: UInt8) { take(1).pointee = value }
 
     mutating func raw(_ text: StaticString) {
-        text.withUTF8Buffer { bytes.append(contentsOf: $0) }
+        take(text.utf8CodeUnitCount).update(from: text.utf8Start, count: text.utf8CodeUnitCount)
     }
 
-    /// A JSON string, escaped, or `null`.
+    /// A JSON string, escaped as RFC 8259 requires, or `null`.
     mutating func string(_ value: String?) {
         guard let value else { return raw("null") }
-        bytes.appendJSONString(value)
+        byte(UInt8(ascii: "\""))
+        // Ids, addresses and paths rarely need escaping: copied whole when they do not.
+        let plain = value.utf8.withContiguousStorageIfAvailable { utf8 in
+            guard !utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) else { return false }
+            if let source = utf8.baseAddress { take(utf8.count).update(from: source, count: utf8.count) }
+            return true
+        }
+        if plain != true {
+            for character in value.utf8 { escaped(character) }
+        }
+        byte(UInt8(ascii: "\""))
     }
+
+    private mutating func escaped(_ character: UInt8) {
+        switch character {
+        case 0x22, 0x5C:
+            byte(0x5C)
+            byte(character)
+        case UInt8(ascii: "\n"): raw("\\n")
+        case UInt8(ascii: "\r"): raw("\\r")
+        case UInt8(ascii: "\t"): raw("\\t")
+        case 0..<0x20:
+            raw("\\u00")
+            byte(Self.hexDigits[Int(character >> 4)])
+            byte(Self.hexDigits[Int(character & 0xF)])
+        default: byte(character)
+        }
+    }
+
+    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 
     /// A decimal integer, or `null`.
     mutating func integer(_ value: Int?) {
         guard let value else { return raw("null") }
-        if value < 0 { bytes.append(UInt8(ascii: "-")) }
+        if value < 0 { byte(UInt8(ascii: "-")) }
         digits(value.magnitude, width: 1)
     }
 
@@ -99,10 +153,10 @@ struct JSONLineBuilder {
         guard let value, value.isFinite else { return raw("null") }
         let hundredths = UInt(min((max(0, value) * 100).rounded(), 1e15))
         digits(hundredths / 100, width: 1)
-        bytes.append(UInt8(ascii: "."))
+        byte(UInt8(ascii: "."))
         let fraction = hundredths % 100
-        bytes.append(UInt8(ascii: "0") + UInt8(fraction / 10))
-        if fraction % 10 != 0 { bytes.append(UInt8(ascii: "0") + UInt8(fraction % 10)) }
+        byte(UInt8(ascii: "0") + UInt8(fraction / 10))
+        if fraction % 10 != 0 { byte(UInt8(ascii: "0") + UInt8(fraction % 10)) }
     }
 
     /// RFC 3339 UTC time with milliseconds (`2026-11-27T09:03:10.706Z`): the civil date from the day count, no
@@ -113,45 +167,42 @@ struct JSONLineBuilder {
         let secondOfDay = Int(seconds - days * 86_400)
         let (year, month, day) = QuotaCalendar.civil(fromDays: days)
         digits(UInt(max(0, year)), width: 4)
-        bytes.append(UInt8(ascii: "-"))
+        byte(UInt8(ascii: "-"))
         twoDigits(Int(month))
-        bytes.append(UInt8(ascii: "-"))
+        byte(UInt8(ascii: "-"))
         twoDigits(Int(day))
-        bytes.append(UInt8(ascii: "T"))
+        byte(UInt8(ascii: "T"))
         twoDigits(secondOfDay / 3_600)
-        bytes.append(UInt8(ascii: ":"))
+        byte(UInt8(ascii: ":"))
         twoDigits(secondOfDay / 60 % 60)
-        bytes.append(UInt8(ascii: ":"))
+        byte(UInt8(ascii: ":"))
         twoDigits(secondOfDay % 60)
-        bytes.append(UInt8(ascii: "."))
+        byte(UInt8(ascii: "."))
         let milliseconds = max(0, min(999, time.tv_nsec / 1_000_000))
-        bytes.append(UInt8(ascii: "0") + UInt8(milliseconds / 100))
+        byte(UInt8(ascii: "0") + UInt8(milliseconds / 100))
         twoDigits(milliseconds % 100)
-        bytes.append(UInt8(ascii: "Z"))
+        byte(UInt8(ascii: "Z"))
     }
 
     private mutating func twoDigits(_ value: Int) {
-        bytes.append(UInt8(ascii: "0") + UInt8(value / 10))
-        bytes.append(UInt8(ascii: "0") + UInt8(value % 10))
+        byte(UInt8(ascii: "0") + UInt8(value / 10))
+        byte(UInt8(ascii: "0") + UInt8(value % 10))
     }
 
-    /// `value` in decimal, zero-padded to at least `width` digits (at most 20): written backwards into a scratch
-    /// word triple, dividing only by the constant 10, then appended at once.
+    /// `value` in decimal, zero-padded to at least `width` digits (at most 20), dividing only by the constant 10.
     private mutating func digits(_ value: UInt, width: Int) {
-        var scratch: (UInt64, UInt64, UInt64) = (0, 0, 0)
-        withUnsafeMutableBytes(of: &scratch) { buffer in
-            var position = buffer.count
-            var rest = value
-            repeat {
-                position -= 1
-                buffer[position] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: rest % 10)
-                rest /= 10
-            } while rest > 0
-            while buffer.count - position < min(width, 20) {
-                position -= 1
-                buffer[position] = UInt8(ascii: "0")
-            }
-            bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[position...]))
+        var length = 1
+        var rest = value / 10
+        while rest > 0 {
+            length += 1
+            rest /= 10
+        }
+        let padded = max(length, min(width, 20))
+        let target = take(padded)
+        rest = value
+        for index in stride(from: padded - 1, through: 0, by: -1) {
+            target[index] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: rest % 10)
+            rest /= 10
         }
     }
 }
@@ -165,13 +216,14 @@ func wallClockNow() -> timespec {
 
 /// Where access-log lines go: standard output (the journal under systemd) or a test's buffer.
 public protocol AccessLogSink: Sendable {
-    func write(_ line: String)
+    /// One line, UTF-8, with its newline.
+    func write(_ line: [UInt8])
 }
 
 /// Writes each line to standard output with one `write(2)`; lines never interleave.
 public struct StandardOutputSink: AccessLogSink {
     public init() {}
-    public func write(_ line: String) { Self.write(Array(line.utf8)) }
+    public func write(_ line: [UInt8]) { Self.write(line) }
 
     static func write(_ bytes: [UInt8]) {
         bytes.withUnsafeBytes { buffer in
@@ -200,9 +252,9 @@ public final class BufferedStandardOutputSink: AccessLogSink, @unchecked Sendabl
         }
     }
 
-    public func write(_ line: String) {
+    public func write(_ line: [UInt8]) {
         let size = pending.withLockedValue { buffer -> Int in
-            buffer.append(contentsOf: line.utf8)
+            buffer.append(contentsOf: line)
             return buffer.count
         }
         if size > 65_536 { wake.signal() }
@@ -221,6 +273,6 @@ public final class BufferedStandardOutputSink: AccessLogSink, @unchecked Sendabl
 public final class MemorySink: AccessLogSink {
     private let lines = NIOLockedValueBox<[String]>([])
     public init() {}
-    public func write(_ line: String) { lines.withLockedValue { $0.append(line) } }
+    public func write(_ line: [UInt8]) { lines.withLockedValue { $0.append(String(decoding: line, as: UTF8.self)) } }
     public var contents: [String] { lines.withLockedValue { $0 } }
 }
