@@ -236,6 +236,15 @@ struct ResponseMeterTests {
             let expected = (lowest..<end).last { bytes[$0] == UInt8(ascii: "{") }
             #expect(bytes.withUnsafeBytes { UsageScanner.lastIndex(of: UInt8(ascii: "{"), in: $0, before: end, notBelow: lowest) } == expected, "\(bytes) \(lowest)..<\(end)")
         }
+        // `find`: the first occurrence wholly inside the range, as a naive search sees it.
+        for _ in 0..<2000 {
+            let bytes = (0..<Int.random(in: 0...30, using: &generator)).map { _ in Array("ab{".utf8).randomElement(using: &generator)! }
+            let needle = (0..<Int.random(in: 1...3, using: &generator)).map { _ in Array("ab{".utf8).randomElement(using: &generator)! }
+            let lower = Int.random(in: 0...bytes.count, using: &generator), upper = Int.random(in: lower...bytes.count, using: &generator)
+            let naive = upper - lower < needle.count ? nil : (lower...(upper - needle.count)).first { Array(bytes[$0..<$0 + needle.count]) == needle }
+            let found = bytes.withUnsafeBytes { UsageScanner.find(needle, in: $0, within: lower..<upper) }
+            #expect(found == naive.map { $0..<$0 + needle.count }, "\(bytes) \(needle) \(lower)..<\(upper)")
+        }
     }
 
     @Test("a read of whole kept events goes on as the same buffer; a stream that is not SSE is passed on once past the carry limit")

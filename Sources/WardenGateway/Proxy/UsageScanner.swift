@@ -80,16 +80,19 @@ enum UsageScanner {
         return Usage(prompt: prompt, completion: number(after: shape.completionKey, in: bytes, within: object) ?? 0)
     }
 
-    /// The first occurrence of `needle` within `range` (candidates found with `memchr`: it runs over every streamed event).
+    /// The first occurrence of `needle` within `range`. Candidates are found with `memchr` by the needle's last
+    /// byte: the markers end in `{`, `:` or `[`, which JSON holds far fewer of than the `"` they start with (it runs
+    /// over every streamed event).
     static func find(_ needle: [UInt8], in bytes: UnsafeRawBufferPointer, within range: Range<Int>) -> Range<Int>? {
         guard !needle.isEmpty, range.count >= needle.count, let base = bytes.baseAddress else { return nil }
-        var start = range.lowerBound
-        let last = range.upperBound - needle.count
-        while start <= last {
-            guard let candidate = memchr(base + start, Int32(needle[0]), last - start + 1) else { return nil }
-            start = base.distance(to: UnsafeRawPointer(candidate))
-            if matches(needle, in: bytes, at: start) { return start..<start + needle.count }
-            start += 1
+        let lastByte = Int32(needle[needle.count - 1])
+        var end = range.lowerBound + needle.count - 1
+        while end < range.upperBound {
+            guard let candidate = memchr(base + end, lastByte, range.upperBound - end) else { return nil }
+            end = base.distance(to: UnsafeRawPointer(candidate))
+            let start = end - (needle.count - 1)
+            if matches(needle, in: bytes, at: start) { return start..<end + 1 }
+            end += 1
         }
         return nil
     }
