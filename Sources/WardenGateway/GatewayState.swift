@@ -2,16 +2,28 @@ import NIOConcurrencyHelpers
 import NIOCore
 import Synchronization
 
-/// The reloadable part of the gateway's behaviour, swapped whole on SIGHUP or a key-store change.
-struct GatewayPolicy: Sendable {
-    var keys: KeyTable
-    var allowList: EndpointAllowList
-    var metering: MeteringSettings
+/// The reloadable part of the gateway's behaviour, swapped whole on SIGHUP or a key-store change. Immutable and
+/// shared: every request reads the current one, which costs a retain rather than a copy of each table.
+final class GatewayPolicy: Sendable {
+    let keys: KeyTable
+    let allowList: EndpointAllowList
+    let metering: MeteringSettings
 
     init(keys: KeyTable, gateway: GatewayConfiguration.Routes) {
         self.keys = keys
         allowList = EndpointAllowList(gateway.allowedEndpoints, costs: gateway.routeCosts)
         metering = gateway.metering
+    }
+
+    private init(keys: KeyTable, allowList: EndpointAllowList, metering: MeteringSettings) {
+        self.keys = keys
+        self.allowList = allowList
+        self.metering = metering
+    }
+
+    /// The same policy with a reloaded key table.
+    func replacingKeys(_ table: KeyTable) -> GatewayPolicy {
+        GatewayPolicy(keys: table, allowList: allowList, metering: metering)
     }
 }
 

@@ -16,6 +16,7 @@ struct HandlerChannelTests {
         let channel = EmbeddedChannel()
         let accessLog = MemorySink()
         let key: String
+        let core: GatewayCore
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("handler-\(UUID().uuidString)")
 
         init() throws {
@@ -25,8 +26,8 @@ struct HandlerChannelTests {
             deployment.gateway.keyStore = store.path
             let configuration = try GatewayConfiguration(deployment: deployment, deploymentPath: nil, upstreamKey: "k")
             let policy = GatewayPolicy(keys: try store.loadTable(), gateway: configuration.routes)
-            let core = GatewayCore(configuration: configuration, state: GatewayState(policy: policy), metrics: GatewayMetrics(),
-                                   accessLog: accessLog, logger: Logger(label: "test"))
+            core = GatewayCore(configuration: configuration, state: GatewayState(policy: policy), metrics: GatewayMetrics(),
+                               accessLog: accessLog, logger: Logger(label: "test"))
             try channel.pipeline.syncOperations.addHandler(GatewayHTTPHandler(core: core))
             try channel.connect(to: SocketAddress(ipAddress: "192.0.2.10", port: 40_000)).wait()
         }
@@ -98,6 +99,20 @@ struct HandlerChannelTests {
         #expect(tooLarge.status == .payloadTooLarge, "refused instead of invited")
         #expect(tooLarge.headers.first(name: "connection") == "close")
         #expect(oversized.accessLog.contents.first?.contains(#""decision":"rejected:body_too_large""#) == true)
+    }
+
+    @Test("a drain that begins while a request's body is still arriving refuses it with 503 when the body ends")
+    func drainDuringBody() throws {
+        let fixture = try Fixture()
+        let body = #"{"prompt":"x","max_tokens":1}"#
+        var text = "POST /v1/completions HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer \(fixture.key)\r\n"
+        text += "Content-Length: \(body.utf8.count)\r\n\r\n" + body.prefix(5)
+        try fixture.channel.writeInbound(ByteBuffer(string: text))
+        fixture.core.state.draining.store(true, ordering: .relaxed)
+        try fixture.channel.writeInbound(ByteBuffer(string: String(body.dropFirst(5))))
+        let (head, response) = try fixture.response()
+        #expect(head.status == .serviceUnavailable, "\(response)")
+        #expect(head.headers.first(name: "connection") == "close")
     }
 
     @Test("an unsupported expectation is 417 and a request without Host is 400, both before any key check")

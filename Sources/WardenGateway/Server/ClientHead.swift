@@ -5,91 +5,116 @@ import NIOHTTP1
 /// expectation, the key, the client's id), read in the one pass that checks the fields, and the field lines kept as
 /// the bytes they arrived in. No `String` per field and no `HTTPHeaders`: building them cost more than every check
 /// admission makes of the head, and only the few fields vLLM is sent are ever copied.
-struct ClientHead: Equatable {
-    var method: HTTPMethod
-    var uri: String
-    var version: HTTPVersion
+final class ClientHead: Sendable {
+    let method: HTTPMethod
+    let uri: String
+    let version: HTTPVersion
     /// HTTP/1.1 unless a `Connection` option is `close`; HTTP/1.0 only with a `keep-alive` option (and no `close`).
-    var isKeepAlive: Bool
+    let isKeepAlive: Bool
     /// `Content-Length`: digits, at most once.
-    var contentLength: Int?
+    let contentLength: Int?
     /// `Transfer-Encoding: chunked` (the only coding accepted, and only from HTTP/1.1 clients, never beside a length).
-    var isChunked = false
-    var fieldCount = 0
+    let isChunked: Bool
+    let fieldCount: Int
     /// The target's bytes plus each field's name and value and 4 bytes: what `max_header_bytes` limits.
-    var measuredSize: Int
-    var hostCount = 0
+    let measuredSize: Int
+    let hostCount: Int
     /// The first `Expect` value.
-    var expectation: String?
+    let expectation: String?
     /// The first `Authorization` value.
-    var authorization: String?
+    let authorization: String?
     /// The first `X-Request-Id` value.
-    var requestIDField: String?
+    let requestIDField: String?
     /// The field lines, CRLF after each but the last; copied out of the read (a slice would keep the read's whole
     /// buffer alive for as long as the answer streams).
-    private(set) var fieldLines: [UInt8]
+    let fieldLines: [UInt8]
 
     /// Reads a head (request line and field lines, without the blank line that ends it). Refused: a request line
     /// that is not `token SP visible-ASCII SP HTTP/1.x`, a field that is not `token: value` with printable bytes
     /// (so no line folded onto the previous one, and no bare CR or LF), a length that is not digits or comes twice,
     /// any transfer coding but a single `chunked`, chunks from an HTTP/1.0 client, and both framings at once.
+    /// A class: the head is handed from the parser to admission to the exchange, and a reference is one retain
+    /// where a copy of its strings was several.
     init(_ head: UnsafeRawBufferPointer) throws(ClientRequestParser.Malformed) {
         let lineEnd = UsageScanner.find(HeldInput.lineEnd, in: head, within: 0..<head.count)?.lowerBound ?? head.count
-        (method, uri, version) = try Self.requestLine(UnsafeRawBufferPointer(rebasing: head[..<lineEnd]))
-        isKeepAlive = false
-        measuredSize = uri.utf8.count
+        let (method, uri, version) = try Self.requestLine(UnsafeRawBufferPointer(rebasing: head[..<lineEnd]))
         let lines = UnsafeRawBufferPointer(rebasing: head[min(lineEnd + 2, head.count)...])
-        fieldLines = Array(lines)
-        var options = ConnectionOptions()
+        var facts = Facts(measuredSize: uri.utf8.count)
         try FieldSyntax.forEachLine(in: lines) { line throws(ClientRequestParser.Malformed) in
             let (name, value) = try Self.split(line)
-            fieldCount += 1
-            measuredSize += name.count + value.count + 4
-            try read(name: name, value: value, options: &options)
+            try facts.read(name: name, value: value)
         }
-        if isChunked {
-            guard contentLength == nil else { throw .init(description: "a body framed by both Content-Length and chunks") }
+        if facts.isChunked {
+            guard facts.contentLength == nil else { throw .init(description: "a body framed by both Content-Length and chunks") }
             guard version == .http1_1 else { throw .init(description: "Transfer-Encoding from an HTTP/1.0 client") }
         }
-        isKeepAlive = !options.close && (version == .http1_1 || options.keepAlive)
+        self.method = method
+        self.uri = uri
+        self.version = version
+        isKeepAlive = !facts.close && (version == .http1_1 || facts.keepAlive)
+        contentLength = facts.contentLength
+        isChunked = facts.isChunked
+        fieldCount = facts.fieldCount
+        measuredSize = facts.measuredSize
+        hostCount = facts.hostCount
+        expectation = facts.expectation
+        authorization = facts.authorization
+        requestIDField = facts.requestIDField
+        fieldLines = Array(lines)
     }
 
-    private struct ConnectionOptions {
+    /// What the fields say, gathered in the pass that checks them; the rest are only looked up when a rarer path
+    /// needs them (``first(_:)``).
+    private struct Facts {
+        var measuredSize: Int
+        var contentLength: Int?
+        var isChunked = false
+        var fieldCount = 0
+        var hostCount = 0
+        var expectation: String?
+        var authorization: String?
+        var requestIDField: String?
+        /// `Connection` options.
         var close = false
         var keepAlive = false
-    }
 
-    /// The fields the gateway acts on; the rest are only looked up when a rarer path needs them (``first(_:)``).
-    private mutating func read(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer, options: inout ConnectionOptions) throws(ClientRequestParser.Malformed) {
-        // Lengths first: most names match none of these, and are told so by one comparison.
-        switch name.count {
-        case 4 where HeaderPolicy.name(name, is: "host"):
-            hostCount += 1
-        case 6 where HeaderPolicy.name(name, is: "expect"):
-            if expectation == nil { expectation = String(decoding: value, as: UTF8.self) }
-        case 10 where HeaderPolicy.name(name, is: "connection"):
-            FieldSyntax.forEachElement(of: value) { option in
-                if HeaderPolicy.name(option, is: "close") {
-                    options.close = true
-                } else if HeaderPolicy.name(option, is: "keep-alive") {
-                    options.keepAlive = true
+        init(measuredSize: Int) {
+            self.measuredSize = measuredSize
+        }
+
+        mutating func read(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) throws(ClientRequestParser.Malformed) {
+            fieldCount += 1
+            measuredSize += name.count + value.count + 4
+            // Lengths first: most names match none of these, and are told so by one comparison.
+            switch name.count {
+            case 4 where HeaderPolicy.name(name, is: "host"):
+                hostCount += 1
+            case 6 where HeaderPolicy.name(name, is: "expect"):
+                if expectation == nil { expectation = String(decoding: value, as: UTF8.self) }
+            case 10 where HeaderPolicy.name(name, is: "connection"):
+                FieldSyntax.forEachElement(of: value) { option in
+                    if HeaderPolicy.name(option, is: "close") {
+                        close = true
+                    } else if HeaderPolicy.name(option, is: "keep-alive") {
+                        keepAlive = true
+                    }
                 }
+            case 12 where HeaderPolicy.name(name, is: "x-request-id"):
+                if requestIDField == nil { requestIDField = String(decoding: value, as: UTF8.self) }
+            case 13 where HeaderPolicy.name(name, is: "authorization"):
+                if authorization == nil { authorization = String(decoding: value, as: UTF8.self) }
+            case 14 where HeaderPolicy.name(name, is: "content-length"):
+                guard contentLength == nil else { throw .init(description: "a repeated Content-Length") }
+                guard let parsed = FieldSyntax.decimal(value) else { throw .init(description: "an invalid Content-Length") }
+                contentLength = parsed
+            case 17 where HeaderPolicy.name(name, is: "transfer-encoding"):
+                guard !isChunked, HeaderPolicy.name(value, is: "chunked") else {
+                    throw .init(description: "a Transfer-Encoding other than one chunked")
+                }
+                isChunked = true
+            default:
+                break
             }
-        case 12 where HeaderPolicy.name(name, is: "x-request-id"):
-            if requestIDField == nil { requestIDField = String(decoding: value, as: UTF8.self) }
-        case 13 where HeaderPolicy.name(name, is: "authorization"):
-            if authorization == nil { authorization = String(decoding: value, as: UTF8.self) }
-        case 14 where HeaderPolicy.name(name, is: "content-length"):
-            guard contentLength == nil else { throw .init(description: "a repeated Content-Length") }
-            guard let parsed = FieldSyntax.decimal(value) else { throw .init(description: "an invalid Content-Length") }
-            contentLength = parsed
-        case 17 where HeaderPolicy.name(name, is: "transfer-encoding"):
-            guard !isChunked, HeaderPolicy.name(value, is: "chunked") else {
-                throw .init(description: "a Transfer-Encoding other than one chunked")
-            }
-            isChunked = true
-        default:
-            break
         }
     }
 

@@ -14,7 +14,7 @@ struct ClientRequestParser {
         var headTooLarge = false
     }
 
-    enum Part: Equatable {
+    enum Part {
         case head(ClientHead)
         case body(ByteBuffer)
         case end

@@ -17,6 +17,8 @@ final class GatewayHTTPHandler: ChannelDuplexHandler {
     private var parser = ClientRequestParser()
     private var head: ClientHead?
     private var identity: Admission.Identity?
+    /// What admission reads, taken when the head arrived (the drain flag and the clock are read again at the end).
+    private var admission: Admission.Context?
     private var body = ByteBuffer()
     private var bodyViolation: GatewayError?
     private var exchange: ProxyExchange?
@@ -109,8 +111,10 @@ final class GatewayHTTPHandler: ChannelDuplexHandler {
             head = requestHead
             body.clear()
             bodyViolation = nil
-            let identity = Admission.identify(requestHead, context: admissionContext(context))
+            let admission = admissionContext(context)
+            let identity = Admission.identify(requestHead, context: admission)
             self.identity = identity
+            self.admission = admission
             // HTTP/1.0 clients do not know 100 Continue (RFC 9110 §10.1.1): their expectation is ignored.
             if requestHead.version != .http1_0, requestHead.expectation?.lowercased() == "100-continue" {
                 answerExpectation(context: context, head: requestHead, identity: identity)
@@ -123,10 +127,13 @@ final class GatewayHTTPHandler: ChannelDuplexHandler {
             }
         case .end:
             awaitingRequest = false
-            guard let requestHead = head, let identity else { return }
+            guard let requestHead = head, let identity, var admission else { return }
             head = nil
             self.identity = nil
-            handle(context: context, head: requestHead, identity: identity)
+            self.admission = nil
+            admission.draining = core.state.draining.load(ordering: .relaxed)
+            admission.epochSeconds = Int64(epochSeconds())
+            handle(context: context, head: requestHead, identity: identity, admission: admission)
         }
     }
 
@@ -181,10 +188,11 @@ final class GatewayHTTPHandler: ChannelDuplexHandler {
     /// A declared length over the body limit is refused here too, rather than invited and read for nothing.
     private func answerExpectation(context: ChannelHandlerContext, head: ClientHead, identity: Admission.Identity) {
         let declared = head.contentLength ?? 0
-        switch Admission.checkHead(head, identity: identity, context: admissionContext(context)) {
+        switch Admission.checkHead(head, identity: identity, context: admission ?? admissionContext(context)) {
         case .success(let (target, key, route)) where declared > core.configuration.maxBodyBytes:
             self.head = nil
             self.identity = nil
+            self.admission = nil
             refuse(Admission.Rejection(error: .bodyTooLarge, route: route.label, path: target.path, key: key.publicID, closeConnection: true),
                    head: head, identity: identity, received: .now(), context: context)
         case .success:
@@ -194,11 +202,12 @@ final class GatewayHTTPHandler: ChannelDuplexHandler {
             rejection.closeConnection = true
             self.head = nil
             self.identity = nil
+            self.admission = nil
             refuse(rejection, head: head, identity: identity, received: .now(), context: context)
         }
     }
 
-    private func handle(context: ChannelHandlerContext, head: ClientHead, identity: Admission.Identity) {
+    private func handle(context: ChannelHandlerContext, head: ClientHead, identity: Admission.Identity, admission: Admission.Context) {
         let received = NIODeadline.now()
         if Admission.isHealthProbe(head), Admission.headerViolation(head, core.configuration) == nil {
             // As vLLM answers it: 200 with an empty body when ready, 503 when draining or vLLM is not usable.
@@ -210,7 +219,7 @@ final class GatewayHTTPHandler: ChannelDuplexHandler {
             armReadDeadline(context)
             return
         }
-        switch Admission.decide(head, body: body, bodyViolation: bodyViolation, identity: identity, context: admissionContext(context)) {
+        switch Admission.decide(head, body: body, bodyViolation: bodyViolation, identity: identity, context: admission) {
         case .reject(let rejection):
             refuse(rejection, head: head, identity: identity, received: received, context: context)
         case .forward(let forward):

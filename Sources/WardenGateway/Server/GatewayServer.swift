@@ -233,9 +233,7 @@ public final class GatewayServer: Service, Sendable {
             return table
         }
         guard let table else { return }
-        var policy = core.state.policy
-        policy.keys = table
-        core.state.replacePolicy(policy)
+        core.state.replacePolicy(core.state.policy.replacingKeys(table))
         core.logger.info("key store changed; keys reloaded", metadata: ["keys": "\(table.count)"])
     }
 
