@@ -115,6 +115,21 @@ struct HandlerChannelTests {
         #expect(head.headers.first(name: "connection") == "close")
     }
 
+    @Test("a key revoked (and the keys reloaded) while a request's body is still arriving is refused with 401 when the body ends")
+    func revokedDuringBody() throws {
+        let fixture = try Fixture()
+        let body = #"{"prompt":"x","max_tokens":1}"#
+        var text = "POST /v1/completions HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer \(fixture.key)\r\n"
+        text += "Content-Length: \(body.utf8.count)\r\n\r\n" + body.prefix(5)
+        try fixture.channel.writeInbound(ByteBuffer(string: text))
+        let store = try KeyStore(path: fixture.scratch.appendingPathComponent("keys.sqlite").path, create: false)
+        try store.revoke(publicID: try #require(APIKeyToken(Substring(fixture.key))).publicID)
+        fixture.core.state.replacePolicy(fixture.core.state.policy.replacingKeys(try store.loadTable()))
+        try fixture.channel.writeInbound(ByteBuffer(string: String(body.dropFirst(5))))
+        let (head, response) = try fixture.response()
+        #expect(head.status == .unauthorized, "\(response)")
+    }
+
     @Test("an unsupported expectation is 417 and a request without Host is 400, both before any key check")
     func framing() throws {
         let fixture = try Fixture()

@@ -80,6 +80,19 @@ struct HeaderNameTests {
         #expect(!Self.bytes("content-lengtH\u{0}") { HeaderPolicy.name($0, is: "content-length") })
     }
 
+    @Test("the upstream head holds every kept field however tightly the client wrote it (no space after the colon, a hundred of them)")
+    func upstreamHeadTightFields() {
+        for count in [1, 2, 7, 100, 300] {
+            let client = ClientHead.request(fields: [("Authorization", "Bearer k")] + (0..<count).map { ("accept", "x\($0 % 10)") }, compact: true)
+            var buffer = ByteBuffer()
+            HeaderPolicy.writeUpstreamHead(into: &buffer, method: .POST, uri: "/v1/completions", from: client, forwarded: ["accept"],
+                                           upstreamHost: "h", upstreamKey: nil, requestID: "r", clientAddress: "a", bodyLength: 0)
+            let expected = "POST /v1/completions HTTP/1.1\r\n" + (0..<count).map { "accept: x\($0 % 10)\r\n" }.joined()
+                + "Host: h\r\nX-Request-Id: r\r\nX-Forwarded-For: a\r\nContent-Length: 0\r\n\r\n"
+            #expect(String(buffer: buffer) == expected, "\(count) fields")
+        }
+    }
+
     @Test("vLLM's head: the names its Connection fields list, lower-cased, besides close and keep-alive; none without one")
     func connectionNamed() throws {
         let head = try UpstreamHead(ByteBuffer(string: "HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Hop\r\ncontent-type: text/plain\r\nconnection: \tUpgrade ,, close"))

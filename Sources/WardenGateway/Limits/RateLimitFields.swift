@@ -64,7 +64,7 @@ struct RateLimitFields: Sendable, Equatable {
 /// A reset as OpenAI writes it: whole milliseconds, rounded up, as seconds (`2s`, `1.5s`, `0.001s`).
 func durationText(_ duration: Duration) -> String {
     String(unsafeUninitializedCapacity: 24) { bytes in
-        var head = HeadBytes(base: UnsafeMutableRawPointer(bytes.baseAddress!))
+        var head = HeadBytes(UnsafeMutableRawBufferPointer(bytes))
         head.append(duration: duration)
         return head.offset
     }
@@ -93,7 +93,6 @@ extension HeadBytes {
     }
 
     private mutating func append(digit: Int) {
-        base.storeBytes(of: UInt8(ascii: "0") &+ UInt8(digit), toByteOffset: offset, as: UInt8.self)
-        offset += 1
+        append(byte: UInt8(ascii: "0") &+ UInt8(digit))
     }
 }

@@ -75,12 +75,13 @@ enum HeaderPolicy {
     static func writeUpstreamHead(into buffer: inout ByteBuffer, method: HTTPMethod, uri: String, from client: ClientHead,
                                   forwarded: [String], upstreamHost: String, upstreamKey: String?, requestID: String,
                                   clientAddress: String, bodyLength: Int) {
-        // Every client line and its CRLF is room enough for the ones kept.
+        // A kept field is written `name: value` CRLF: at most its line, one byte for a space the client left out
+        // after the colon, and the CRLF.
         var size = method.rawValue.utf8.count + uri.utf8.count + upstreamHost.utf8.count + requestID.utf8.count
-            + clientAddress.utf8.count + client.fieldLines.count + 2 + 20 + 128  // the fixed text below is 99 bytes, the length at most 20
+            + clientAddress.utf8.count + client.fieldLines.count + 3 * client.fieldCount + 20 + 128  // the fixed text below is 99 bytes, the length at most 20
         if let upstreamKey { size += upstreamKey.utf8.count }
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { bytes in
-            var head = HeadBytes(base: bytes.baseAddress!)
+            var head = HeadBytes(bytes)
             head.append(method.rawValue)
             head.append(" ")
             head.append(uri)
@@ -106,7 +107,6 @@ enum HeaderPolicy {
             head.append("\r\nContent-Length: ")
             head.append(decimal: bodyLength)
             head.append("\r\n\r\n")
-            precondition(head.offset <= bytes.count, "upstream head larger than measured")
             return head.offset
         }
     }
@@ -147,38 +147,48 @@ enum HeaderPolicy {
     }
 }
 
-/// Copies pieces of an HTTP head into memory measured beforehand (one bounds check for the whole head: per-piece
-/// `writeString` calls cost more than the copying).
+/// Copies pieces of an HTTP head into memory measured beforehand (per-piece `writeString` calls cost more than the
+/// copying). Each piece is checked against the memory's end before it is copied: a head longer than measured traps
+/// instead of writing past it.
 struct HeadBytes {
-    let base: UnsafeMutableRawPointer
-    var offset = 0
+    private let base: UnsafeMutableRawPointer
+    private let capacity: Int
+    private(set) var offset = 0
+
+    init(_ memory: UnsafeMutableRawBufferPointer) {
+        base = memory.baseAddress!
+        capacity = memory.count
+    }
+
+    /// Where the next `length` bytes go.
+    @inline(__always)
+    private mutating func take(_ length: Int) -> UnsafeMutableRawPointer {
+        precondition(length <= capacity &- offset, "an HTTP head longer than measured")
+        defer { offset += length }
+        return base + offset
+    }
 
     @inline(__always)
     mutating func append(_ text: StaticString) {
-        (base + offset).copyMemory(from: text.utf8Start, byteCount: text.utf8CodeUnitCount)
-        offset += text.utf8CodeUnitCount
+        take(text.utf8CodeUnitCount).copyMemory(from: text.utf8Start, byteCount: text.utf8CodeUnitCount)
     }
 
     @inline(__always)
     mutating func append(_ bytes: UnsafeRawBufferPointer) {
-        if let source = bytes.baseAddress { (base + offset).copyMemory(from: source, byteCount: bytes.count) }
-        offset += bytes.count
+        let target = take(bytes.count)
+        if let source = bytes.baseAddress { target.copyMemory(from: source, byteCount: bytes.count) }
     }
 
     mutating func append(_ text: String) {
         // The view's own storage (no copy of the string to make it mutable); a bridged string would take the loop.
-        let copied = text.utf8.withContiguousStorageIfAvailable { utf8 in
-            if let source = utf8.baseAddress { (base + offset).copyMemory(from: source, byteCount: utf8.count) }
-            return utf8.count
+        let copied: Void? = text.utf8.withContiguousStorageIfAvailable { utf8 in append(UnsafeRawBufferPointer(utf8)) }
+        if copied == nil {
+            for byte in text.utf8 { append(byte: byte) }
         }
-        if let copied {
-            offset += copied
-        } else {
-            for byte in text.utf8 {
-                base.storeBytes(of: byte, toByteOffset: offset, as: UInt8.self)
-                offset += 1
-            }
-        }
+    }
+
+    mutating func append(byte: UInt8) {
+        take(1).storeBytes(of: byte, as: UInt8.self)
     }
 
     /// A number in decimal; measure it as 20 bytes.
@@ -193,12 +203,12 @@ struct HeadBytes {
             if overflow { break }
             scale = next
         }
+        let target = take(digits)
         var rest = magnitude
-        for index in stride(from: offset + digits - 1, through: offset, by: -1) {
-            base.storeBytes(of: UInt8(ascii: "0") &+ UInt8(rest % 10), toByteOffset: index, as: UInt8.self)
+        for index in stride(from: digits - 1, through: 0, by: -1) {
+            target.storeBytes(of: UInt8(ascii: "0") &+ UInt8(rest % 10), toByteOffset: index, as: UInt8.self)
             rest /= 10
         }
-        offset += digits
     }
 }
 

@@ -40,6 +40,10 @@ final class AdminHandler: ChannelInboundHandler {
         }
     }
 
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+
     private func respond(context: ChannelHandlerContext, head: ClientHead) {
         let path = String(head.uri.prefix { $0 != "?" })
         let requestID = HeaderPolicy.clientRequestID(head.requestIDField) ?? RequestIDs.next()

@@ -45,7 +45,7 @@ struct ClientResponse {
         for (name, value) in fields { size += name.utf8.count + value.utf8.count + 4 }
         var buffer = allocator.buffer(capacity: size)
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { bytes in
-            var head = HeadBytes(base: bytes.baseAddress!)
+            var head = HeadBytes(bytes)
             head.append("HTTP/1.1 ")
             head.append(decimal: Int(status.code))
             head.append(" ")
@@ -89,7 +89,6 @@ struct ClientResponse {
                 if !closes { head.append("connection: close\r\n") }
             }
             head.append("\r\n")
-            precondition(head.offset <= bytes.count, "response head larger than measured")
             return head.offset
         }
         return buffer

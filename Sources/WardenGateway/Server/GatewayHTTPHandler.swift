@@ -17,7 +17,8 @@ final class GatewayHTTPHandler: ChannelDuplexHandler {
     private var parser = ClientRequestParser()
     private var head: ClientHead?
     private var identity: Admission.Identity?
-    /// What admission reads, taken when the head arrived (the drain flag and the clock are read again at the end).
+    /// What admission reads, taken when the head arrived; the policy (a reload may have revoked the key), the drain
+    /// flag and the clock are read again when the body has ended.
     private var admission: Admission.Context?
     private var body = ByteBuffer()
     private var bodyViolation: GatewayError?
@@ -131,6 +132,7 @@ final class GatewayHTTPHandler: ChannelDuplexHandler {
             head = nil
             self.identity = nil
             self.admission = nil
+            admission.policy = core.state.policy
             admission.draining = core.state.draining.load(ordering: .relaxed)
             admission.epochSeconds = Int64(epochSeconds())
             handle(context: context, head: requestHead, identity: identity, admission: admission)
