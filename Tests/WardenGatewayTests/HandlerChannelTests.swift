@@ -47,6 +47,16 @@ struct HandlerChannelTests {
             try channel.writeInbound(ByteBuffer(string: text))
         }
 
+        /// A keyed completion request whose body stops after five bytes; `meanwhile` runs before the rest arrives.
+        func sendPausingInBody(meanwhile: () throws -> Void) throws {
+            let body = #"{"prompt":"x","max_tokens":1}"#
+            var text = "POST /v1/completions HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer \(key)\r\n"
+            text += "Content-Length: \(body.utf8.count)\r\n\r\n" + body.prefix(5)
+            try channel.writeInbound(ByteBuffer(string: text))
+            try meanwhile()
+            try channel.writeInbound(ByteBuffer(string: String(body.dropFirst(5))))
+        }
+
         /// The next response, parsed from the bytes the handler wrote: head, and the body by its length or chunks.
         func response() throws -> (head: HTTPResponseHead, body: String) {
             while let buffer = try channel.readOutbound(as: ByteBuffer.self) { written += Array(buffer.readableBytesView) }
@@ -104,12 +114,7 @@ struct HandlerChannelTests {
     @Test("a drain that begins while a request's body is still arriving refuses it with 503 when the body ends")
     func drainDuringBody() throws {
         let fixture = try Fixture()
-        let body = #"{"prompt":"x","max_tokens":1}"#
-        var text = "POST /v1/completions HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer \(fixture.key)\r\n"
-        text += "Content-Length: \(body.utf8.count)\r\n\r\n" + body.prefix(5)
-        try fixture.channel.writeInbound(ByteBuffer(string: text))
-        fixture.core.state.draining.store(true, ordering: .relaxed)
-        try fixture.channel.writeInbound(ByteBuffer(string: String(body.dropFirst(5))))
+        try fixture.sendPausingInBody { fixture.core.state.draining.store(true, ordering: .relaxed) }
         let (head, response) = try fixture.response()
         #expect(head.status == .serviceUnavailable, "\(response)")
         #expect(head.headers.first(name: "connection") == "close")
@@ -118,14 +123,11 @@ struct HandlerChannelTests {
     @Test("a key revoked (and the keys reloaded) while a request's body is still arriving is refused with 401 when the body ends")
     func revokedDuringBody() throws {
         let fixture = try Fixture()
-        let body = #"{"prompt":"x","max_tokens":1}"#
-        var text = "POST /v1/completions HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer \(fixture.key)\r\n"
-        text += "Content-Length: \(body.utf8.count)\r\n\r\n" + body.prefix(5)
-        try fixture.channel.writeInbound(ByteBuffer(string: text))
-        let store = try KeyStore(path: fixture.scratch.appendingPathComponent("keys.sqlite").path, create: false)
-        try store.revoke(publicID: try #require(APIKeyToken(Substring(fixture.key))).publicID)
-        fixture.core.state.replacePolicy(fixture.core.state.policy.replacingKeys(try store.loadTable()))
-        try fixture.channel.writeInbound(ByteBuffer(string: String(body.dropFirst(5))))
+        try fixture.sendPausingInBody {
+            let store = try KeyStore(path: fixture.scratch.appendingPathComponent("keys.sqlite").path, create: false)
+            try store.revoke(publicID: try #require(APIKeyToken(Substring(fixture.key))).publicID)
+            fixture.core.state.replacePolicy(fixture.core.state.policy.replacingKeys(try store.loadTable()))
+        }
         let (head, response) = try fixture.response()
         #expect(head.status == .unauthorized, "\(response)")
     }

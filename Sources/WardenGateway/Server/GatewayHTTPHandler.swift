@@ -118,7 +118,7 @@ final class GatewayHTTPHandler: ChannelDuplexHandler {
             self.admission = admission
             // HTTP/1.0 clients do not know 100 Continue (RFC 9110 §10.1.1): their expectation is ignored.
             if requestHead.version != .http1_0, requestHead.expectation?.lowercased() == "100-continue" {
-                answerExpectation(context: context, head: requestHead, identity: identity)
+                answerExpectation(context: context, head: requestHead, identity: identity, admission: admission)
             }
         case .body(var chunk):
             if body.readableBytes + chunk.readableBytes > core.configuration.maxBodyBytes {
@@ -129,9 +129,7 @@ final class GatewayHTTPHandler: ChannelDuplexHandler {
         case .end:
             awaitingRequest = false
             guard let requestHead = head, let identity, var admission else { return }
-            head = nil
-            self.identity = nil
-            self.admission = nil
+            forgetRequest()
             admission.policy = core.state.policy
             admission.draining = core.state.draining.load(ordering: .relaxed)
             admission.epochSeconds = Int64(epochSeconds())
@@ -188,13 +186,11 @@ final class GatewayHTTPHandler: ChannelDuplexHandler {
 
     /// `Expect: 100-continue`: the body is invited only once the head passes every check that needs no body.
     /// A declared length over the body limit is refused here too, rather than invited and read for nothing.
-    private func answerExpectation(context: ChannelHandlerContext, head: ClientHead, identity: Admission.Identity) {
+    private func answerExpectation(context: ChannelHandlerContext, head: ClientHead, identity: Admission.Identity, admission: Admission.Context) {
         let declared = head.contentLength ?? 0
-        switch Admission.checkHead(head, identity: identity, context: admission ?? admissionContext(context)) {
+        switch Admission.checkHead(head, identity: identity, context: admission) {
         case .success(let (target, key, route)) where declared > core.configuration.maxBodyBytes:
-            self.head = nil
-            self.identity = nil
-            self.admission = nil
+            forgetRequest()
             refuse(Admission.Rejection(error: .bodyTooLarge, route: route.label, path: target.path, key: key.publicID, closeConnection: true),
                    head: head, identity: identity, received: .now(), context: context)
         case .success:
@@ -202,11 +198,16 @@ final class GatewayHTTPHandler: ChannelDuplexHandler {
         case .failure(var rejection):
             // The client may send the body anyway or not at all: the connection cannot be reused.
             rejection.closeConnection = true
-            self.head = nil
-            self.identity = nil
-            self.admission = nil
+            forgetRequest()
             refuse(rejection, head: head, identity: identity, received: .now(), context: context)
         }
+    }
+
+    /// The request being read is answered or refused: nothing of it is kept for its end.
+    private func forgetRequest() {
+        head = nil
+        identity = nil
+        admission = nil
     }
 
     private func handle(context: ChannelHandlerContext, head: ClientHead, identity: Admission.Identity, admission: Admission.Context) {
