@@ -12,14 +12,7 @@ import run as bench
 
 def cpu_ms(pid):
     """User and system CPU of a process tree, in milliseconds."""
-    ticks = 0
-    for member in bench.tree(pid):
-        try:
-            fields = open(f"/proc/{member}/stat").read().rsplit(")", 1)[1].split()
-            ticks += int(fields[11]) + int(fields[12])
-        except OSError:
-            pass
-    return ticks * 1000 // bench.CLOCK_TICKS
+    return bench.cpu_ticks(pid) * 1000 // bench.CLOCK_TICKS
 
 
 def main():

@@ -78,16 +78,22 @@ def tree(pid):
     return pids
 
 
-def cpu_ticks(pid):
-    total = 0
+def cpu_split(pid):
+    """User and system clock ticks of a process tree."""
+    user = system = 0
     for member in tree(pid):
         try:
             with open(f"/proc/{member}/stat") as handle:
                 fields = handle.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
+            user += int(fields[11])
+            system += int(fields[12])
         except OSError:
             pass
-    return total
+    return user, system
+
+
+def cpu_ticks(pid):
+    return sum(cpu_split(pid))
 
 
 def rss_mib(pid):

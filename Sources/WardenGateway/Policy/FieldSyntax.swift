@@ -51,13 +51,9 @@ enum FieldSyntax {
     /// (a tab sends the rest of the value to the byte-by-byte check).
     static func allFieldText(_ bytes: UnsafeRawBufferPointer) -> Bool {
         var index = 0
-        let ones: UInt64 = 0x0101_0101_0101_0101, highBits: UInt64 = 0x8080_8080_8080_8080
         while index + 8 <= bytes.count {
             let word = bytes.loadUnaligned(fromByteOffset: index, as: UInt64.self)
-            let delFolded = word ^ (0x7F &* ones)
-            // The high bit of a byte below 0x20, or of a 0x7F (zero after the fold); never of a byte at 0x80 or above.
-            let suspect = ((word &- 0x20 &* ones) & ~word | (delFolded &- ones) & ~delFolded) & highBits
-            guard suspect == 0 else { break }
+            guard !ByteWords.containsByte(below: 0x20, in: word), !ByteWords.contains(0x7F, in: word) else { break }
             index += 8
         }
         while index < bytes.count {

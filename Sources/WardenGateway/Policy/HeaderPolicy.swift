@@ -194,21 +194,8 @@ struct HeadBytes {
     /// A number in decimal; measure it as 20 bytes.
     mutating func append(decimal value: Int) {
         if value < 0 { append("-") }
-        var digits = 1
-        var scale: UInt = 10
-        let magnitude = value.magnitude
-        while digits < 20, magnitude >= scale {
-            digits += 1
-            let (next, overflow) = scale.multipliedReportingOverflow(by: 10)
-            if overflow { break }
-            scale = next
-        }
-        let target = take(digits)
-        var rest = magnitude
-        for index in stride(from: digits - 1, through: 0, by: -1) {
-            target.storeBytes(of: UInt8(ascii: "0") &+ UInt8(rest % 10), toByteOffset: index, as: UInt8.self)
-            rest /= 10
-        }
+        let digits = DecimalText.count(value.magnitude)
+        DecimalText.write(value.magnitude, digits: digits, to: take(digits))
     }
 }
 

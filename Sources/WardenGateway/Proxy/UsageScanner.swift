@@ -30,13 +30,8 @@ enum UsageScanner {
 
     /// The last index of `byte` below `end` and at or above `lowest`: eight bytes a step while a word holds none.
     static func lastIndex(of byte: UInt8, in bytes: UnsafeRawBufferPointer, before end: Int, notBelow lowest: Int) -> Int? {
-        let ones: UInt64 = 0x0101_0101_0101_0101, highBits: UInt64 = 0x8080_8080_8080_8080
-        let pattern = UInt64(byte) &* ones
         var position = end
-        while position - 8 >= lowest {
-            let folded = bytes.loadUnaligned(fromByteOffset: position - 8, as: UInt64.self) ^ pattern
-            // A zero byte after the fold is `byte`.
-            if (folded &- ones) & ~folded & highBits != 0 { break }
+        while position - 8 >= lowest, !ByteWords.contains(byte, in: bytes.loadUnaligned(fromByteOffset: position - 8, as: UInt64.self)) {
             position -= 8
         }
         while position > lowest {

@@ -189,21 +189,10 @@ struct JSONLineBuilder {
         byte(UInt8(ascii: "0") + UInt8(value % 10))
     }
 
-    /// `value` in decimal, zero-padded to at least `width` digits (at most 20), dividing only by the constant 10.
+    /// `value` in decimal, zero-padded to at least `width` digits (at most 20).
     private mutating func digits(_ value: UInt, width: Int) {
-        var length = 1
-        var rest = value / 10
-        while rest > 0 {
-            length += 1
-            rest /= 10
-        }
-        let padded = max(length, min(width, 20))
-        let target = take(padded)
-        rest = value
-        for index in stride(from: padded - 1, through: 0, by: -1) {
-            target[index] = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: rest % 10)
-            rest /= 10
-        }
+        let digits = max(DecimalText.count(value), min(width, 20))
+        DecimalText.write(value, digits: digits, to: UnsafeMutableRawPointer(take(digits)))
     }
 }
 
