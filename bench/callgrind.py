@@ -3,6 +3,8 @@
 Each target runs under `valgrind --tool=callgrind` in front of a native vllm-sim; after a warm-up the counters are
 zeroed, wrk sends a fixed number of requests on 8 keep-alive connections, and the dump's total instruction count is
 divided by the requests vllm-sim saw in that window (its /sim/stats, so the count is the server's, not wrk's).
+A third count puts every request on new connections on both sides (the client sends `Connection: close`, a second
+vllm-sim runs with --no-keep-alive): what a burst of new streams costs per stream — accept, connect and both closes.
 User-space instructions only: the kernel's share (a quarter of the gateway's CPU in bench/profile-gateway) is not
 in these numbers.
 """
@@ -28,11 +30,11 @@ def sim_requests(port, key):
     return stats["requests"].get("POST /v1/chat/completions", 0)
 
 
-def drive(port, key, count, stream, sim_port, upstream_key, connections=8):
+def drive(port, key, count, stream, sim_port, upstream_key, connections=8, close=False):
     """Sends `count` requests (wrk's thread stops at that many responses) and returns once vllm-sim has seen them;
     wrk itself only ends at SIGINT or its duration."""
     env = dict(os.environ, BENCH_KEY=key, BENCH_STREAM="1" if stream else "0", BENCH_MAX_TOKENS="50" if stream else "16",
-               BENCH_REQUESTS=str(count))
+               BENCH_REQUESTS=str(count), BENCH_CLOSE="1" if close else "0")
     start = sim_requests(sim_port, upstream_key)
     process = subprocess.Popen(["wrk", "-t1", f"-c{connections}", "-d900s", "--timeout", "30s", "-s", os.path.join(ROOT, "bench/lib/chat.lua"),
                                 f"http://127.0.0.1:{port}/v1/chat/completions"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
@@ -62,19 +64,23 @@ def callgrind_total(pid, prefix, reason):
     raise SystemExit(f"no callgrind dump at {prefix}* for {reason}")
 
 
-def measure(label, argv, port, key, sim_port, upstream_key, args, env=None):
+KEEP_ALIVE = (("json", False, False), ("sse", True, False))
+NEW_CONNECTIONS = (("json-new", False, True),)
+
+
+def measure(label, argv, port, key, sim_port, upstream_key, args, env=None, scenarios=KEEP_ALIVE):
     directory = os.path.join(bench.WORK, "callgrind")
     os.makedirs(directory, exist_ok=True)
     process = bench.start(label, ["valgrind", "--tool=callgrind", f"--callgrind-out-file={directory}/{label}.out.%p", *argv], env=env)
     bench.wait_port(port, timeout=300)
     results = {}
-    for stream, count in ((False, args.requests), (True, args.stream_requests)):
-        name = "sse" if stream else "json"
-        drive(port, key, max(50, count // 10), stream, sim_port, upstream_key)  # warm-up: pools, lazily built state
+    for name, stream, close in scenarios:
+        count = args.stream_requests if stream else args.requests
+        drive(port, key, max(50, count // 10), stream, sim_port, upstream_key, close=close)  # warm-up: pools, lazily built state
         time.sleep(1)
         subprocess.run(["callgrind_control", "-z", str(process.pid)], capture_output=True, timeout=120, check=True)
         seen = sim_requests(sim_port, upstream_key)
-        drive(port, key, count, stream, sim_port, upstream_key)
+        drive(port, key, count, stream, sim_port, upstream_key, close=close)
         instructions, dump = callgrind_total(process.pid, f"{directory}/{label}.out.{process.pid}", f"{label}-{name}")
         served = sim_requests(sim_port, upstream_key) - seen
         results[name] = {"requests": served, "instructions": instructions, "per_request": instructions / served, "dump": dump}
@@ -82,12 +88,17 @@ def measure(label, argv, port, key, sim_port, upstream_key, args, env=None):
     return results
 
 
+def start_sim(sim, upstream_key, label="sim", *flags):
+    port = bench.free_port()
+    bench.start(label, [sim, "--port", str(port), "--api-key", upstream_key, "--served-model-name", "sim-model", "--output-tokens", "50", *flags])
+    bench.wait_port(port)
+    return port
+
+
 def start_upstream(warden, sim):
     """Starts vllm-sim (50 output tokens) and creates a gateway key; returns its port, its key, the key store and the key."""
     upstream_key = "bench-upstream-key"
-    sim_port = bench.free_port()
-    bench.start("sim", [sim, "--port", str(sim_port), "--api-key", upstream_key, "--served-model-name", "sim-model", "--output-tokens", "50"])
-    bench.wait_port(sim_port)
+    sim_port = start_sim(sim, upstream_key)
     store = os.path.join(bench.WORK, "keys/keys.sqlite")
     key = subprocess.run([warden, "keys", "create", "--name", "bench", "--config", bench.write_config("keys", sim_port, store, True)],
                          capture_output=True, text=True, check=True).stdout.strip()
@@ -108,11 +119,18 @@ def main():
     config = bench.write_config("B", sim_port, store, True, port, admin)
     gateway_env = dict(os.environ, VLLM_API_KEY=upstream_key, LD_PRELOAD=args.shim)
     results = {"B": measure("B", [args.warden, "gateway", "--config", config], port, key, sim_port, upstream_key, args, gateway_env)}
+    closing_sim_port = start_sim(args.sim, upstream_key, "closing-sim", "--no-keep-alive")
+    port, admin = bench.free_port(), bench.free_port()
+    config = bench.write_config("B-new", closing_sim_port, store, True, port, admin)
+    results["B"].update(measure("B-new", [args.warden, "gateway", "--config", config], port, key, closing_sim_port, upstream_key, args,
+                                gateway_env, NEW_CONNECTIONS))
 
-    nginx_port = bench.free_port()
-    nginx_conf = bench.write_nginx(nginx_port, sim_port, key, upstream_key)
-    results["C"] = measure("C", ["nginx", "-p", os.path.join(bench.WORK, "nginx"), "-c", nginx_conf, "-g", "daemon off; master_process off;"],
-                           nginx_port, key, sim_port, upstream_key, args)
+    for label, upstream_port, scenarios in (("C", sim_port, KEEP_ALIVE), ("C-new", closing_sim_port, NEW_CONNECTIONS)):
+        nginx_port = bench.free_port()
+        nginx_conf = bench.write_nginx(nginx_port, upstream_port, key, upstream_key, f"nginx-{label}")
+        measured = measure(label, ["nginx", "-p", os.path.join(bench.WORK, f"nginx-{label}"), "-c", nginx_conf, "-g", "daemon off; master_process off;"],
+                           nginx_port, key, upstream_port, upstream_key, args, scenarios=scenarios)
+        results.setdefault("C", {}).update(measured)
     report(results, args)
 
 
@@ -125,9 +143,10 @@ def report(results, args):
              "wrk -t1 -c8, chat with max_tokens 16 (JSON) or 50 streamed events (SSE), vllm-sim upstream outside valgrind. "
              "User-space instructions of the server process only (callgrind does not see the kernel).", "",
              "| chat | warden governed (B) | nginx (C) | B/C |", "|---|---:|---:|---:|"]
-    for name in ("json", "sse"):
+    names = {"json": "JSON", "sse": "SSE", "json-new": "JSON, new connections on both sides"}
+    for name, title in names.items():
         b, c = results["B"][name]["per_request"], results["C"][name]["per_request"]
-        lines.append(f"| {name.upper()} | {b:,.0f} | {c:,.0f} | {b / c:.2f}× |")
+        lines.append(f"| {title} | {b:,.0f} | {c:,.0f} | {b / c:.2f}× |")
     lines += ["", "SSE counts depend on how many events one read from vllm-sim carries, and under valgrind the gateway runs "
               "tens of times slower, so its reads batch more events than natively: compare SSE counts between runs of this "
               "script, and take bench/run's CPU time for the real ratio.",

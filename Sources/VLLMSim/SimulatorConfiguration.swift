@@ -22,6 +22,9 @@ public struct SimulatorConfiguration: Sendable {
     public var legacyErrorShape: Bool
     /// `--shutdown-timeout`: how long SIGTERM lets in-flight requests finish (zero aborts them at once).
     public var shutdownTimeout: Duration
+    /// `false` closes every connection once its response ends (uvicorn with `VLLM_HTTP_TIMEOUT_KEEP_ALIVE=0` closes
+    /// it as soon as it idles): each request through a proxy then opens a connection of its own.
+    public var keepAlive: Bool
 
     public init(
         servedModelName: String = "sim-model",
@@ -35,7 +38,8 @@ public struct SimulatorConfiguration: Sendable {
         faults: SimulatorFaults = SimulatorFaults(),
         version: String = "0.19.0",
         legacyErrorShape: Bool = false,
-        shutdownTimeout: Duration = .zero
+        shutdownTimeout: Duration = .zero,
+        keepAlive: Bool = true
     ) {
         self.servedModelName = servedModelName
         self.modelRoot = modelRoot ?? "/models/\(servedModelName)"
@@ -49,6 +53,7 @@ public struct SimulatorConfiguration: Sendable {
         self.version = version
         self.legacyErrorShape = legacyErrorShape
         self.shutdownTimeout = shutdownTimeout
+        self.keepAlive = keepAlive
     }
 }
 

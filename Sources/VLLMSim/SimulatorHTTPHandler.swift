@@ -68,7 +68,7 @@ final class SimulatorHTTPHandler: ChannelInboundHandler {
     }
 
     private func dispatch(context: ChannelHandlerContext, head: HTTPRequestHead) {
-        let keepAlive = head.isKeepAlive
+        let keepAlive = head.isKeepAlive && core.configuration.keepAlive
         let path = String(head.uri.prefix { $0 != "?" })
         let method = head.method.rawValue
         let json = { (status: HTTPResponseStatus, body: String) in

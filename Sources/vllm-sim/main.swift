@@ -32,6 +32,7 @@ struct VLLMSimCommand: AsyncParsableCommand {
     @Flag(help: "Answer /health with 503, as a dead engine does.") var unhealthy = false
     @Flag(name: .customLong("legacy-errors"), help: "Use the error shape of vLLM <= 0.9.") var legacyErrors = false
     @Option(name: .customLong("shutdown-timeout"), help: "Seconds in-flight requests may finish after SIGTERM.") var shutdownTimeout = 0
+    @Flag(name: .customLong("no-keep-alive"), help: "Close every connection after its response (VLLM_HTTP_TIMEOUT_KEEP_ALIVE=0).") var noKeepAlive = false
 
     func validate() throws {
         guard (0...65_535).contains(port) else { throw ValidationError("--port must be from 0 to 65535") }
@@ -54,7 +55,7 @@ struct VLLMSimCommand: AsyncParsableCommand {
             servedModelName: servedModelName, apiKeys: keys, maxModelLen: maxModelLen,
             timeToFirstToken: .milliseconds(ttftMilliseconds), interTokenLatency: .milliseconds(itlMilliseconds),
             outputTokens: outputTokens, maxNumSeqs: maxNumSeqs, faults: faults, legacyErrorShape: legacyErrors,
-            shutdownTimeout: .seconds(shutdownTimeout))
+            shutdownTimeout: .seconds(shutdownTimeout), keepAlive: !noKeepAlive)
         let logger = Logger(label: "vllm-sim")
         let simulator = VLLMSimulator(configuration: configuration, logger: logger)
         let bound = try await simulator.start(host: host, port: port)

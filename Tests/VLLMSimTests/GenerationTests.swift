@@ -114,3 +114,26 @@ struct GenerationTests {
         }
     }
 }
+
+@Suite("vllm-sim connection handling")
+struct SimulatorConnectionTests {
+    @Test("without keep-alive every response, streamed or not, says connection: close and the connection ends after it")
+    func noKeepAlive() async throws {
+        try await withSimulator(SimulatorConfiguration(keepAlive: false)) { _, port in
+            for stream in [false, true] {
+                let connection = try TestHTTPConnection(port: port)
+                connection.post("/v1/chat/completions", json: chat(stream ? #","stream":true"# : ""))
+                let response = try connection.readResponse()
+                #expect(response.status == 200)
+                #expect(response.headers["connection"] == "close")
+                _ = try connection.readToClose()
+                #expect(connection.closedByPeer)
+            }
+        }
+        try await withSimulator { _, port in
+            let connection = try TestHTTPConnection(port: port)
+            connection.post("/v1/chat/completions", json: chat())
+            #expect(try connection.readResponse().headers["connection"] == nil, "kept alive by default, as uvicorn does")
+        }
+    }
+}

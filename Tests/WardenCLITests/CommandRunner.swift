@@ -1,4 +1,5 @@
 import Foundation
+import WardenTestSupport
 
 /// Runs a binary built next to the test bundle and captures what it printed.
 struct CommandResult {
@@ -57,12 +58,6 @@ func freePorts(_ count: Int) throws -> [Int] {
     return (0..<count).map { _ in
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         descriptors.append(descriptor)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) } }
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) } }
-        return Int(UInt16(bigEndian: address.sin_port))
+        return bindLoopback(descriptor) ?? 0
     }
 }

@@ -174,3 +174,15 @@ public func eventually(timeout: Duration = .seconds(10), _ condition: () throws 
     }
     return try condition()
 }
+
+/// Binds `descriptor` to a free loopback port and returns that port; `nil` when the bind fails.
+public func bindLoopback(_ descriptor: Int32) -> Int? {
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0 }
+    }
+    return bound ? Int(UInt16(bigEndian: address.sin_port)) : nil
+}

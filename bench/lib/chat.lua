@@ -5,6 +5,8 @@ wrk.body = '{"model":"sim-model","messages":[{"role":"user","content":"Hello, ho
   .. (os.getenv("BENCH_MAX_TOKENS") or "16") .. (stream and ',"stream":true' or '') .. '}'
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer " .. (os.getenv("BENCH_KEY") or "bench-key")
+-- BENCH_CLOSE=1: every request on a connection of its own (wrk reconnects after each response).
+if os.getenv("BENCH_CLOSE") == "1" then wrk.headers["Connection"] = "close" end
 
 -- BENCH_REQUESTS: stop after that many responses (one wrk thread), for counts that do not depend on time.
 local limit = tonumber(os.getenv("BENCH_REQUESTS") or "0")

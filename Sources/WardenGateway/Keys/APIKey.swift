@@ -16,14 +16,27 @@ public struct APIKeyToken: Sendable, Equatable {
 
     /// Parses a presented token; `nil` for anything not shaped like a Warden key.
     public init?(_ text: Substring) {
-        guard text.hasPrefix(Self.prefix) else { return nil }
-        let rest = text.dropFirst(Self.prefix.count)
-        guard let dash = rest.firstIndex(of: "-") else { return nil }
-        let publicID = rest[..<dash], secret = rest[rest.index(after: dash)...]
-        let isHex = { (byte: UInt8) in (byte >= 0x30 && byte <= 0x39) || (byte >= 0x61 && byte <= 0x66) || (byte >= 0x41 && byte <= 0x46) }
-        guard publicID.utf8.count == 12, secret.utf8.count == 64, publicID.utf8.allSatisfy(isHex), secret.utf8.allSatisfy(isHex) else { return nil }
-        self.publicID = String(publicID)
-        self.secret = String(secret)
+        var text = text
+        guard let token = text.withUTF8({ Self(utf8: $0) }) else { return nil }
+        self = token
+    }
+
+    /// The same from the token's bytes, as they arrive in `Authorization`: `sk-warden-`, 12 hex digits, `-`,
+    /// 64 hex digits, nothing else.
+    init?(utf8 bytes: UnsafeBufferPointer<UInt8>) {
+        let prefix = Self.prefixBytes
+        let idEnd = prefix.count + 12
+        guard bytes.count == idEnd + 1 + 64, bytes[idEnd] == UInt8(ascii: "-"),
+              bytes.starts(with: prefix), bytes[prefix.count..<idEnd].allSatisfy(Self.isHexDigit),
+              bytes[(idEnd + 1)...].allSatisfy(Self.isHexDigit) else { return nil }
+        publicID = String(decoding: UnsafeBufferPointer(rebasing: bytes[prefix.count..<idEnd]), as: UTF8.self)
+        secret = String(decoding: UnsafeBufferPointer(rebasing: bytes[(idEnd + 1)...]), as: UTF8.self)
+    }
+
+    private static let prefixBytes = Array(prefix.utf8)
+
+    private static func isHexDigit(_ byte: UInt8) -> Bool {
+        (byte >= 0x30 && byte <= 0x39) || (byte | 0x20 >= 0x61 && byte | 0x20 <= 0x66)
     }
 
     static func generate() -> APIKeyToken {

@@ -16,6 +16,8 @@ public struct KeyTable: Sendable {
     private let hasher: KeyHasher
     /// Hash compared against when the public id is unknown, so every lookup does the same work.
     private let decoy: [UInt8]
+    /// Secrets that passed the HMAC under this table, by public id (at most one per key of the table).
+    private let verified = VerifiedSecrets()
 
     init(records: [KeyRecord], hasher: KeyHasher) {
         self.records = Dictionary(records.map { ($0.publicID, $0) }, uniquingKeysWith: { _, last in last })
@@ -50,15 +52,53 @@ public struct KeyTable: Sendable {
     }
 
     private func verify(authorization: String?, now: Int64) -> Result<KeyRecord, Failure> {
-        guard let authorization else { return .failure(.missing) }
-        guard authorization.count > 7, authorization.prefix(7).lowercased() == "bearer " else { return .failure(.malformed) }
-        guard let token = APIKeyToken(authorization.dropFirst(7).drop(while: { $0 == " " })) else { return .failure(.malformed) }
+        guard var authorization else { return .failure(.missing) }
+        guard let token = authorization.withUTF8(Self.bearerToken) else { return .failure(.malformed) }
         let record = records[token.publicID]
+        // A secret this table verified before is compared again in constant time, without the HMAC: every stream
+        // of a burst arrives on a new connection, and each paid for one. A mismatch takes the HMAC path, so a
+        // wrong secret costs what it always did.
+        if let record, verified.matches(token) {
+            return record.usability(at: now)
+        }
         let presented = hasher.hash(Substring(token.secret))
         guard constantTimeEqual(presented, record?.secretHash ?? decoy), let record else { return .failure(.unknown) }
-        if record.revoked != nil { return .failure(.revoked) }
-        if let expires = record.expires, now >= expires { return .failure(.expired) }
-        return .success(record)
+        verified.remember(token)
+        return record.usability(at: now)
+    }
+
+    /// The token of `Bearer <token>` (the scheme in any case, spaces after it skipped); `nil` when malformed.
+    private static func bearerToken(_ bytes: UnsafeBufferPointer<UInt8>) -> APIKeyToken? {
+        let scheme = "bearer ".utf8
+        let lowercased = { (byte: UInt8) in byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte }
+        guard bytes.count > scheme.count, zip(bytes, scheme).allSatisfy({ lowercased($0) == $1 }) else { return nil }
+        var start = scheme.count
+        while start < bytes.count, bytes[start] == UInt8(ascii: " ") { start += 1 }
+        return APIKeyToken(utf8: UnsafeBufferPointer(rebasing: bytes[start...]))
+    }
+}
+
+/// The secrets a key table has verified, shared by its copies and dropped with it: a reload, a revocation or a
+/// rotation builds a new table, so nothing verified under the old keys is trusted after.
+private final class VerifiedSecrets: Sendable {
+    private let secrets = Mutex<[String: [UInt8]]>([:])
+
+    func matches(_ token: APIKeyToken) -> Bool {
+        guard let known = secrets.withLock({ $0[token.publicID] }) else { return false }
+        return constantTimeEqual(known, Array(token.secret.utf8))
+    }
+
+    func remember(_ token: APIKeyToken) {
+        secrets.withLock { $0[token.publicID] = Array(token.secret.utf8) }
+    }
+}
+
+extension KeyRecord {
+    /// Success unless revoked or expired at `now`.
+    fileprivate func usability(at now: Int64) -> Result<KeyRecord, KeyTable.Failure> {
+        if revoked != nil { return .failure(.revoked) }
+        if let expires, now >= expires { return .failure(.expired) }
+        return .success(self)
     }
 }
 

@@ -15,7 +15,7 @@ import Glibc
 public final class GatewayServer: Service, Sendable {
     let core: GatewayCore
     private let group: any EventLoopGroup
-    private let listeners = NIOLockedValueBox<(server: (any Channel)?, admin: (any Channel)?)>((nil, nil))
+    private let listeners = NIOLockedValueBox<(servers: [any Channel], admin: (any Channel)?)>(([], nil))
     private let connections = ConnectionRegistry()
     private let limiter: ConnectionLimiter
     /// SIGHUP, trapped in ``start()`` before the listeners open and iterated in ``run()``.
@@ -66,14 +66,16 @@ public final class GatewayServer: Service, Sendable {
             channel.closeFuture.whenComplete { _ in limiter.close(from: address) }
             return true
         }
-        let server = try await Self.bind("gateway.listen", configuration.listenHost, configuration.listenPort) {
-            try await connections.httpServerBootstrap(group: group, admit: admit) { pipeline in
-                // One handler: it parses requests from the bytes (``ClientRequestParser``) and frames its responses
-                // itself. Heads are not re-validated on the way out: vLLM's fields passed the strict upstream
-                // parser, and every value the gateway adds is a number, a hex id, a checked client id or fixed text.
-                try pipeline.addHandler(GatewayHTTPHandler(core: core))
+        let servers = try await Self.bind("gateway.listen", configuration.listenHost, configuration.listenPort) {
+            try await PublicListeners.bind(host: configuration.listenHost, port: configuration.listenPort, group: group) { loop in
+                connections.httpServerBootstrap(group: loop, admit: admit) { pipeline in
+                    // One handler: it parses requests from the bytes (``ClientRequestParser``) and frames its
+                    // responses itself. Heads are not re-validated on the way out: vLLM's fields passed the strict
+                    // upstream parser, and every value the gateway adds is a number, a hex id, a checked client id
+                    // or fixed text.
+                    try pipeline.addHandler(GatewayHTTPHandler(core: core))
+                }
             }
-            .bind(host: configuration.listenHost, port: configuration.listenPort).get()
         }
         let admin = try await Self.bind("gateway.admin_listen", configuration.adminHost, configuration.adminPort) {
             try await ServerBootstrap(group: group)
@@ -85,16 +87,16 @@ public final class GatewayServer: Service, Sendable {
             }
             .bind(host: configuration.adminHost, port: configuration.adminPort).get()
         }
-        listeners.withLockedValue { $0 = (server, admin) }
+        listeners.withLockedValue { $0 = (servers, admin) }
         await refreshUpstreamHealth()
-        let ports = (server.localAddress?.port ?? configuration.listenPort, admin.localAddress?.port ?? configuration.adminPort)
+        let ports = (servers.first?.localAddress?.port ?? configuration.listenPort, admin.localAddress?.port ?? configuration.adminPort)
         core.logger.info("gateway listening", metadata: ["listen": "\(configuration.listenHost):\(ports.0)", "admin": "\(configuration.adminHost):\(ports.1)",
                                                          "upstream": "\(configuration.upstreamAuthority)", "keys": "\(core.state.policy.keys.count)"])
         return ports
     }
 
     /// Binds, turning NIO's bind error into one that names the address and the key that sets it.
-    private static func bind(_ key: String, _ host: String, _ port: Int, _ open: () async throws -> any Channel) async throws -> any Channel {
+    private static func bind<Bound>(_ key: String, _ host: String, _ port: Int, _ open: () async throws -> Bound) async throws -> Bound {
         do {
             return try await open()
         } catch let error as IOError {
@@ -182,7 +184,7 @@ public final class GatewayServer: Service, Sendable {
     public func beginDrain() {
         guard !core.state.draining.exchange(true, ordering: .relaxed) else { return }
         core.logger.info("draining", metadata: ["in_flight": "\(core.state.inFlight.load(ordering: .relaxed))"])
-        listeners.withLockedValue { $0.server }?.close(promise: nil)
+        for server in listeners.withLockedValue({ $0.servers }) { server.close(promise: nil) }
     }
 
     /// Lets in-flight requests finish up to the drain timeout, ends the rest (streams get a terminal error event),
