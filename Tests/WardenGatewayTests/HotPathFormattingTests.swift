@@ -3,6 +3,7 @@ import NIOCore
 import NIOHTTP1
 import Testing
 import WardenConfig
+import WardenJSON
 @testable import WardenGateway
 
 @Suite("access log: one JSON line per request, written without intermediate strings")
@@ -164,5 +165,47 @@ struct ResetTextTests {
         var response = ClientResponse(answering: nil)
         let head = response.head(.ok, fields: [("content-length", "0")], rateLimits: fields, allocator: .init())
         #expect(String(buffer: head) == "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n" + fields.fields.map { "\($0.0): \($0.1)\r\n" }.joined() + "\r\n")
+    }
+}
+
+@Suite("members the gateway adds to a request body")
+struct InjectedMembersTests {
+    private let cap: [(String, JSONValue)] = [("max_tokens", .number("50"))]
+    private let both: [(String, JSONValue)] = [("max_tokens", .number("50")),
+                                               ("stream_options", .object([("include_usage", .bool(true))]))]
+
+    private func inject(_ members: [(String, JSONValue)], _ body: String) throws -> String {
+        let parsed = try JSONValue.parse(body)
+        return String(buffer: Admission.setting(members, in: ByteBuffer(string: body), parsed: parsed))
+    }
+
+    @Test("members the client did not send go in front; the client's bytes follow untouched, spacing and spelling included")
+    func spliced() throws {
+        #expect(try inject(cap, #"{"prompt":"x"}"#) == #"{"max_tokens":50,"prompt":"x"}"#)
+        #expect(try inject(both, #" { "prompt" : "\u0078", "n": 1.0e0 } "#)
+                == #" {"max_tokens":50,"stream_options":{"include_usage":true}, "prompt" : "\u0078", "n": 1.0e0 } "#)
+        #expect(try inject(cap, "{}") == #"{"max_tokens":50}"#)
+        #expect(try inject(cap, "\t{ }") == "\t{\"max_tokens\":50 }")
+    }
+
+    @Test("a member the client sent is replaced, never repeated: the document is serialized instead")
+    func replaced() throws {
+        #expect(try inject(cap, #"{"prompt":"x","max_tokens":null}"#) == #"{"prompt":"x","max_tokens":50}"#)
+        #expect(try inject(both, #"{"stream_options":null,"prompt":"x"}"#) == #"{"stream_options":{"include_usage":true},"prompt":"x","max_tokens":50}"#)
+        #expect(try inject(cap, #"{"max_tok\u0065ns":null}"#) == #"{"max_tokens":50}"#, "an escaped name is the same name")
+    }
+
+    @Test("spliced or serialized, the result parses to the document setting() builds", arguments: [
+        #"{"prompt":"a"}"#, #"{}"#, #"{"messages":[{"role":"user","content":"{\"max_tokens\":1}"}],"stream":true}"#,
+        #"{"max_tokens":null,"stream":true}"#, #"{"stream_options":{"continuous_usage_stats":true}}"#, "\n{\"a\":[1,2,{}]}\n",
+    ])
+    func equivalent(body: String) throws {
+        let parsed = try JSONValue.parse(body)
+        let expected = both.reduce(parsed) { $0.setting($1.0, to: $1.1) }
+        let result = try JSONValue.parse(try inject(both, body))
+        #expect(result["max_tokens"] == expected["max_tokens"] && result["stream_options"] == expected["stream_options"])
+        #expect(result["messages"] == expected["messages"] && result["prompt"] == expected["prompt"] && result["a"] == expected["a"])
+        guard case .object(let members) = result else { Issue.record("not an object"); return }
+        #expect(Set(members.map(\.key)).count == members.count, "no name twice")
     }
 }

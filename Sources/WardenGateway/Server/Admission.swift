@@ -198,20 +198,18 @@ enum Admission {
         var responseHeaders: [(String, String)] = []
         var dropUsageEvent = false
         if let inference = metered.inference, context.limits.defaults.enabled {
-            var amended = inference.body
+            var injected: [(String, JSONValue)] = []
             if let cap = inference.budget.injectedCap {
-                amended = amended.setting(inference.capField, to: .number(String(cap)))
+                injected.append((inference.capField, .number(String(cap))))
                 responseHeaders.append(("x-warden-max-tokens", String(cap)))
             }
             if route.meter == .chat || route.meter == .completions, inference.stream, !inference.clientIncludesUsage {
                 // vLLM's final usage event is exact; the client, which did not ask for it, never sees it. Continuous
                 // usage stays off, so no other event changes.
-                amended = amended.setting("stream_options", to: .object([("include_usage", .bool(true)), ("continuous_usage_stats", .bool(false))]))
+                injected.append(("stream_options", .object([("include_usage", .bool(true)), ("continuous_usage_stats", .bool(false))])))
                 dropUsageEvent = true
             }
-            if inference.budget.injectedCap != nil || dropUsageEvent {
-                forwarded = ByteBuffer(string: amended.serialized)
-            }
+            if !injected.isEmpty { forwarded = setting(injected, in: body, parsed: inference.body) }
         }
         let authenticated = head.authorization.map {
             RecentKey(authorization: $0, generation: context.policy.keys.generation, record: key)
@@ -219,6 +217,31 @@ enum Admission {
         return .forward(Forward(target: target, route: route, shape: metered.shape, key: key, inference: metered.inference, body: forwarded,
                                 admission: admission, responseHeaders: responseHeaders, dropUsageEvent: dropUsageEvent,
                                 authenticated: authenticated))
+    }
+
+    /// The client's body with `members` set in its top-level object. Members the client did not send are written
+    /// at the front of the object and the client's bytes follow untouched: no re-serialization of the whole request
+    /// (every new stream without usage options or a cap paid for one), and vLLM gets what the client wrote. A member
+    /// the client did send (a `null` cap, `stream_options` without usage) is replaced in the parsed document, which
+    /// is then serialized: the request never carries a name twice.
+    static func setting(_ members: [(String, JSONValue)], in body: ByteBuffer, parsed: JSONValue) -> ByteBuffer {
+        let view = body.readableBytesView
+        guard case .object(let existing) = parsed, members.allSatisfy({ parsed[$0.0] == nil }),
+              let brace = view.firstIndex(of: UInt8(ascii: "{")) else {
+            return ByteBuffer(string: members.reduce(parsed) { $0.setting($1.0, to: $1.1) }.serialized)
+        }
+        var spliced = ByteBuffer()
+        spliced.reserveCapacity(body.readableBytes + 96)
+        spliced.writeBytes(view[...brace])
+        for (index, (name, value)) in members.enumerated() {
+            if index > 0 { spliced.writeStaticString(",") }
+            spliced.writeString(JSONValue.string(name).serialized)
+            spliced.writeStaticString(":")
+            spliced.writeString(value.serialized)
+        }
+        if !existing.isEmpty { spliced.writeStaticString(",") }
+        spliced.writeBytes(view[view.index(after: brace)...])
+        return spliced
     }
 
     /// What the route's meter reads from a request.
