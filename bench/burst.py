@@ -1,9 +1,13 @@
-"""A burst of 1,000 slow streams (one token every 50 ms) straight to vllm-sim, then through the governed gateway with
-its upstream pool cold (every stream opens a connection to vLLM), warmed (1,000 short requests at 1,000 connections
-just before leave idle connections behind), and cold again: what opening upstream connections adds to the time to
-first token. Driven by bench/burst; prints one line per burst with the gateway's and vllm-sim's CPU time."""
+"""Bursts of 1,000 slow streams (one token every 50 ms) started at once: straight to vllm-sim, through the governed
+gateway and through nginx (bench/run's configuration C), in turn, for several rounds. One burst's time to first token
+swings by tens of milliseconds on this 2-core VM (the client, vllm-sim and the proxy share the cores), so a verdict
+takes the median of the rounds, and the proxies are compared in the same rounds. Each burst opens every connection
+afresh, on both sides of the proxy (its upstream pool holds none of them). A last burst through the gateway runs
+with its upstream pool warmed, to show what opening connections to vLLM costs. Driven by bench/burst; prints a line
+per burst and the medians, with the CPU each process spent per burst."""
 import argparse
 import os
+import statistics
 import subprocess
 import time
 
@@ -12,7 +16,8 @@ import run as bench
 
 def cpu_ms(pid):
     """User and system CPU of a process tree, in milliseconds."""
-    return bench.cpu_ticks(pid) * 1000 // bench.CLOCK_TICKS
+    user, system = bench.cpu_split(pid)
+    return user * 1000 // bench.CLOCK_TICKS, system * 1000 // bench.CLOCK_TICKS
 
 
 def main():
@@ -20,6 +25,8 @@ def main():
     parser.add_argument("--warden", required=True)
     parser.add_argument("--sim", required=True)
     parser.add_argument("--streams", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--hold", type=float, default=1.0, help="seconds each burst's streams are read once all have started")
     args = parser.parse_args()
     try:
         upstream_key = "bench-upstream-key"
@@ -34,25 +41,45 @@ def main():
         gateway = bench.start("gateway", [args.warden, "gateway", "--config",
                                           bench.write_config("burst", sim_port, store, True, port, admin, concurrency=args.streams * 4)],
                               env=dict(os.environ, VLLM_API_KEY=upstream_key), log=open(os.devnull, "w"))
+        nginx_port = bench.free_port()
+        nginx = bench.start("nginx-burst", ["nginx", "-p", os.path.join(bench.WORK, "nginx-burst"), "-c",
+                                            bench.write_nginx(nginx_port, sim_port, key, upstream_key, "nginx-burst"), "-g", "daemon off;"])
         bench.wait_port(port)
+        bench.wait_port(nginx_port)
+        targets = {"direct": (sim_port, upstream_key, None), "gateway": (port, key, gateway), "nginx": (nginx_port, key, nginx)}
 
-        def burst(label, target_port, stream_key):
-            gateway_before, sim_before = cpu_ms(gateway.pid), cpu_ms(sim.pid)
-            result = bench.streams(target_port, stream_key, args.streams, 3, "50 ms")
-            print(f"{label:32} TTFT p50/p99 {result.get('ttft_p50_ms')}/{result.get('ttft_p99_ms')} ms  live {result.get('live')} "
-                  f"errors {result.get('errors')}  gateway CPU {cpu_ms(gateway.pid) - gateway_before} ms  "
-                  f"vllm-sim CPU {cpu_ms(sim.pid) - sim_before} ms", flush=True)
+        def burst(label, target):
+            target_port, stream_key, proxy = target
+            proxy_before, sim_before = cpu_ms(proxy.pid) if proxy else (0, 0), cpu_ms(sim.pid)
+            result = bench.streams(target_port, stream_key, args.streams, args.hold, "50 ms")
+            proxy_after, sim_after = cpu_ms(proxy.pid) if proxy else (0, 0), cpu_ms(sim.pid)
+            cpu = (proxy_after[0] - proxy_before[0], proxy_after[1] - proxy_before[1], sum(sim_after) - sum(sim_before))
+            print(f"{label:34} TTFT p50/p99 {result.get('ttft_p50_ms')}/{result.get('ttft_p99_ms')} ms  live {result.get('live')} "
+                  f"errors {result.get('errors')}  proxy CPU user/system {cpu[0]}/{cpu[1]} ms  vllm-sim CPU {cpu[2]} ms", flush=True)
+            time.sleep(1)
+            return result, cpu
 
-        burst("direct to vllm-sim", sim_port, upstream_key)
-        burst("through the gateway, pool cold", port, key)
-        # Short requests at as many connections leave that many idle connections in the pool (up to 512 per loop).
+        rounds = {name: [] for name in targets}
+        for index in range(args.rounds):
+            for name, target in targets.items():
+                rounds[name].append(burst(f"round {index + 1}: {name}", target))
+
+        # Short requests at as many connections leave that many idle connections in the gateway's pool (up to 512 per loop).
         warm = subprocess.run(["wrk", "-t2", f"-c{args.streams}", "-d3s", "--timeout", "10s", "-s", os.path.join(bench.ROOT, "bench/lib/chat.lua"),
                                f"http://127.0.0.1:{port}/v1/chat/completions"], capture_output=True, text=True,
                               env=dict(os.environ, BENCH_KEY=key, BENCH_STREAM="0", BENCH_MAX_TOKENS="1"))
         print("warm-up:", warm.stdout.strip().splitlines()[-1] if warm.stdout.strip() else warm.stderr[-200:], flush=True)
         time.sleep(1)
-        burst("through the gateway, pool warm", port, key)
-        burst("through the gateway, cold again", port, key)
+        burst("gateway, upstream pool warm", targets["gateway"])
+
+        print(f"\nMedians of {args.rounds} rounds, {args.streams} streams each:")
+        for name, results in rounds.items():
+            p50 = statistics.median(r.get("ttft_p50_ms", 0) for r, _ in results)
+            p99 = statistics.median(r.get("ttft_p99_ms", 0) for r, _ in results)
+            user = statistics.median(c[0] for _, c in results)
+            system = statistics.median(c[1] for _, c in results)
+            errors = sum(r.get("errors", 0) for r, _ in results)
+            print(f"  {name:8} TTFT p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  proxy CPU per burst user {user} ms, system {system} ms  errors {errors}")
     finally:
         bench.stop_all()
 
