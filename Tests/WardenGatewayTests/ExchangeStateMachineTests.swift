@@ -114,6 +114,15 @@ struct ExchangeStateMachineTests {
         let failed = unreachable.handle(.connectFailed("refused"))
         #expect(outcome(failed)?.charged == 0)
         #expect(outcome(failed)?.status == 503)
+        // A request queued behind a handshake that then failed never reached vLLM either.
+        var queued = ExchangeStateMachine(request: .init(requestID: "q", keepAlive: true, reservedTokens: 50, dropUsageEvent: false,
+                                                         visibleModels: [], isModelList: false))
+        _ = queued.handle(.start)
+        #expect(queued.handle(.connected(reused: false)) == [.sendRequest])
+        let handshakeFailed = queued.handle(.connectFailed("connect failed: Connection refused"))
+        #expect(handshakeFailed.first == .closeUpstream)
+        #expect(outcome(handshakeFailed)?.charged == 0)
+        #expect(outcome(handshakeFailed)?.status == 503)
 
         var unknownModel = machine()
         _ = unknownModel.handle(.responseHead(Self.head(.notFound, eventStream: false)))

@@ -1,6 +1,10 @@
 import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
 import Testing
 import VLLMSim
+import WardenNIOSupport
 import WardenTestSupport
 @testable import WardenGateway
 #if canImport(Glibc)
@@ -25,26 +29,30 @@ struct UpstreamConnectTests {
         }
     }
 
-    @Test("vLLM refusing connections: 503 with Retry-After that names the refusal; another gateway's vLLM is unaffected")
-    func refusedThenBack() async throws {
+    @Test("vLLM refusing connections: 503 with Retry-After naming the refusal, nothing charged, no upstream latency recorded")
+    func refused() async throws {
         try await withGateway { harness in
-            let closedPort = try freeLoopbackPort()
             var configuration = harness.gateway.core.configuration
-            configuration.upstreamPort = closedPort
+            configuration.upstreamPort = try freeLoopbackPort()
             configuration.listenPort = 0
-            let refusing = try GatewayServer(configuration: configuration, accessLog: MemorySink())
+            let accessLog = MemorySink()
+            let refusing = try GatewayServer(configuration: configuration, accessLog: accessLog)
             let (port, _) = try await refusing.start()
-            let refused = try request(port: port, "POST", "/v1/completions", json: #"{"prompt":"x"}"#, headers: harness.bearer)
-            #expect(refused.status == 503)
-            #expect(refused.headers["retry-after"] == "5")
-            #expect(refused.body.contains("Connection refused"), "the reason names the refusal: \(refused.body)")
+            for body in [#"{"prompt":"x"}"#, #"{"prompt":"x","stream":true}"#] {
+                let refused = try request(port: port, "POST", "/v1/completions", json: body, headers: harness.bearer)
+                #expect(refused.status == 503)
+                #expect(refused.headers["retry-after"] == "5")
+                #expect(refused.body.contains("Connection refused"), "the reason names the refusal: \(refused.body)")
+            }
+            let records = try accessLog.contents.map { try jsonObject($0) }
+            #expect(records.count == 2)
+            #expect(records.allSatisfy { $0["tokens_charged"] as? Int == 0 && $0["decision"] as? String == "upstream_unavailable" })
+            #expect(refusing.metricsText.contains("warden_upstream_latency_seconds_count 0"), "no upstream wait for a request that never left")
             await refusing.drain()
-            // The harness's gateway, in front of a live vLLM, is untouched by the other one's failures.
-            #expect(try request(port: harness.port, "POST", "/v1/completions", json: #"{"prompt":"x"}"#, headers: harness.bearer).status == 200)
         }
     }
 
-    @Test("a vLLM that never completes the handshake (its listen queue full) fails the request with 503 at the connect timeout")
+    @Test("a vLLM that never completes the handshake (its listen queue full) fails the request with 503 at the connect timeout, nothing charged")
     func handshakeNeverCompletes() async throws {
         let stuck = try StuckListener()
         defer { stuck.close() }
@@ -57,23 +65,78 @@ struct UpstreamConnectTests {
             #expect(response.status == 503)
             #expect(response.body.contains("connect timed out after 300 ms"), "\(response.body)")
             #expect(ContinuousClock.now - started >= .milliseconds(300))
+            #expect(try harness.accessRecords().first?["tokens_charged"] as? Int == 0)
             #expect(harness.gateway.inFlight == 0)
             #expect(harness.gateway.leasesHeld == 0)
         }
     }
 
-    @Test("draining closes every public listener: no new connection is accepted on any event loop")
+    @Test("a request body that outlasts the connect timeout on a connected but unread socket is not a connect timeout")
+    func slowBodyIsNotAConnectTimeout() async throws {
+        let silent = try StuckListener(fill: false)
+        defer { silent.close() }
+        try await withGateway(configure: {
+            $0.upstreamPort = silent.port
+            $0.upstreamConnectTimeout = .milliseconds(200)
+            $0.upstreamReadTimeout = .milliseconds(1500)
+            $0.maxBodyBytes = 16 << 20
+        }) { harness in
+            // 12 MiB: more than the kernel buffers of a connection nobody reads, so the write is still pending when
+            // the connect timeout passes; the handshake did complete (the listener's queue had room).
+            let prompt = String(repeating: "a", count: 12 << 20)
+            let response = try request(port: harness.port, "POST", "/v1/completions", json: #"{"prompt":"\#(prompt)"}"#, headers: harness.bearer)
+            #expect(response.status == 503)
+            #expect(response.body.contains("read timeout"), "\(response.body)")
+            #expect(!response.body.contains("connect timed out"))
+        }
+    }
+
+    @Test("one listener per event loop, and draining closes them all: no new connection is accepted on any loop")
     func drainClosesEveryListener() async throws {
         try await withGateway { harness in
-            // Connections spread over the listeners (one per loop): all are served.
+            var configuration = harness.gateway.core.configuration
+            configuration.listenPort = 0
+            let loops = MultiThreadedEventLoopGroup(numberOfThreads: 3)
+            let gateway = try GatewayServer(configuration: configuration, accessLog: MemorySink(), group: loops)
+            let (port, _) = try await gateway.start()
+            #expect(gateway.publicListeners == 3)
+            // Connections spread over the listeners: all are served.
             for _ in 0..<16 {
-                #expect(try request(port: harness.port, "GET", "/v1/models", headers: harness.bearer).status == 200)
+                #expect(try request(port: port, "GET", "/v1/models", headers: harness.bearer).status == 200)
             }
-            harness.gateway.beginDrain()
+            gateway.beginDrain()
             let allRefused = try await eventually {
-                (0..<20).allSatisfy { _ in (try? TestHTTPConnection(port: harness.port)) == nil }
+                (0..<30).allSatisfy { _ in (try? TestHTTPConnection(port: port)) == nil }
             }
-            #expect(allRefused, "a listener left open would take about half of these")
+            #expect(allRefused, "a listener left open would take a third of these")
+            await gateway.drain()
+            try await loops.shutdownGracefully()
+        }
+    }
+}
+
+@Suite("accepted connections")
+struct AcceptedConnectionTests {
+    @Test("accepted connections have TCP_NODELAY, inherited from the listener (no option is applied per connection)")
+    func noDelayInherited() async throws {
+        let seen = NIOLockedValueBox<Int?>(nil)
+        let server = try await ConnectionRegistry().httpServerBootstrap(group: MultiThreadedEventLoopGroup.singleton) { pipeline in
+            try pipeline.addHandler(NoDelayProbe(seen: seen))
+        }.bind(host: "127.0.0.1", port: 0).get()
+        let client = try TestHTTPConnection(port: try #require(server.localAddress?.port))
+        #expect(try await eventually { seen.withLockedValue { $0 } != nil })
+        #expect(seen.withLockedValue { $0 } == 1)
+        _ = client
+        try await server.close()
+    }
+
+    private final class NoDelayProbe: ChannelInboundHandler, Sendable {
+        typealias InboundIn = ByteBuffer
+        let seen: NIOLockedValueBox<Int?>
+        init(seen: NIOLockedValueBox<Int?>) { self.seen = seen }
+        func channelActive(context: ChannelHandlerContext) {
+            let value = try? context.channel.syncOptions?.getOption(.tcpOption(.tcp_nodelay))
+            seen.withLockedValue { $0 = value.map { Int($0) } ?? -1 }
         }
     }
 }
@@ -85,8 +148,9 @@ private func freeLoopbackPort() throws -> Int {
     return listener.port
 }
 
-/// A listening socket that never accepts, its queue of length 0 filled by one connection: the kernel drops every
-/// further SYN, so a connection to it neither completes nor fails until the connecting side gives up.
+/// A listening socket that never accepts. Filled, its queue of length 0 holds one connection and the kernel drops
+/// every further SYN, so a connection to it neither completes nor fails until the connecting side gives up; not
+/// filled, connections complete their handshake (64 fit) and what they send is never read.
 private final class StuckListener {
     let port: Int
     private var descriptors: [Int32] = []
@@ -94,7 +158,7 @@ private final class StuckListener {
     init(fill: Bool = true) throws {
         let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         descriptors.append(listener)
-        guard let port = bindLoopback(listener), listen(listener, 0) == 0 else { throw POSIXError(.EADDRNOTAVAIL) }
+        guard let port = bindLoopback(listener), listen(listener, fill ? 0 : 64) == 0 else { throw POSIXError(.EADDRNOTAVAIL) }
         self.port = port
         guard fill else { return }
         let filler = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)

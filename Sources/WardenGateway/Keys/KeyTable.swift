@@ -54,11 +54,13 @@ public struct KeyTable: Sendable {
     private func verify(authorization: String?, now: Int64) -> Result<KeyRecord, Failure> {
         guard var authorization else { return .failure(.missing) }
         guard let token = authorization.withUTF8(Self.bearerToken) else { return .failure(.malformed) }
+        // A secret this table verified before is recognised by its digest, without the HMAC: every stream of a
+        // burst arrives on a new connection, and each paid for one. Looked up for every token, known id or not, so
+        // the lookup tells nothing about which ids exist; a mismatch takes the HMAC path, so a wrong secret costs
+        // what it always did.
+        let remembered = verified.matches(token)
         let record = records[token.publicID]
-        // A secret this table verified before is compared again in constant time, without the HMAC: every stream
-        // of a burst arrives on a new connection, and each paid for one. A mismatch takes the HMAC path, so a
-        // wrong secret costs what it always did.
-        if let record, verified.matches(token) {
+        if remembered, let record {
             return record.usability(at: now)
         }
         let presented = hasher.hash(Substring(token.secret))
@@ -79,17 +81,39 @@ public struct KeyTable: Sendable {
 }
 
 /// The secrets a key table has verified, shared by its copies and dropped with it: a reload, a revocation or a
-/// rotation builds a new table, so nothing verified under the old keys is trusted after.
+/// rotation builds a new table, so nothing verified under the old keys is trusted after. Kept as digests — two
+/// SipHash values under this process's random seed — so this memory holds no usable token.
 private final class VerifiedSecrets: Sendable {
-    private let secrets = Mutex<[String: [UInt8]]>([:])
+    private struct Digest: Sendable {
+        var first: Int
+        var second: Int
+
+        init(_ token: APIKeyToken) {
+            var secret = token.secret
+            (first, second) = secret.withUTF8 { bytes in
+                var one = Hasher(), two = Hasher()
+                one.combine(1 as UInt8)
+                two.combine(2 as UInt8)
+                one.combine(bytes: UnsafeRawBufferPointer(bytes))
+                two.combine(bytes: UnsafeRawBufferPointer(bytes))
+                return (one.finalize(), two.finalize())
+            }
+        }
+
+        /// Equal in constant time.
+        func matches(_ other: Digest) -> Bool { (first ^ other.first) | (second ^ other.second) == 0 }
+    }
+
+    private let digests = Mutex<[String: Digest]>([:])
 
     func matches(_ token: APIKeyToken) -> Bool {
-        guard let known = secrets.withLock({ $0[token.publicID] }) else { return false }
-        return constantTimeEqual(known, Array(token.secret.utf8))
+        let presented = Digest(token)
+        return digests.withLock { $0[token.publicID] }.map { $0.matches(presented) } ?? false
     }
 
     func remember(_ token: APIKeyToken) {
-        secrets.withLock { $0[token.publicID] = Array(token.secret.utf8) }
+        let digest = Digest(token)
+        digests.withLock { $0[token.publicID] = digest }
     }
 }
 

@@ -45,6 +45,8 @@ struct ExchangeStateMachine {
     enum Event {
         case start
         case connected(reused: Bool)
+        /// No connection to vLLM: refused, unreachable or timed out, before or (for a request queued behind the
+        /// handshake) after the request was handed to the connection; either way vLLM never saw it.
         case connectFailed(String)
         case responseHead(UpstreamHead)
         case responseBody(ByteBuffer)
@@ -133,6 +135,11 @@ struct ExchangeStateMachine {
             return [.sendRequest]
         case (.connecting, .connectFailed(let reason)):
             return failBeforeHead(.upstreamUnavailable(reason))
+        case (.awaitingHead(reused: false, _), .connectFailed(let reason)):
+            // A connection whose request was queued behind its handshake (``UpstreamPool``) and whose handshake
+            // failed: the request never left, so nothing is charged, as for any connection vLLM refused.
+            sentUpstream = false
+            return [.closeUpstream] + failBeforeHead(.upstreamUnavailable(reason))
         case (.awaitingHead, .responseHead(let head)):
             return receivedHead(head)
         case (.awaitingHead(let reused, let retried), .upstreamClosed(let reason, let retryable)):

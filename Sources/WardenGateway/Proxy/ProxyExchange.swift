@@ -94,6 +94,11 @@ final class ProxyExchange {
         if !context.channel.isWritable { handle(.readComplete(clientWritable: false)) }
     }
     func upstreamClosed(reason: String, retryable: Bool = true) { handle(.upstreamClosed(reason, retryable: retryable)) }
+    /// The connection the request was queued on never completed its handshake: nothing reached vLLM.
+    func upstreamConnectFailed(reason: String) {
+        sentAt = nil
+        handle(.connectFailed(reason))
+    }
     func clientWritable() { handle(.clientWritable) }
     func clientWentAway() { handle(.clientGone) }
 
@@ -228,8 +233,9 @@ final class ProxyExchange {
                                        upstreamKey: core.configuration.upstreamKey, requestID: request.requestID,
                                        clientAddress: request.clientAddress, bodyLength: body.readableBytes)
         bytes.writeBuffer(&body)
-        connection.send(bytes, method: request.head.method)
+        // Taken first: a connection that fails as the bytes are handed to it settles the exchange inside `send`.
         sentAt = .now()
+        connection.send(bytes, method: request.head.method)
     }
 
     /// Settles the tokens, releases the lease, records metrics and the access log line; the request leaves the

@@ -88,28 +88,24 @@ final class UpstreamPool: Sendable {
     func connect(on eventLoop: any EventLoop, _ completion: @escaping (Result<UpstreamConnection, any Error>) -> Void) {
         let readTimeout = self.readTimeout
         let connectTimeout = self.connectTimeout
-        let handshakeAwaited = address == nil
+        let socket: CInt?
+        do {
+            socket = try address.map(Self.startConnecting)
+        } catch {
+            completion(.failure(error))
+            return
+        }
         let initializer: @Sendable (any Channel) -> EventLoopFuture<Void> = { channel in
             channel.eventLoop.makeCompletedFuture {
                 // Requests go out as bytes the exchange wrote and answers are parsed from bytes by the handler
                 // (``UpstreamResponseParser``): no HTTP codec in the pipeline.
-                let handler = UpstreamHandler(handshakeTimeout: handshakeAwaited ? nil : connectTimeout)
+                let handler = UpstreamHandler(handshake: socket.map { (socket: $0, timeout: connectTimeout) })
                 try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: readTimeout))
                 try channel.pipeline.syncOperations.addHandler(handler)
             }
         }
-        let future: EventLoopFuture<any Channel>
-        if let address {
-            do {
-                let socket = try Self.startConnecting(to: address)
-                future = ClientBootstrap(group: eventLoop).channelInitializer(initializer).withConnectedSocket(socket)
-            } catch {
-                completion(.failure(error))
-                return
-            }
-        } else {
-            future = Self.bootstrap(on: eventLoop, connectTimeout: connectTimeout).channelInitializer(initializer).connect(host: host, port: port)
-        }
+        let future = socket.map { ClientBootstrap(group: eventLoop).channelInitializer(initializer).withConnectedSocket($0) }
+            ?? Self.bootstrap(on: eventLoop, connectTimeout: connectTimeout).channelInitializer(initializer).connect(host: host, port: port)
         future.assumeIsolated().whenComplete { result in
             switch result {
             case .success(let channel):
@@ -171,14 +167,16 @@ final class UpstreamHandler: ChannelInboundHandler {
 
     /// Requests sent on this connection: a read's parser copy is kept only if no request went out meanwhile.
     private var requestsSent = 0
-    /// Set while the connection's handshake has not been awaited (``UpstreamPool/startConnecting(to:)``): the first
-    /// request's write completes once the handshake has, and must within this time.
-    private var handshakeTimeout: TimeAmount?
+    /// A connection opened without awaiting its handshake (``UpstreamPool/startConnecting(to:)``): its socket and
+    /// the connect timeout, until the first request goes out.
+    private var handshake: (socket: CInt, timeout: TimeAmount)?
+    /// The first request is queued but the handshake is not known to have completed: a failure now is a failed
+    /// connect (vLLM saw nothing), not a broken exchange.
     private var awaitingHandshake = false
     private var handshakeTimer: Scheduled<Void>?
 
-    init(handshakeTimeout: TimeAmount? = nil) {
-        self.handshakeTimeout = handshakeTimeout
+    init(handshake: (socket: CInt, timeout: TimeAmount)? = nil) {
+        self.handshake = handshake
     }
 
     /// A request is going out: its answer is the next thing vLLM sends.
@@ -193,36 +191,51 @@ final class UpstreamHandler: ChannelInboundHandler {
     /// Writes request bytes from this handler's place in the pipeline (no generic channel write per request).
     func writeAndFlush(_ bytes: ByteBuffer) {
         guard let context else { return }
-        guard let timeout = handshakeTimeout else {
+        guard let (socket, timeout) = handshake else {
             context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
             return
         }
-        handshakeTimeout = nil
+        handshake = nil
         awaitingHandshake = true
         let written = context.eventLoop.makePromise(of: Void.self)
         written.futureResult.assumeIsolated().whenComplete { [self] result in
-            awaitingHandshake = false
             handshakeTimer?.cancel()
             handshakeTimer = nil
-            if case .failure(let error) = result { connectionFailed("connect failed: \(error)") }
+            if case .failure(let error) = result, awaitingHandshake { connectionFailed("connect failed: \(error)") }
+            awaitingHandshake = false
         }
         context.writeAndFlush(wrapOutboundOut(bytes), promise: written)
         // Still unwritten: the kernel holds the bytes until the handshake completes, which must be within the
         // connect timeout. (On loopback the write has usually gone out already, and no timer is needed.)
-        if awaitingHandshake {
-            handshakeTimer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [self] in
-                guard awaitingHandshake else { return }
+        guard awaitingHandshake else { return }
+        handshakeTimer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [self] in
+            guard awaitingHandshake, let context = self.context, context.channel.isActive else { return }
+            if Self.isConnected(socket) {
+                // Connected, the request only slow to go out (a large body, a busy reader): the read timeout governs.
+                awaitingHandshake = false
+            } else {
                 connectionFailed("connect timed out after \(timeout.nanoseconds / 1_000_000) ms")
             }
         }
     }
 
-    /// The connection never carried the request: the exchange fails (vLLM may not have seen it, but a connection
-    /// refused is not retried on another), and the connection closes.
+    /// Whether the socket's handshake has completed (it has a peer). Asked only while the channel is active, so the
+    /// descriptor is still this connection's.
+    private static func isConnected(_ socket: CInt) -> Bool {
+        var address = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        return withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(socket, $0, &length) == 0 }
+        }
+    }
+
+    /// The connection never carried the request: the exchange fails as for a refused connection (nothing charged,
+    /// not retried), and the connection closes.
     private func connectionFailed(_ reason: String) {
+        awaitingHandshake = false
         let current = exchange
         exchange = nil
-        current?.upstreamClosed(reason: reason, retryable: false)
+        current?.upstreamConnectFailed(reason: reason)
         context?.close(promise: nil)
     }
 
@@ -254,7 +267,9 @@ final class UpstreamHandler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if let current = exchange {
+        if awaitingHandshake {
+            connectionFailed("connect failed: the connection closed during the handshake")
+        } else if let current = exchange {
             exchange = nil
             if parser.bodyEndsWithClose {
                 // A body without a length or chunks ends with the connection: the close completes it.
@@ -277,6 +292,11 @@ final class UpstreamHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // A refused connect surfaces here first (NIO reads the socket's error before failing the queued write).
+        guard !awaitingHandshake else {
+            connectionFailed("connect failed: \(error)")
+            return
+        }
         let current = exchange
         exchange = nil
         current?.upstreamClosed(reason: "\(error)", retryable: !parser.receivedBytes)

@@ -308,6 +308,8 @@ public final class GatewayServer: Service, Sendable {
     public var inFlight: Int { core.state.inFlight.load(ordering: .relaxed) }
     /// Whether `/readyz` answers 200: vLLM usable and not draining.
     public var isReady: Bool { core.state.isReady }
+    /// Sockets listening on the public address: one per event loop.
+    public var publicListeners: Int { listeners.withLockedValue { $0.servers.count } }
     /// Client connections open on the public listener.
     public var openConnections: Int { limiter.openConnections }
     /// Concurrency leases held now (0 when idle: none may leak).
