@@ -5,6 +5,8 @@ zeroed, wrk sends a fixed number of requests on 8 keep-alive connections, and th
 divided by the requests vllm-sim saw in that window (its /sim/stats, so the count is the server's, not wrk's).
 A third count puts every request on new connections on both sides (the client sends `Connection: close`, a second
 vllm-sim runs with --no-keep-alive): what a burst of new streams costs per stream — accept, connect and both closes.
+A fourth paces the SSE events 5 ms apart (a third vllm-sim, --itl-ms 5), so each read carries one event, as in a
+stream of real tokens: what relaying one event costs.
 User-space instructions only: the kernel's share (a quarter of the gateway's CPU in bench/profile-gateway) is not
 in these numbers.
 """
@@ -66,6 +68,7 @@ def callgrind_total(pid, prefix, reason):
 
 KEEP_ALIVE = (("json", False, False), ("sse", True, False))
 NEW_CONNECTIONS = (("json-new", False, True),)
+PACED = (("sse-paced", True, False),)
 
 
 def measure(label, argv, port, key, sim_port, upstream_key, args, env=None, scenarios=KEEP_ALIVE):
@@ -120,12 +123,15 @@ def main():
     gateway_env = dict(os.environ, VLLM_API_KEY=upstream_key, LD_PRELOAD=args.shim)
     results = {"B": measure("B", [args.warden, "gateway", "--config", config], port, key, sim_port, upstream_key, args, gateway_env)}
     closing_sim_port = start_sim(args.sim, upstream_key, "closing-sim", "--no-keep-alive")
-    port, admin = bench.free_port(), bench.free_port()
-    config = bench.write_config("B-new", closing_sim_port, store, True, port, admin)
-    results["B"].update(measure("B-new", [args.warden, "gateway", "--config", config], port, key, closing_sim_port, upstream_key, args,
-                                gateway_env, NEW_CONNECTIONS))
+    paced_sim_port = start_sim(args.sim, upstream_key, "paced-sim", "--itl-ms", "5")
+    for label, upstream_port, scenarios in (("B-new", closing_sim_port, NEW_CONNECTIONS), ("B-paced", paced_sim_port, PACED)):
+        port, admin = bench.free_port(), bench.free_port()
+        config = bench.write_config(label, upstream_port, store, True, port, admin)
+        results["B"].update(measure(label, [args.warden, "gateway", "--config", config], port, key, upstream_port, upstream_key, args,
+                                    gateway_env, scenarios))
 
-    for label, upstream_port, scenarios in (("C", sim_port, KEEP_ALIVE), ("C-new", closing_sim_port, NEW_CONNECTIONS)):
+    for label, upstream_port, scenarios in (("C", sim_port, KEEP_ALIVE), ("C-new", closing_sim_port, NEW_CONNECTIONS),
+                                            ("C-paced", paced_sim_port, PACED)):
         nginx_port = bench.free_port()
         nginx_conf = bench.write_nginx(nginx_port, upstream_port, key, upstream_key, f"nginx-{label}")
         measured = measure(label, ["nginx", "-p", os.path.join(bench.WORK, f"nginx-{label}"), "-c", nginx_conf, "-g", "daemon off; master_process off;"],
@@ -143,10 +149,13 @@ def report(results, args):
              "wrk -t1 -c8, chat with max_tokens 16 (JSON) or 50 streamed events (SSE), vllm-sim upstream outside valgrind. "
              "User-space instructions of the server process only (callgrind does not see the kernel).", "",
              "| chat | warden governed (B) | nginx (C) | B/C |", "|---|---:|---:|---:|"]
-    names = {"json": "JSON", "sse": "SSE", "json-new": "JSON, new connections on both sides"}
+    names = {"json": "JSON", "sse": "SSE", "json-new": "JSON, new connections on both sides", "sse-paced": "SSE, events 5 ms apart"}
     for name, title in names.items():
         b, c = results["B"][name]["per_request"], results["C"][name]["per_request"]
         lines.append(f"| {title} | {b:,.0f} | {c:,.0f} | {b / c:.2f}× |")
+    b, c = (results[label]["sse-paced"]["per_request"] - results[label]["json"]["per_request"] for label in ("B", "C"))
+    lines += ["", f"Per relayed event, roughly (the paced SSE count less the JSON one, over 50 events): B {b / 50:,.0f}, "
+              f"nginx {c / 50:,.0f} instructions."]
     lines += ["", "SSE counts depend on how many events one read from vllm-sim carries, and under valgrind the gateway runs "
               "tens of times slower, so its reads batch more events than natively: compare SSE counts between runs of this "
               "script, and take bench/run's CPU time for the real ratio.",
