@@ -108,6 +108,19 @@ def start_upstream(warden, sim):
     return sim_port, upstream_key, store, key
 
 
+def start_proxies(warden, sim_port, upstream_key, store, key):
+    """Starts the governed gateway (B) and nginx (C) in front of vllm-sim, natively; returns B's and C's processes and ports."""
+    port, admin = bench.free_port(), bench.free_port()
+    gateway = bench.start("B", [warden, "gateway", "--config", bench.write_config("B", sim_port, store, True, port, admin)],
+                          env=dict(os.environ, VLLM_API_KEY=upstream_key), log=open(os.devnull, "w"))
+    nginx_port = bench.free_port()
+    nginx = bench.start("nginx", ["nginx", "-p", os.path.join(bench.WORK, "nginx"), "-c", bench.write_nginx(nginx_port, sim_port, key, upstream_key),
+                                  "-g", "daemon off;"])
+    bench.wait_port(port)
+    bench.wait_port(nginx_port)
+    return (gateway, port), (nginx, nginx_port)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--warden", required=True)

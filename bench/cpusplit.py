@@ -1,6 +1,5 @@
 """User and kernel CPU per JSON request of the governed gateway (B) and nginx (C): see bench/cpusplit."""
 import argparse
-import os
 
 import callgrind
 import run as bench
@@ -15,14 +14,7 @@ def main():
     args = parser.parse_args()
     try:
         sim_port, upstream_key, store, key = callgrind.start_upstream(args.warden, args.sim)
-        port, admin = bench.free_port(), bench.free_port()
-        gateway = bench.start("B", [args.warden, "gateway", "--config", bench.write_config("B", sim_port, store, True, port, admin)],
-                              env=dict(os.environ, VLLM_API_KEY=upstream_key), log=open(os.devnull, "w"))
-        bench.wait_port(port)
-        nginx_port = bench.free_port()
-        nginx = bench.start("nginx", ["nginx", "-p", os.path.join(bench.WORK, "nginx"), "-c", bench.write_nginx(nginx_port, sim_port, key, upstream_key),
-                                      "-g", "daemon off;"])
-        bench.wait_port(nginx_port)
+        (gateway, port), (nginx, nginx_port) = callgrind.start_proxies(args.warden, sim_port, upstream_key, store, key)
         print("| c | target | req/s | p50 µs | user µs/req | kernel µs/req | total µs/req |\n|---|---|---|---|---|---|---|")
         for connections in (1, 64):
             for _ in range(args.repetitions):

@@ -1,6 +1,5 @@
 """Added latency at one connection: see bench/latency."""
 import argparse
-import os
 import statistics
 
 import callgrind
@@ -16,14 +15,7 @@ def main():
     args = parser.parse_args()
     try:
         sim_port, upstream_key, store, key = callgrind.start_upstream(args.warden, args.sim)
-        port, admin = bench.free_port(), bench.free_port()
-        bench.start("B", [args.warden, "gateway", "--config", bench.write_config("B", sim_port, store, True, port, admin)],
-                    env=dict(os.environ, VLLM_API_KEY=upstream_key), log=open(os.devnull, "w"))
-        nginx_port = bench.free_port()
-        bench.start("nginx", ["nginx", "-p", os.path.join(bench.WORK, "nginx"), "-c", bench.write_nginx(nginx_port, sim_port, key, upstream_key),
-                              "-g", "daemon off;"])
-        bench.wait_port(port)
-        bench.wait_port(nginx_port)
+        (_, port), (_, nginx_port) = callgrind.start_proxies(args.warden, sim_port, upstream_key, store, key)
         targets = (("A", sim_port, upstream_key), ("B", port, key), ("C", nginx_port, key))
         for _, target_port, target_key in targets:
             bench.wrk(target_port, 1, 1, False, target_key)  # warm-up: connections, pools, lazily built state
