@@ -118,11 +118,22 @@ struct ExchangeStateMachineTests {
         var queued = ExchangeStateMachine(request: .init(requestID: "q", keepAlive: true, reservedTokens: 50, dropUsageEvent: false,
                                                          visibleModels: [], isModelList: false))
         _ = queued.handle(.start)
-        #expect(queued.handle(.connected(reused: false)) == [.sendRequest])
+        #expect(queued.handle(.connected(reused: false, delivered: false)) == [.sendRequest])
         let handshakeFailed = queued.handle(.connectFailed("connect failed: Connection refused"))
         #expect(handshakeFailed.first == .closeUpstream)
         #expect(outcome(handshakeFailed)?.charged == 0)
         #expect(outcome(handshakeFailed)?.status == 503)
+        // A client that leaves while the handshake is under way owes nothing; once the request is delivered, it does.
+        for delivered in [false, true] {
+            var waiting = ExchangeStateMachine(request: .init(requestID: "w", keepAlive: true, reservedTokens: 50, dropUsageEvent: false,
+                                                              visibleModels: [], isModelList: false))
+            _ = waiting.handle(.start)
+            _ = waiting.handle(.connected(reused: false, delivered: false))
+            if delivered { #expect(waiting.handle(.requestDelivered).isEmpty) }
+            let left = waiting.handle(.clientGone)
+            #expect(outcome(left)?.charged == (delivered ? 50 : 0))
+            #expect(outcome(left)?.status == 499)
+        }
 
         var unknownModel = machine()
         _ = unknownModel.handle(.responseHead(Self.head(.notFound, eventStream: false)))

@@ -71,6 +71,26 @@ struct UpstreamConnectTests {
         }
     }
 
+    @Test("a client that hangs up while the handshake is pending leaves nothing behind: no request in flight, no lease, nothing charged")
+    func clientLeavesDuringHandshake() async throws {
+        let stuck = try StuckListener()
+        defer { stuck.close() }
+        try await withGateway(configure: {
+            $0.upstreamPort = stuck.port
+            $0.upstreamConnectTimeout = .seconds(5)
+        }) { harness in
+            for stream in [false, true] {
+                let client = try TestHTTPConnection(port: harness.port)
+                client.post("/v1/completions", json: #"{"prompt":"x","stream":\#(stream)}"#, headers: harness.bearer)
+                #expect(try await eventually { harness.gateway.inFlight == 1 }, "the request waits on the handshake")
+                client.hangUp()
+                #expect(try await eventually(timeout: .seconds(3)) { harness.gateway.inFlight == 0 && harness.gateway.leasesHeld == 0 },
+                        "released at once, not at the 5 s connect timeout")
+            }
+            #expect(try harness.accessRecords().map { $0["tokens_charged"] as? Int } == [0, 0])
+        }
+    }
+
     @Test("a request body that outlasts the connect timeout on a connected but unread socket is not a connect timeout")
     func slowBodyIsNotAConnectTimeout() async throws {
         let silent = try StuckListener(fill: false)

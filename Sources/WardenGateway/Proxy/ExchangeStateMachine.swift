@@ -44,7 +44,11 @@ struct ExchangeStateMachine {
 
     enum Event {
         case start
-        case connected(reused: Bool)
+        /// A connection to vLLM holds the request. `delivered`: its handshake is done, so the request is as good as
+        /// sent; a connection still shaking hands holds it until ``requestDelivered``.
+        case connected(reused: Bool, delivered: Bool = true)
+        /// The handshake the request was queued behind completed: vLLM gets the request.
+        case requestDelivered
         /// No connection to vLLM: refused, unreachable or timed out, before or (for a request queued behind the
         /// handshake) after the request was handed to the connection; either way vLLM never saw it.
         case connectFailed(String)
@@ -129,10 +133,13 @@ struct ExchangeStateMachine {
         case (.idle, .start):
             state = .connecting(retried: false)
             return [.acquireConnection(fresh: false)]
-        case (.connecting(let retried), .connected(let reused)):
+        case (.connecting(let retried), .connected(let reused, let delivered)):
             state = .awaitingHead(reused: reused, retried: retried)
-            sentUpstream = true
+            sentUpstream = delivered
             return [.sendRequest]
+        case (_, .requestDelivered):
+            sentUpstream = true
+            return []
         case (.connecting, .connectFailed(let reason)):
             return failBeforeHead(.upstreamUnavailable(reason))
         case (.awaitingHead(reused: false, _), .connectFailed(let reason)):

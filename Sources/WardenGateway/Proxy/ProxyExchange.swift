@@ -94,6 +94,8 @@ final class ProxyExchange {
         if !context.channel.isWritable { handle(.readComplete(clientWritable: false)) }
     }
     func upstreamClosed(reason: String, retryable: Bool = true) { handle(.upstreamClosed(reason, retryable: retryable)) }
+    /// The handshake the request was queued behind completed: from now on vLLM has it.
+    func upstreamRequestDelivered() { handle(.requestDelivered) }
     /// The connection the request was queued on never completed its handshake: nothing reached vLLM.
     func upstreamConnectFailed(reason: String) {
         sentAt = nil
@@ -210,7 +212,7 @@ final class ProxyExchange {
             case .success(let (connection, reused)):
                 self.connection = connection
                 connection.handler.exchange = self
-                handle(.connected(reused: reused))
+                handle(.connected(reused: reused, delivered: !connection.handler.awaitsHandshake))
             case .failure(let error):
                 handle(.connectFailed(Self.describe(error)))
             }

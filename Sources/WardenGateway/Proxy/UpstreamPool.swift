@@ -179,6 +179,9 @@ final class UpstreamHandler: ChannelInboundHandler {
         self.handshake = handshake
     }
 
+    /// The connection's handshake is not known to be done: a request handed to it now is not yet vLLM's.
+    var awaitsHandshake: Bool { handshake != nil || awaitingHandshake }
+
     /// A request is going out: its answer is the next thing vLLM sends.
     func expectResponse(to method: HTTPMethod) {
         requestsSent += 1
@@ -201,8 +204,11 @@ final class UpstreamHandler: ChannelInboundHandler {
         written.futureResult.assumeIsolated().whenComplete { [self] result in
             handshakeTimer?.cancel()
             handshakeTimer = nil
-            if case .failure(let error) = result, awaitingHandshake { connectionFailed("connect failed: \(error)") }
-            awaitingHandshake = false
+            guard awaitingHandshake else { return }
+            switch result {
+            case .success: handshakeCompleted()
+            case .failure(let error): connectionFailed("connect failed: \(error)")
+            }
         }
         context.writeAndFlush(wrapOutboundOut(bytes), promise: written)
         // Still unwritten: the kernel holds the bytes until the handshake completes, which must be within the
@@ -212,7 +218,7 @@ final class UpstreamHandler: ChannelInboundHandler {
             guard awaitingHandshake, let context = self.context, context.channel.isActive else { return }
             if Self.isConnected(socket) {
                 // Connected, the request only slow to go out (a large body, a busy reader): the read timeout governs.
-                awaitingHandshake = false
+                handshakeCompleted()
             } else {
                 connectionFailed("connect timed out after \(timeout.nanoseconds / 1_000_000) ms")
             }
@@ -227,6 +233,11 @@ final class UpstreamHandler: ChannelInboundHandler {
         return withUnsafeMutablePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(socket, $0, &length) == 0 }
         }
+    }
+
+    private func handshakeCompleted() {
+        awaitingHandshake = false
+        exchange?.upstreamRequestDelivered()
     }
 
     /// The connection never carried the request: the exchange fails as for a refused connection (nothing charged,
