@@ -5,7 +5,6 @@ takes the median of the rounds, and the proxies are compared in the same rounds.
 afresh, on both sides of the proxy (its upstream pool holds none of them). A last burst through the gateway runs
 with its upstream pool warmed, to show what opening connections to vLLM costs. Driven by bench/burst; prints a line
 per burst and the medians, with the CPU each process spent per burst."""
-import argparse
 import os
 import statistics
 import subprocess
@@ -21,12 +20,11 @@ def cpu_ms(pid):
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--warden", required=True)
-    parser.add_argument("--sim", required=True)
+    parser = bench.binaries_parser()
     parser.add_argument("--streams", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--hold", type=float, default=1.0, help="seconds each burst's streams are read once all have started")
+    parser.add_argument("--compare-warden", help="another warden binary (an older build), run as a second gateway in the same rounds")
     args = parser.parse_args()
     try:
         upstream_key = "bench-upstream-key"
@@ -37,16 +35,23 @@ def main():
         store = os.path.join(bench.WORK, "keys/keys.sqlite")
         key = subprocess.run([args.warden, "keys", "create", "--name", "bench", "--config", bench.write_config("keys", sim_port, store, True)],
                              capture_output=True, text=True, check=True).stdout.strip()
-        port, admin = bench.free_port(), bench.free_port()
-        gateway = bench.start("gateway", [args.warden, "gateway", "--config",
-                                          bench.write_config("burst", sim_port, store, True, port, admin, concurrency=args.streams * 4)],
-                              env=dict(os.environ, VLLM_API_KEY=upstream_key), log=open(os.devnull, "w"))
+
+        def start_gateway(label, warden):
+            port, admin = bench.free_port(), bench.free_port()
+            process = bench.start(label, [warden, "gateway", "--config",
+                                          bench.write_config(label, sim_port, store, True, port, admin, concurrency=args.streams * 4)],
+                                  env=dict(os.environ, VLLM_API_KEY=upstream_key), log=open(os.devnull, "w"))
+            bench.wait_port(port)
+            return port, key, process
+
+        targets = {"direct": (sim_port, upstream_key, None), "gateway": start_gateway("gateway", args.warden)}
+        if args.compare_warden:
+            targets["compared"] = start_gateway("compared", args.compare_warden)
         nginx_port = bench.free_port()
         nginx = bench.start("nginx-burst", ["nginx", "-p", os.path.join(bench.WORK, "nginx-burst"), "-c",
                                             bench.write_nginx(nginx_port, sim_port, key, upstream_key, "nginx-burst"), "-g", "daemon off;"])
-        bench.wait_port(port)
         bench.wait_port(nginx_port)
-        targets = {"direct": (sim_port, upstream_key, None), "gateway": (port, key, gateway), "nginx": (nginx_port, key, nginx)}
+        targets["nginx"] = (nginx_port, key, nginx)
 
         def burst(label, target):
             target_port, stream_key, proxy = target
@@ -66,7 +71,7 @@ def main():
 
         # Short requests at as many connections leave that many idle connections in the gateway's pool (up to 512 per loop).
         warm = subprocess.run(["wrk", "-t2", f"-c{args.streams}", "-d3s", "--timeout", "10s", "-s", os.path.join(bench.ROOT, "bench/lib/chat.lua"),
-                               f"http://127.0.0.1:{port}/v1/chat/completions"], capture_output=True, text=True,
+                               f"http://127.0.0.1:{targets['gateway'][0]}/v1/chat/completions"], capture_output=True, text=True,
                               env=dict(os.environ, BENCH_KEY=key, BENCH_STREAM="0", BENCH_MAX_TOKENS="1"))
         print("warm-up:", warm.stdout.strip().splitlines()[-1] if warm.stdout.strip() else warm.stderr[-200:], flush=True)
         time.sleep(1)
@@ -79,7 +84,7 @@ def main():
             user = statistics.median(c[0] for _, c in results)
             system = statistics.median(c[1] for _, c in results)
             errors = sum(r.get("errors", 0) for r, _ in results)
-            print(f"  {name:8} TTFT p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  proxy CPU per burst user {user} ms, system {system} ms  errors {errors}")
+            print(f"  {name:9} TTFT p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  proxy CPU per burst user {user} ms, system {system} ms  errors {errors}")
     finally:
         bench.stop_all()
 

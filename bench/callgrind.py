@@ -10,7 +10,6 @@ stream of real tokens: what relaying one event costs.
 User-space instructions only: the kernel's share (a quarter of the gateway's CPU in bench/profile-gateway) is not
 in these numbers.
 """
-import argparse
 import datetime
 import glob
 import json
@@ -122,9 +121,7 @@ def start_proxies(warden, sim_port, upstream_key, store, key):
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--warden", required=True)
-    parser.add_argument("--sim", required=True)
+    parser = bench.binaries_parser()
     parser.add_argument("--shim", required=True)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--stream-requests", type=int, default=400)

@@ -1,14 +1,11 @@
 """User and kernel CPU per JSON request of the governed gateway (B) and nginx (C): see bench/cpusplit."""
-import argparse
 
 import callgrind
 import run as bench
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--warden", required=True)
-    parser.add_argument("--sim", required=True)
+    parser = bench.binaries_parser()
     parser.add_argument("--seconds", type=int, default=6)
     parser.add_argument("--repetitions", type=int, default=2)
     args = parser.parse_args()

@@ -1,5 +1,4 @@
 """Added latency at one connection: see bench/latency."""
-import argparse
 import statistics
 
 import callgrind
@@ -7,9 +6,7 @@ import run as bench
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--warden", required=True)
-    parser.add_argument("--sim", required=True)
+    parser = bench.binaries_parser()
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()

@@ -6,7 +6,6 @@ bench/llm, which builds the release binaries and installs .venv first.
 
 Every process started here is stopped on exit; only 127.0.0.1 is a target; every run is bounded in time.
 """
-import argparse
 import datetime
 import json
 import os
@@ -16,7 +15,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import ROOT, WORK, cpu_ticks, free_port, start, wait_port, write_config, CLOCK_TICKS  # noqa: E402
+from run import ROOT, WORK, binaries_parser, cpu_ticks, free_port, start, wait_port, write_config, CLOCK_TICKS  # noqa: E402
 
 PROMPT_TOKENS = 256
 
@@ -49,9 +48,7 @@ def guidellm(python, tokenizer, port, key, streams, seconds, output_tokens, labe
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--warden", required=True)
-    parser.add_argument("--sim", required=True)
+    parser = binaries_parser()
     parser.add_argument("--python", required=True, help="the interpreter of .venv, with guidellm")
     parser.add_argument("--seconds", type=int, default=30)
     parser.add_argument("--repetitions", type=int, default=2)

@@ -42,6 +42,14 @@ atexit.register(stop_all)
 signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
 
 
+def binaries_parser():
+    """The command line every bench script shares: the release `warden` and `vllm-sim` to run (its shell wrapper builds them)."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--warden", required=True)
+    parser.add_argument("--sim", required=True)
+    return parser
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -147,11 +155,9 @@ def streams(port, key, count, hold, itl_label):
 
 
 def main():
-    parser = argparse.ArgumentParser()
+    parser = binaries_parser()
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--repetitions", type=int, default=3)
-    parser.add_argument("--warden", required=True)
-    parser.add_argument("--sim", required=True)
     parser.add_argument("--litellm", default="")
     parser.add_argument("--streams", default="1000,10000")
     args = parser.parse_args()

@@ -3,7 +3,6 @@ bench/syscalls. Each target runs natively in front of vllm-sim; after a warm-up 
 number of JSON chat requests (stopped by count, as bench/callgrind does), and the counts are divided by the requests
 vllm-sim saw. strace slows the traced process, so read counts, not times.
 """
-import argparse
 import datetime
 import os
 import re
@@ -44,9 +43,7 @@ def count(label, argv, port, key, sim_port, upstream_key, requests, connections,
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--warden", required=True)
-    parser.add_argument("--sim", required=True)
+    parser = bench.binaries_parser()
     parser.add_argument("--requests", type=int, default=2000)
     args = parser.parse_args()
 
