@@ -7,7 +7,8 @@ import VLLMSim
 struct AbortAndFaultTests {
     @Test("a streaming client that hangs up mid-stream aborts generation")
     func abortMidStream() async throws {
-        try await withSimulator(SimulatorConfiguration(interTokenLatency: .milliseconds(20), outputTokens: 200)) { simulator, port throws in
+        // 200 tokens × 100 ms = 20 s: the hang-up comes mid-stream however loaded the machine.
+        try await withSimulator(SimulatorConfiguration(interTokenLatency: .milliseconds(100), outputTokens: 200)) { simulator, port throws in
             let connection = try TestHTTPConnection(port: port)
             connection.post("/v1/chat/completions", json: chat(#","stream":true"#))
             _ = try connection.read(through: "\r\n\r\n")
@@ -137,8 +138,8 @@ struct AbortAndFaultTests {
                                                                                 shutdownTimeout: timeout))
             let port = try await simulator.start(host: "127.0.0.1", port: 0)
             let connection = try TestHTTPConnection(port: port)
-            // 10 tokens finish well inside the 5 s drain; 200 (4 s) cannot finish when nothing may drain.
-            let tokens = expectCompleted ? 10 : 200
+            // 10 tokens finish well inside the 5 s drain; 1000 (20 s) cannot finish when nothing may drain.
+            let tokens = expectCompleted ? 10 : 1000
             connection.post("/v1/completions", json: #"{"prompt":"x","stream":true,"max_tokens":1000}"#, headers: ["x-sim-fault": "output-tokens=\(tokens)"])
             _ = try connection.read(through: "data: ")
             await simulator.shutdown()

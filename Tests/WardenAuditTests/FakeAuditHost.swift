@@ -50,7 +50,8 @@ struct FakeAuditHost: AuditHost {
     func socketInodes(pid: Int) -> Set<UInt64>? { processTable[pid]?.sockets }
     var commands: any CommandRunner { CannedRunner(outputs: commandOutputs) }
     func httpGet(host: String, port: Int, path: String, timeout: Duration) -> ProbeResult {
-        guard let routes else { return LinuxHost().httpGet(host: host, port: port, path: path, timeout: timeout) }
+        // Live probes (LiveProbeTests) get 30 s, not the audit's 3 s: a loaded machine must not drop a route that answers.
+        guard let routes else { return LinuxHost().httpGet(host: host, port: port, path: path, timeout: .seconds(30)) }
         return .status(routes[path] ?? 404)
     }
 

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import VLLMSim
-import WardenGateway
+@testable import WardenGateway
 import WardenTestSupport
 
 /// The real `warden gateway` process: signals as systemd sends them.
@@ -94,8 +94,15 @@ struct GatewayProcessTests {
         let bad = ["Authorization": "Bearer sk-warden-000000000000-\(String(repeating: "a", count: 64))"]
         for _ in 0..<2 { _ = try request(port: ports[0], "GET", "/v1/models", headers: bad) }
         #expect(try request(port: ports[0], "GET", "/v1/models", headers: bearer).status == 403)
-        // The ledger is written every second: after 1.5 s everything is on disk, whatever happens next.
-        try await Task.sleep(for: .milliseconds(1500))
+        // The ledger and the bans are written every second: kill only once both are on disk, however late a loaded
+        // machine runs that write.
+        let reader = try KeyStore(path: store, create: false)
+        #expect(try await eventually(timeout: .seconds(10)) {
+            let rows = try reader.usage(since: 0, key: record.publicID).filter { $0.0.outcome.isEmpty }
+            let bans = try reader.loadBans(now: Int64(Date().timeIntervalSince1970))
+            return rows.filter { $0.0.route == "/v1/completions" }.map(\.1.requests) == [3]
+                && rows.reduce(0) { $0 + $1.1.completionTokens } == 12 && !bans.isEmpty
+        }, "usage and the ban were persisted before the kill")
         kill(first.processIdentifier, SIGKILL)
         #expect(try await eventually { !first.isRunning })
 

@@ -18,7 +18,7 @@ struct UnprivilegedProcessTests {
             try FileManager.default.copyItem(atPath: BuiltProduct.directory.appendingPathComponent(binary).path, toPath: copy)
         }
         let output = scratch.url.appendingPathComponent(log)
-        FileManager.default.createFile(atPath: output.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: output.path, contents: nil)
         let process = Process()
         if getuid() == 0 {
             process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")

@@ -189,9 +189,9 @@ struct ClientConnectionTests {
             #expect(try await harness.waitUntilReady())
             let connection = try TestHTTPConnection(port: harness.port)
             let before = try harness.upstreamRequests()
-            // Each stream takes a second, so the hang-up comes while the first is still running.
-            let slow = harness.bearer.merging(["x-sim-fault": "itl-ms=50, output-tokens=20"]) { $1 }
-            connection.send((0..<20).map { _ in Self.post("/v1/chat/completions", Self.streamedChat.replacingOccurrences(of: "\"max_tokens\":4", with: "\"max_tokens\":20"), slow) }.joined())
+            // Each stream takes 30 s, so the hang-up comes while the first is still running, however loaded the machine.
+            let slow = harness.bearer.merging(["x-sim-fault": "itl-ms=50, output-tokens=600"]) { $1 }
+            connection.send((0..<20).map { _ in Self.post("/v1/chat/completions", Self.streamedChat.replacingOccurrences(of: "\"max_tokens\":4", with: "\"max_tokens\":600"), slow) }.joined())
             _ = try connection.read(through: "\r\n\r\n")
             connection.hangUp()
             #expect(try await eventually { harness.gateway.inFlight == 0 })
@@ -201,62 +201,6 @@ struct ClientConnectionTests {
     }
 }
 
-/// An upstream that answers from a script, for what vllm-sim never does: each request's line picks its raw answer.
-final class ScriptedUpstream: ChannelInboundHandler, @unchecked Sendable {
-    typealias InboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
-    private var received = ""
-    private let answer: @Sendable (String) -> String
-    private let seen: RequestLines
-    private let closeAfterAnswer: Bool
-
-    /// The request lines the upstream answered, in order.
-    final class RequestLines: @unchecked Sendable {
-        private let lock = NSLock()
-        private var lines: [String] = []
-        func add(_ line: String) { lock.withLock { lines.append(line) } }
-        func count(_ prefix: String) -> Int { lock.withLock { lines.filter { $0.hasPrefix(prefix) }.count } }
-    }
-
-    init(answer: @escaping @Sendable (String) -> String, seen: RequestLines, closeAfterAnswer: Bool) {
-        self.answer = answer
-        self.seen = seen
-        self.closeAfterAnswer = closeAfterAnswer
-    }
-
-    /// Listens on a free loopback port; each connection gets its own handler. An empty answer closes the connection,
-    /// as does every answer with `closeAfterAnswer`.
-    static func start(closeAfterAnswer: Bool = false, answer: @escaping @Sendable (String) -> String) async throws -> (any Channel, Int, RequestLines) {
-        let seen = RequestLines()
-        let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(ScriptedUpstream(answer: answer, seen: seen, closeAfterAnswer: closeAfterAnswer)) }
-            }
-            .bind(host: "127.0.0.1", port: 0).get()
-        return (channel, channel.localAddress!.port!, seen)
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        received += String(buffer: unwrapInboundIn(data))
-        while let headEnd = received.range(of: "\r\n\r\n") {
-            let head = received[..<headEnd.lowerBound]
-            let length = head.split(separator: "\r\n").first { $0.lowercased().hasPrefix("content-length:") }
-                .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) } ?? 0
-            let total = received.distance(from: received.startIndex, to: headEnd.upperBound) + length
-            guard received.utf8.count >= total else { return }
-            let requestLine = String(head.prefix { $0 != "\r" })
-            received = String(received.dropFirst(total))
-            seen.add(requestLine)
-            let text = answer(requestLine)
-            guard !text.isEmpty else { return context.close(promise: nil) }
-            let written = context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: text)))
-            if closeAfterAnswer {
-                let channel = context.channel
-                written.whenComplete { _ in channel.close(promise: nil) }
-            }
-        }
-    }
-}
 
 @Suite("gateway: vLLM's framing is not trusted where the gateway changes the body")
 struct UpstreamFramingTests {

@@ -27,8 +27,10 @@ struct LimitIntegrationTests {
                         var next = started.addingTimeInterval(Double(client) / 400)
                         while next.timeIntervalSince(started) < 10 {
                             Thread.sleep(until: next)
+                            counts.sent(at: Date())
                             connection.post("/v1/completions", json: #"{"prompt":"p","max_tokens":1}"#, headers: ["Authorization": bearer])
                             guard let response = try? connection.readResponse() else { counts.add(error: true); return }
+                            counts.answered(at: Date())
                             counts.add(status: response.status, retryAfter: response.headers["retry-after"])
                             next = next.addingTimeInterval(0.25)
                         }
@@ -37,12 +39,15 @@ struct LimitIntegrationTests {
                 group.notify(queue: .global()) { done.resume() }
             }
             let elapsed = Date().timeIntervalSince(started)
-            // Requests are sent for 10 s; on a loaded machine the last are answered later, and the rate keeps
-            // admitting while they are. So: at least burst + rate × the 10 s of sending, at most burst + rate × the
-            // whole time requests were being answered (± 1 each); on a quiet machine both are 20.
+            // The key's bucket starts full when its first request arrives (no later than the first answer) and
+            // admits one more each second while requests keep arriving (at least until the last send). So: at
+            // least burst + rate × (last send − first answer), at most burst + rate × the whole time requests were
+            // being answered (± 1 each); a first arrival delayed by a stalled machine moves the lower bound with it.
+            // On a quiet machine both are about 20.
+            let sending = (counts.lastSent ?? started).timeIntervalSince(counts.firstAnswered ?? started)
             #expect(counts.errors == 0)
-            #expect(counts.admitted >= 10 + 10 - 1 && counts.admitted <= 10 + Int(elapsed.rounded(.up)) + 1,
-                    "admitted \(counts.admitted) in \(elapsed) s")
+            #expect(counts.admitted >= 10 + Int(sending) - 1 && counts.admitted <= 10 + Int(elapsed.rounded(.up)) + 1,
+                    "admitted \(counts.admitted) in \(elapsed) s, \(sending) s from the first answer to the last send")
             #expect(counts.rejected > 3000)
             #expect(counts.retryAfterMissing == 0, "every 429 carries Retry-After")
         }
@@ -51,6 +56,9 @@ struct LimitIntegrationTests {
     final class Counts: @unchecked Sendable {
         private let lock = NSLock()
         private(set) var admitted = 0, rejected = 0, errors = 0, retryAfterMissing = 0
+        private(set) var firstAnswered: Date?, lastSent: Date?
+        func sent(at time: Date) { lock.withLock { lastSent = max(lastSent ?? time, time) } }
+        func answered(at time: Date) { lock.withLock { firstAnswered = min(firstAnswered ?? time, time) } }
         func add(status: Int = 0, retryAfter: String? = nil, error: Bool = false) {
             lock.lock()
             defer { lock.unlock() }
@@ -63,22 +71,27 @@ struct LimitIntegrationTests {
 
     @Test("every response carries the request and token limit headers; a 429 names the limit in OpenAI's shape")
     func headersAndRejection() async throws {
-        try await withGateway(configure: { $0.limits.burst = 2; $0.limits.requestsPerMinute = 30 }) { harness in
+        // 6/min: one request every 10 s, so the third is refused however long a loaded machine takes over the first two.
+        try await withGateway(configure: { $0.limits.burst = 2; $0.limits.requestsPerMinute = 6 }) { harness in
+            let started = Date()
             let first = try request(port: harness.port, "POST", "/v1/completions", json: #"{"prompt":"x","max_tokens":1}"#, headers: harness.bearer)
-            #expect(first.headers["x-ratelimit-limit-requests"] == "30")
+            #expect(first.headers["x-ratelimit-limit-requests"] == "6")
             #expect(first.headers["x-ratelimit-remaining-requests"] == "1")
-            #expect(first.headers["x-ratelimit-reset-requests"] == "2s")
+            #expect(first.headers["x-ratelimit-reset-requests"] == "10s")
             #expect(first.headers["x-ratelimit-limit-tokens"] == "100000000")
             #expect(first.headers["x-ratelimit-remaining-tokens"] != nil)
             #expect(first.headers["x-ratelimit-reset-tokens"] != nil)
             _ = try request(port: harness.port, "POST", "/v1/completions", json: #"{"prompt":"x","max_tokens":1}"#, headers: harness.bearer)
             let refused = try request(port: harness.port, "POST", "/v1/completions", json: #"{"prompt":"x","max_tokens":1}"#, headers: harness.bearer)
+            let elapsed = Date().timeIntervalSince(started)
             #expect(refused.status == 429)
-            // 2 s until the next request at 30/min, less whatever a loaded machine spent on the first two requests.
-            #expect(refused.headers["retry-after"] == "2" || refused.headers["retry-after"] == "1")
+            // 10 s until the next request at 6/min, less the time between the first request and this one (at most
+            // `elapsed`), rounded up.
+            let retryAfter = Int(refused.headers["retry-after"] ?? "") ?? -1
+            #expect(retryAfter >= Int((10 - elapsed).rounded(.up)) && retryAfter <= 10, "retry-after \(retryAfter) after \(elapsed) s")
             #expect(refused.headers["x-ratelimit-remaining-requests"] == "0")
             #expect(isOpenAIError(refused.body))
-            #expect(refused.body.contains("30 per minute"))
+            #expect(refused.body.contains("requests: 6 per minute"))
             #expect(try harness.simStats()["requests"] as? [String: Int] == ["POST /v1/completions": 2, "GET /health": 1]
                     || (try harness.simStats()["requests"] as? [String: Int])?["POST /v1/completions"] == 2)
         }
@@ -88,13 +101,17 @@ struct LimitIntegrationTests {
     func tokenLimit() async throws {
         try await withGateway(configure: { $0.limits.tokensPerMinute = 600 }) { harness in
             // ignore_eos makes vLLM generate all 500 tokens, so the reservation settles at about 500 used.
+            let started = Date()
             let ok = try request(port: harness.port, "POST", "/v1/completions", json: #"{"prompt":"x","max_tokens":500,"ignore_eos":true}"#, headers: harness.bearer)
             #expect(ok.status == 200)
             let refused = try request(port: harness.port, "POST", "/v1/completions", json: #"{"prompt":"x","max_tokens":500}"#, headers: harness.bearer)
+            let elapsed = Date().timeIntervalSince(started)
             #expect(refused.status == 429)
             #expect(refused.body.contains("tokens"))
             let wait = try #require(Int(refused.headers["retry-after"] ?? ""))
-            #expect(wait >= 55 && wait <= 61, "the first request's 100 ms slot leaves the window 60.1 s after it")
+            // The first request was admitted at most `elapsed` before this refusal.
+            #expect(wait >= Int((60 - elapsed).rounded(.up)) && wait <= 61,
+                    "the first request's 100 ms slot leaves the window 60.1 s after it; \(wait) s after \(elapsed) s")
             let never = try request(port: harness.port, "POST", "/v1/completions", json: #"{"prompt":"x","max_tokens":700}"#, headers: harness.bearer)
             #expect(never.status == 400)
             #expect(never.body.contains("token_limit_exceeded"))
@@ -158,11 +175,14 @@ struct LimitIntegrationTests {
             _ = try request(port: harness.port, "POST", "/v1/completions", json: #"{"prompt":"x"}"#, headers: failing)
             failing["x-sim-fault"] = "close-after=3"
             _ = try request(port: harness.port, "POST", "/v1/completions", json: #"{"prompt":"x","stream":true}"#, headers: failing)
+            // 100 tokens × 300 ms: both streams still run, however loaded the machine, until they are hung up below.
+            var slow = harness.bearer
+            slow["x-sim-fault"] = "itl-ms=300"
             let first = try TestHTTPConnection(port: harness.port)
-            first.post("/v1/completions", json: #"{"prompt":"x","stream":true,"max_tokens":100}"#, headers: harness.bearer)
+            first.post("/v1/completions", json: #"{"prompt":"x","stream":true,"max_tokens":100}"#, headers: slow)
             _ = try first.read(through: "data: ")
             let second = try TestHTTPConnection(port: harness.port)
-            second.post("/v1/completions", json: #"{"prompt":"x","stream":true,"max_tokens":100}"#, headers: harness.bearer)
+            second.post("/v1/completions", json: #"{"prompt":"x","stream":true,"max_tokens":100}"#, headers: slow)
             _ = try second.read(through: "data: ")
             #expect(harness.gateway.leasesHeld == 2)
             let third = try request(port: harness.port, "POST", "/v1/completions", json: #"{"prompt":"x"}"#, headers: harness.bearer)
@@ -179,18 +199,23 @@ struct LimitIntegrationTests {
     @Test("after max_failures bad keys an address is refused even with a valid key, and admitted again when the ban expires")
     func banLifecycle() async throws {
         try await withGateway(configure: {
-            // 3 s: long enough that a loaded machine still checks within the ban, short enough to wait out.
-            $0.limits.banPolicy = BanTable.Policy(maxFailures: 3, findTime: .seconds(60), banTime: .seconds(3), ignore: [])
+            // 10 s: long enough that a machine stalled for seconds still checks within the ban, short enough to wait out.
+            $0.limits.banPolicy = BanTable.Policy(maxFailures: 3, findTime: .seconds(60), banTime: .seconds(10), ignore: [])
         }) { harness in
             let bad = ["Authorization": "Bearer sk-warden-000000000000-\(String(repeating: "f", count: 64))"]
-            for _ in 0..<3 { #expect(try request(port: harness.port, "GET", "/v1/models", headers: bad).status == 401) }
+            for _ in 0..<2 { #expect(try request(port: harness.port, "GET", "/v1/models", headers: bad).status == 401) }
+            let started = Date()
+            #expect(try request(port: harness.port, "GET", "/v1/models", headers: bad).status == 401)
             let refused = try request(port: harness.port, "GET", "/v1/models", headers: harness.bearer)
+            let elapsed = Date().timeIntervalSince(started)
             #expect(refused.status == 403)
             #expect(refused.body.contains("address_banned"))
-            #expect(["2", "3"].contains(refused.headers["retry-after"] ?? ""))
+            // The ban began at most `elapsed` before the refusal: 10 s less that, rounded up.
+            let retryAfter = Int(refused.headers["retry-after"] ?? "") ?? -1
+            #expect(retryAfter >= Int((10 - elapsed).rounded(.up)) && retryAfter <= 10, "retry-after \(retryAfter) after \(elapsed) s")
             let bans = try jsonObject(try request(port: harness.adminPort, "GET", "/bans").body)["bans"] as? [[String: Any]]
             #expect(bans?.first?["address"] as? String == "127.0.0.1")
-            try await Task.sleep(for: .milliseconds(3100))
+            try await Task.sleep(for: .milliseconds(10_100))
             #expect(try request(port: harness.port, "GET", "/v1/models", headers: harness.bearer).status == 200)
             for _ in 0..<3 { _ = try request(port: harness.port, "GET", "/v1/models", headers: bad) }
             #expect(try request(port: harness.port, "GET", "/v1/models", headers: harness.bearer).status == 403, "banned again, for longer")

@@ -39,7 +39,8 @@ struct RouteAdversarialTests {
         ("/v1/messages", #"{"messages":[{"role":"user","content":"go on"}],"max_tokens":400,"stream":true}"#),
     ])
     func cutShort(path: String, body: String) async throws {
-        let simulation = SimulatorConfiguration(servedModelName: "qwen", interTokenLatency: .milliseconds(5), outputTokens: 400)
+        // 400 tokens × 50 ms = 20 s: the hang-up after 12 events comes mid-stream however loaded the machine.
+        let simulation = SimulatorConfiguration(servedModelName: "qwen", interTokenLatency: .milliseconds(50), outputTokens: 400)
         try await withGateway(simulator: simulation, configure: RouteMeteringTests.allRoutes) { harness in
             let (token, record) = try harness.store.create(name: "quitter")
             try harness.gateway.reload()

@@ -130,7 +130,8 @@ struct SystemCheckTests {
         let report = Preflight.run(checks: [check, SystemChecks.nofile], deployment: FakeHost.deployment, host: HangingHost())
         #expect(report.results.map(\.status) == [.fail, .pass])
         #expect(report.results[0].detail.contains("did not finish within"))
-        #expect(report.results[0].durationMilliseconds < 2000)
+        // The check never returns: any finite duration shows the budget cut it off (generous for a loaded machine).
+        #expect(report.results[0].durationMilliseconds < 10_000)
     }
 
     @Test("text output has one line per check and a fix under failures; JSON follows the schema")
