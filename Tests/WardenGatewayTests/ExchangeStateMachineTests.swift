@@ -341,3 +341,12 @@ struct ResponseMeterTests {
         #expect(audio.final == Usage(prompt: 150, completion: 0), "3 seconds (2.25 rounded up) × 50")
     }
 }
+
+extension ExchangeStateMachine {
+    /// One event's actions as an array of their own, for expectations.
+    mutating func handle(_ event: Event) -> [Action] {
+        var actions: [Action] = []
+        handle(event, into: &actions)
+        return actions
+    }
+}

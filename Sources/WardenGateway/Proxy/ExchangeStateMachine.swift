@@ -25,6 +25,7 @@ struct ExchangeStateMachine {
         case filterModels
     }
 
+    /// Plain values only (no payload to retain): the state is copied by every event.
     enum State {
         case idle
         case connecting(retried: Bool)
@@ -37,7 +38,6 @@ struct ExchangeStateMachine {
         var status: Int
         var isEventStream: Bool
         var upstreamKeepAlive: Bool
-        var rewrite: Rewrite?
         /// Reading from vLLM is paused until the client drains what it was sent.
         var paused = false
     }
@@ -113,6 +113,8 @@ struct ExchangeStateMachine {
     private var sentUpstream = false
     private var receivedAnything = false
     private var responseComplete = false
+    /// The answer the gateway writes instead of vLLM's, decided from vLLM's head.
+    private var rewrite: Rewrite?
     private var rewriteBody = ByteBuffer()
     /// vLLM's bytes of the current read, written to the client as one body part when the read completes (as nginx
     /// forwards what one read returned): one chunk per read instead of one per event when events arrive together.
@@ -126,79 +128,108 @@ struct ExchangeStateMachine {
 
     var isFinished: Bool { if case .finished = state { true } else { false } }
 
-    mutating func handle(_ event: Event) -> [Action] {
-        switch (state, event) {
-        case (.finished, _):
-            return []
-        case (.idle, .start):
+    /// The actions for `event`, appended to `actions` in the order they are to be carried out. The caller owns the
+    /// buffer and reuses it: an event relayed per read of a stream allocates nothing here.
+    mutating func handle(_ event: Event, into actions: inout [Action]) {
+        if case .finished = state { return }
+        switch event {
+        case .start:
+            guard case .idle = state else { return }
             state = .connecting(retried: false)
-            return [.acquireConnection(fresh: false)]
-        case (.connecting(let retried), .connected(let reused, let delivered)):
+            actions.append(.acquireConnection(fresh: false))
+        case .connected(let reused, let delivered):
+            guard case .connecting(let retried) = state else { return }
             state = .awaitingHead(reused: reused, retried: retried)
             sentUpstream = delivered
-            return [.sendRequest]
-        case (_, .requestDelivered):
+            actions.append(.sendRequest)
+        case .requestDelivered:
             sentUpstream = true
-            return []
-        case (.connecting, .connectFailed(let reason)):
-            return failBeforeHead(.upstreamUnavailable(reason))
-        case (.awaitingHead(reused: false, _), .connectFailed(let reason)):
-            // A connection whose request was queued behind its handshake (``UpstreamPool``) and whose handshake
-            // failed: the request never left, so nothing is charged, as for any connection vLLM refused.
-            sentUpstream = false
-            return [.closeUpstream] + failBeforeHead(.upstreamUnavailable(reason))
-        case (.awaitingHead, .responseHead(let head)):
-            return receivedHead(head)
-        case (.awaitingHead(let reused, let retried), .upstreamClosed(let reason, let retryable)):
-            if reused, !retried, !receivedAnything, retryable {
-                // A kept-alive connection vLLM closed just before our request: one retry on a fresh one.
-                state = .connecting(retried: true)
-                return [.closeUpstream, .acquireConnection(fresh: true)]
+        case .connectFailed(let reason):
+            switch state {
+            case .connecting:
+                failBeforeHead(.upstreamUnavailable(reason), into: &actions)
+            case .awaitingHead(reused: false, _):
+                // A connection whose request was queued behind its handshake (``UpstreamPool``) and whose handshake
+                // failed: the request never left, so nothing is charged, as for any connection vLLM refused.
+                sentUpstream = false
+                actions.append(.closeUpstream)
+                failBeforeHead(.upstreamUnavailable(reason), into: &actions)
+            default:
+                return
             }
-            return [.closeUpstream] + failBeforeHead(.upstreamUnavailable(reason))
-        case (.relaying(let relay), .responseBody(let buffer)):
-            return receivedBody(buffer, relay)
-        case (.relaying(let relay), .responseEnd):
-            return responseEnded(relay)
-        case (.relaying(let relay), .readComplete(let clientWritable)):
-            var actions: [Action] = relay.rewrite == nil ? takeUnsent() + [.flush] : []
+        case .responseHead(let head):
+            guard case .awaitingHead = state else { return }
+            receivedHead(head, into: &actions)
+        case .upstreamClosed(let reason, let retryable):
+            switch state {
+            case .awaitingHead(let reused, let retried):
+                actions.append(.closeUpstream)
+                if reused, !retried, !receivedAnything, retryable {
+                    // A kept-alive connection vLLM closed just before our request: one retry on a fresh one.
+                    state = .connecting(retried: true)
+                    actions.append(.acquireConnection(fresh: true))
+                } else {
+                    failBeforeHead(.upstreamUnavailable(reason), into: &actions)
+                }
+            case .relaying(let relay):
+                upstreamBroke(relay, reason: reason, into: &actions)
+            default:
+                return
+            }
+        case .responseBody(let buffer):
+            guard case .relaying = state else { return }
+            receivedBody(buffer)
+        case .responseEnd:
+            guard case .relaying(let relay) = state else { return }
+            responseEnded(relay, into: &actions)
+        case .readComplete(let clientWritable):
+            guard case .relaying(var relay) = state else { return }
+            if rewrite == nil {
+                takeUnsent(into: &actions)
+                actions.append(.flush)
+            }
             if !clientWritable, !relay.paused {
-                var paused = relay
-                paused.paused = true
-                state = .relaying(paused)
-                actions += [.pauseUpstream, .startStallTimer]
+                relay.paused = true
+                state = .relaying(relay)
+                actions.append(.pauseUpstream)
+                actions.append(.startStallTimer)
             }
-            return actions
-        case (.relaying(var relay), .clientWritable) where relay.paused:
+        case .clientWritable:
+            guard case .relaying(var relay) = state, relay.paused else { return }
             relay.paused = false
             state = .relaying(relay)
-            return [.cancelStallTimer, .resumeUpstream]
-        case (.relaying(let relay), .upstreamClosed(let reason, _)):
-            return upstreamBroke(relay, reason: reason)
-        case (.relaying(let relay), .stallTimeout) where relay.paused:
+            actions.append(.cancelStallTimer)
+            actions.append(.resumeUpstream)
+        case .stallTimeout:
             // The client stopped reading: vLLM must not keep generating into a buffer nobody drains.
-            return [.closeUpstream, finish(status: relay.status, decision: "client_stalled"), .closeClient]
-        case (_, .clientGone):
-            return [.closeUpstream, finish(status: 499, decision: "client_closed")]
-        case (.relaying(let relay), .terminate) where relay.isEventStream && relay.rewrite == nil:
-            return [.closeUpstream, finish(status: relay.status, decision: "drained")] + takeUnsent() + [
-                    .writeStreamError(message: "The gateway is shutting down; the stream was ended before completion.", code: "shutting_down"),
-                    .endResponse(keepAlive: false)]
-        case (.relaying(let relay), .terminate):
-            return [.closeUpstream, finish(status: relay.status, decision: "drained"), .closeClient]
-        case (_, .terminate):
-            return [.closeUpstream] + failBeforeHead(.draining, keepAlive: false)
-        default:
-            // Events that do not apply in this state (a late read-complete, writability while not paused).
-            return []
+            guard case .relaying(let relay) = state, relay.paused else { return }
+            actions.append(.closeUpstream)
+            actions.append(finish(status: relay.status, decision: "client_stalled"))
+            actions.append(.closeClient)
+        case .clientGone:
+            actions.append(.closeUpstream)
+            actions.append(finish(status: 499, decision: "client_closed"))
+        case .terminate:
+            actions.append(.closeUpstream)
+            guard case .relaying(let relay) = state else {
+                failBeforeHead(.draining, keepAlive: false, into: &actions)
+                return
+            }
+            actions.append(finish(status: relay.status, decision: "drained"))
+            if relay.isEventStream, rewrite == nil {
+                takeUnsent(into: &actions)
+                actions.append(.writeStreamError(message: "The gateway is shutting down; the stream was ended before completion.", code: "shutting_down"))
+                actions.append(.endResponse(keepAlive: false))
+            } else {
+                actions.append(.closeClient)
+            }
         }
     }
 
-    private mutating func receivedHead(_ head: UpstreamHead) -> [Action] {
+    private mutating func receivedHead(_ head: UpstreamHead, into actions: inout [Action]) {
         receivedAnything = true
         let status = Int(head.status.code)
         let isEventStream = head.isEventStream
-        var rewrite: Rewrite?
         if head.status == .unauthorized {
             rewrite = .error(.upstreamCredentials)
         } else if status >= 500, !isEventStream {
@@ -209,68 +240,74 @@ struct ExchangeStateMachine {
         }
         meter = ResponseMeter(format: isEventStream ? .eventStream(dropUsageEvent: request.dropUsageEvent) : .json, shape: request.shape)
         meter.readHead(metadata: head.metadata)
-        state = .relaying(Relay(status: status, isEventStream: isEventStream, upstreamKeepAlive: head.isKeepAlive, rewrite: rewrite))
-        return rewrite == nil ? [.writeHead(head)] : []
+        state = .relaying(Relay(status: status, isEventStream: isEventStream, upstreamKeepAlive: head.isKeepAlive))
+        if rewrite == nil { actions.append(.writeHead(head)) }
     }
 
-    private mutating func receivedBody(_ buffer: ByteBuffer, _ relay: Relay) -> [Action] {
-        if relay.rewrite != nil {
+    /// vLLM's bytes, metered, held until the read completes (or kept for the rewrite).
+    private mutating func receivedBody(_ buffer: ByteBuffer) {
+        if rewrite != nil {
             if rewriteBody.readableBytes + buffer.readableBytes <= Self.rewriteLimit {
                 var copy = buffer
                 rewriteBody.writeBuffer(&copy)
             }
-            return []
+            return
         }
         var output = meter.consume(buffer) ?? buffer
-        guard output.readableBytes > 0 else { return [] }
+        guard output.readableBytes > 0 else { return }
         if unsent == nil {
             unsent = output
         } else {
             unsent!.writeBuffer(&output)
         }
-        return []
     }
 
     /// The bytes held for the current read, as a write.
-    private mutating func takeUnsent() -> [Action] {
-        guard let bytes = unsent else { return [] }
+    private mutating func takeUnsent(into actions: inout [Action]) {
+        guard let bytes = unsent else { return }
         unsent = nil
-        return [.writeBody(bytes)]
+        actions.append(.writeBody(bytes))
     }
 
-    private mutating func responseEnded(_ relay: Relay) -> [Action] {
+    private mutating func responseEnded(_ relay: Relay, into actions: inout [Action]) {
         responseComplete = true
-        var actions: [Action] = [relay.upstreamKeepAlive ? .releaseUpstream : .closeUpstream]
-        switch relay.rewrite {
+        actions.append(relay.upstreamKeepAlive ? .releaseUpstream : .closeUpstream)
+        switch rewrite {
         case .error(let error):
-            actions += [finish(status: Int(error.status.code), decision: error.decision), .respond(error, keepAlive: request.keepAlive)]
+            actions.append(finish(status: Int(error.status.code), decision: error.decision))
+            actions.append(.respond(error, keepAlive: request.keepAlive))
         case .filterModels:
-            actions += [finish(status: 200, decision: "allowed"), .respondModels(rewriteBody)]
+            actions.append(finish(status: 200, decision: "allowed"))
+            actions.append(.respondModels(rewriteBody))
         case nil:
-            actions += takeUnsent()
+            takeUnsent(into: &actions)
             let rest = meter.flush()
             if !rest.isEmpty { actions.append(.writeBody(ByteBuffer(bytes: rest))) }
-            actions += [finish(status: relay.status, decision: meter.sawErrorEvent ? "upstream_error_event" : "allowed"),
-                        .endResponse(keepAlive: request.keepAlive)]
+            actions.append(finish(status: relay.status, decision: meter.sawErrorEvent ? "upstream_error_event" : "allowed"))
+            actions.append(.endResponse(keepAlive: request.keepAlive))
         }
-        return actions
     }
 
-    private mutating func upstreamBroke(_ relay: Relay, reason: String) -> [Action] {
-        if relay.rewrite != nil {
+    private mutating func upstreamBroke(_ relay: Relay, reason: String, into actions: inout [Action]) {
+        actions.append(.closeUpstream)
+        if rewrite != nil {
             let error = GatewayError.upstreamFailed(requestID: request.requestID, status: relay.status)
-            return [.closeUpstream, finish(status: Int(error.status.code), decision: error.decision), .respond(error, keepAlive: request.keepAlive)]
+            actions.append(finish(status: Int(error.status.code), decision: error.decision))
+            actions.append(.respond(error, keepAlive: request.keepAlive))
+        } else if relay.isEventStream {
+            actions.append(finish(status: relay.status, decision: "upstream_failed_midstream"))
+            takeUnsent(into: &actions)
+            actions.append(.writeStreamError(message: "The model server stopped mid-stream (\(reason)); request id \(request.requestID).", code: "upstream_error"))
+            actions.append(.endResponse(keepAlive: request.keepAlive))
+        } else {
+            actions.append(finish(status: relay.status, decision: "upstream_failed_midstream"))
+            actions.append(.closeClient)
         }
-        if relay.isEventStream {
-            return [.closeUpstream, finish(status: relay.status, decision: "upstream_failed_midstream")] + takeUnsent() + [
-                    .writeStreamError(message: "The model server stopped mid-stream (\(reason)); request id \(request.requestID).", code: "upstream_error"),
-                    .endResponse(keepAlive: request.keepAlive)]
-        }
-        return [.closeUpstream, finish(status: relay.status, decision: "upstream_failed_midstream"), .closeClient]
     }
 
-    private mutating func failBeforeHead(_ error: GatewayError, keepAlive: Bool? = nil) -> [Action] {
-        [finish(status: Int(error.status.code), decision: error.decision), .respond(error, keepAlive: keepAlive ?? request.keepAlive)]
+    private mutating func failBeforeHead(_ error: GatewayError, keepAlive: Bool? = nil, into actions: inout [Action]) {
+        actions.append(finish(status: Int(error.status.code), decision: error.decision))
+        actions.append(.respond(error, keepAlive: keepAlive ?? request.keepAlive))
     }
 
     /// The one place an exchange is settled; `state` is final afterwards.

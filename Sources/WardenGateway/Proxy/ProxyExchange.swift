@@ -48,6 +48,8 @@ final class ProxyExchange {
     /// write that closes the channel): handled after the current event's actions, never in the middle of them.
     private var deferred: [ExchangeStateMachine.Event] = []
     private var performing = false
+    /// The machine's actions for the event being handled: one buffer reused for every event of the exchange.
+    private var actions: [ExchangeStateMachine.Action] = []
     private var connection: UpstreamConnection?
     private var stallTimer: Scheduled<Void>?
     private var sentAt: NIODeadline?
@@ -110,16 +112,19 @@ final class ProxyExchange {
             return
         }
         performing = true
-        var next: ExchangeStateMachine.Event? = event
-        while let current = next {
-            for action in machine.handle(current) { perform(action) }
-            next = deferred.isEmpty ? nil : deferred.removeFirst()
-        }
+        run(event)
+        while !deferred.isEmpty { run(deferred.removeFirst()) }
         performing = false
         if machine.isFinished, !reportedFinished {
             reportedFinished = true
             onFinished(self, closesClient)
         }
+    }
+
+    private func run(_ event: ExchangeStateMachine.Event) {
+        actions.removeAll(keepingCapacity: true)
+        machine.handle(event, into: &actions)
+        for action in actions { perform(action) }
     }
 
     // MARK: - Actions
