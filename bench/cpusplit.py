@@ -1,4 +1,4 @@
-"""User and kernel CPU per JSON request of the governed gateway (B) and nginx (C): see bench/cpusplit."""
+"""User and kernel CPU per request of the governed gateway (B) and nginx (C): see bench/cpusplit."""
 
 import callgrind
 import run as bench
@@ -11,16 +11,21 @@ def main():
     args = parser.parse_args()
     try:
         sim_port, upstream_key, store, key = callgrind.start_upstream(args.warden, args.sim)
-        (gateway, port), (nginx, nginx_port) = callgrind.start_proxies(args.warden, sim_port, upstream_key, store, key)
-        print("| c | target | req/s | p50 µs | user µs/req | kernel µs/req | total µs/req |\n|---|---|---|---|---|---|---|")
-        for connections in (1, 64):
+        # The same 50 events, 5 ms apart as a model paces them: each event is a read and a write of its own.
+        paced_port = callgrind.start_sim(args.sim, upstream_key, "paced-sim", "--itl-ms", "5")
+        proxies = {upstream: callgrind.start_proxies(args.warden, upstream, upstream_key, store, key) for upstream in (sim_port, paced_port)}
+        scenarios = [("JSON", sim_port, False, 1), ("JSON", sim_port, False, 64), ("SSE, 50 events back to back", sim_port, True, 64),
+                     ("SSE, 50 events 5 ms apart", paced_port, True, 64)]
+        print("| chat | c | target | req/s | p50 µs | user µs/req | kernel µs/req | total µs/req |\n|---|---|---|---|---|---|---|---|")
+        for chat, upstream, stream, connections in scenarios:
+            (gateway, port), (nginx, nginx_port) = proxies[upstream]
             for _ in range(args.repetitions):
                 for label, pid, target_port in (("B warden governed", gateway.pid, port), ("C nginx", nginx.pid, nginx_port)):
                     user0, system0 = bench.cpu_split(pid)
-                    result = bench.wrk(target_port, connections, args.seconds, False, key)
+                    result = bench.wrk(target_port, connections, args.seconds, stream, key)
                     user1, system1 = bench.cpu_split(pid)
                     scale = 1e6 / bench.CLOCK_TICKS / result["requests"]
-                    print(f"| {connections} | {label} | {result['rps']:.0f} | {result['p50_us']} | {(user1 - user0) * scale:.1f} | "
+                    print(f"| {chat} | {connections} | {label} | {result['rps']:.0f} | {result['p50_us']} | {(user1 - user0) * scale:.1f} | "
                           f"{(system1 - system0) * scale:.1f} | {((user1 - user0) + (system1 - system0)) * scale:.1f} |", flush=True)
     finally:
         bench.stop_all()

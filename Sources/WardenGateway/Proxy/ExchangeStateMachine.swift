@@ -116,6 +116,8 @@ struct ExchangeStateMachine {
     /// The answer the gateway writes instead of vLLM's, decided from vLLM's head.
     private var rewrite: Rewrite?
     private var rewriteBody = ByteBuffer()
+    /// vLLM's body goes to the client as it comes (no rewrite). Asked per read: the tag alone, no copy of the rewrite.
+    private var relaysBody: Bool { if case .none = rewrite { true } else { false } }
     /// vLLM's bytes of the current read, written to the client as one body part when the read completes (as nginx
     /// forwards what one read returned): one chunk per read instead of one per event when events arrive together.
     private var unsent: ByteBuffer?
@@ -184,7 +186,7 @@ struct ExchangeStateMachine {
             responseEnded(relay, into: &actions)
         case .readComplete(let clientWritable):
             guard case .relaying(var relay) = state else { return }
-            if rewrite == nil {
+            if relaysBody {
                 takeUnsent(into: &actions)
                 actions.append(.flush)
             }
@@ -216,7 +218,7 @@ struct ExchangeStateMachine {
                 return
             }
             actions.append(finish(status: relay.status, decision: "drained"))
-            if relay.isEventStream, rewrite == nil {
+            if relay.isEventStream, relaysBody {
                 takeUnsent(into: &actions)
                 actions.append(.writeStreamError(message: "The gateway is shutting down; the stream was ended before completion.", code: "shutting_down"))
                 actions.append(.endResponse(keepAlive: false))
@@ -241,12 +243,12 @@ struct ExchangeStateMachine {
         meter = ResponseMeter(format: isEventStream ? .eventStream(dropUsageEvent: request.dropUsageEvent) : .json, shape: request.shape)
         meter.readHead(metadata: head.metadata)
         state = .relaying(Relay(status: status, isEventStream: isEventStream, upstreamKeepAlive: head.isKeepAlive))
-        if rewrite == nil { actions.append(.writeHead(head)) }
+        if relaysBody { actions.append(.writeHead(head)) }
     }
 
     /// vLLM's bytes, metered, held until the read completes (or kept for the rewrite).
     private mutating func receivedBody(_ buffer: ByteBuffer) {
-        if rewrite != nil {
+        if !relaysBody {
             if rewriteBody.readableBytes + buffer.readableBytes <= Self.rewriteLimit {
                 var copy = buffer
                 rewriteBody.writeBuffer(&copy)
@@ -290,7 +292,7 @@ struct ExchangeStateMachine {
 
     private mutating func upstreamBroke(_ relay: Relay, reason: String, into actions: inout [Action]) {
         actions.append(.closeUpstream)
-        if rewrite != nil {
+        if !relaysBody {
             let error = GatewayError.upstreamFailed(requestID: request.requestID, status: relay.status)
             actions.append(finish(status: Int(error.status.code), decision: error.decision))
             actions.append(.respond(error, keepAlive: request.keepAlive))
