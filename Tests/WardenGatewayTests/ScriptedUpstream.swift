@@ -6,17 +6,24 @@ import NIOPosix
 final class ScriptedUpstream: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
-    private var received = ""
+    private var received: [UInt8] = []
     private let answer: @Sendable (String) -> String
     private let seen: RequestLines
     private let closeAfterAnswer: Bool
     private let delay: TimeAmount
 
-    /// The request lines the upstream answered, in order, each with the connection (handler) it came on.
+    /// The request lines the upstream answered, in order, each with the connection (handler) it came on, and the
+    /// connections the gateway closed.
     final class RequestLines: @unchecked Sendable {
         private let lock = NSLock()
         private var lines: [(line: String, connection: ObjectIdentifier)] = []
+        private var closedConnections: Set<ObjectIdentifier> = []
         func add(_ line: String, on connection: ObjectIdentifier) { lock.withLock { lines.append((line, connection)) } }
+        func closed(_ connection: ObjectIdentifier) { _ = lock.withLock { closedConnections.insert(connection) } }
+        /// Whether every connection that carried a request whose line starts so has been closed.
+        func allClosed(carrying prefix: String) -> Bool {
+            lock.withLock { Set(lines.filter { $0.line.hasPrefix(prefix) }.map(\.connection)).isSubset(of: closedConnections) }
+        }
         func count(_ prefix: String) -> Int { lock.withLock { lines.filter { $0.line.hasPrefix(prefix) }.count } }
         /// How many connections carried requests whose line starts so (the gateway's readiness probes have their own).
         func connections(carrying prefix: String) -> Int {
@@ -47,15 +54,17 @@ final class ScriptedUpstream: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        received += String(buffer: unwrapInboundIn(data))
-        while let headEnd = received.range(of: "\r\n\r\n") {
-            let head = received[..<headEnd.lowerBound]
+        received += unwrapInboundIn(data).readableBytesView
+        // Framed in bytes: a head's end and its length are byte offsets, whatever the text holds.
+        let headEndMarker: [UInt8] = Array("\r\n\r\n".utf8)
+        while let headEnd = received.indices.dropLast(3).first(where: { received[$0..<$0 + 4].elementsEqual(headEndMarker) }) {
+            let head = String(decoding: received[..<headEnd], as: UTF8.self)
             let length = head.split(separator: "\r\n").first { $0.lowercased().hasPrefix("content-length:") }
                 .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) } ?? 0
-            let total = received.distance(from: received.startIndex, to: headEnd.upperBound) + length
-            guard received.utf8.count >= total else { return }
+            let total = headEnd + 4 + length
+            guard received.count >= total else { return }
             let requestLine = String(head.prefix { $0 != "\r" })
-            received = String(received.dropFirst(total))
+            received.removeFirst(total)
             seen.add(requestLine, on: ObjectIdentifier(self))
             let text = answer(requestLine)
             let channel = context.channel
@@ -68,8 +77,13 @@ final class ScriptedUpstream: ChannelInboundHandler, @unchecked Sendable {
             if delay == .zero {
                 reply()
             } else {
-                context.eventLoop.scheduleTask(in: delay, reply)
+                context.eventLoop.assumeIsolated().scheduleTask(in: delay, reply)
             }
         }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        seen.closed(ObjectIdentifier(self))
+        context.fireChannelInactive()
     }
 }

@@ -53,4 +53,33 @@ struct UpstreamReadTimeoutTests {
             #expect(seen.connections(carrying: "POST /v1/completions") == 1, "the second request went out on the pooled connection")
         }
     }
+
+    @Test("a stream whose events come every 250 ms runs whole past a 1.5 s read timeout: every read moves the timer")
+    func flowingStreamIsNotCut() async throws {
+        try await withGateway(configure: { $0.upstreamReadTimeout = .milliseconds(1500) }) { harness in
+            var headers = harness.bearer
+            headers["x-sim-fault"] = "itl-ms=250, output-tokens=12"
+            let connection = try TestHTTPConnection(port: harness.port, timeout: 15)
+            connection.post("/v1/completions", json: #"{"prompt":"p","max_tokens":12,"stream":true}"#, headers: headers)
+            let response = try connection.readResponse()
+            #expect(response.status == 200)
+            #expect(!response.body.contains("error") && response.body.hasSuffix("data: [DONE]\n\n"), "\(response.body)")
+            #expect(try await eventually { harness.accessLog.contents.last?.contains("\"decision\":\"allowed\"") == true })
+        }
+    }
+
+    @Test("a connection idle in the pool is closed once the read timeout passes")
+    func idlePooledConnectionCloses() async throws {
+        let (upstream, upstreamPort, seen) = try await ScriptedUpstream.start { _ in Self.answer }
+        defer { upstream.close(promise: nil) }
+        try await withGateway(configure: {
+            $0.upstreamPort = upstreamPort
+            $0.upstreamReadTimeout = .seconds(1)
+        }) { harness in
+            let response = try request(port: harness.port, "POST", "/v1/completions", json: #"{"prompt":"p","max_tokens":1}"#, headers: harness.bearer)
+            #expect(response.status == 200)
+            #expect(try await eventually(timeout: .seconds(6)) { seen.allClosed(carrying: "POST /v1/completions") },
+                    "the gateway closed its idle connection to the upstream")
+        }
+    }
 }

@@ -122,9 +122,11 @@ final class ProxyExchange {
     }
 
     private func run(_ event: ExchangeStateMachine.Event) {
-        actions.removeAll(keepingCapacity: true)
         machine.handle(event, into: &actions)
         for action in actions { perform(action) }
+        // Emptied at once, not at the next event: a written body part would otherwise hold its read buffer for as long
+        // as the stream waits for its next token.
+        actions.removeAll(keepingCapacity: true)
     }
 
     // MARK: - Actions
