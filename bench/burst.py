@@ -85,6 +85,15 @@ def main():
             system = statistics.median(c[1] for _, c in results)
             errors = sum(r.get("errors", 0) for r, _ in results)
             print(f"  {name:9} TTFT p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  proxy CPU per burst user {user} ms, system {system} ms  errors {errors}")
+        # Each proxy against the direct burst of the same round: the host's speed moves between rounds, and a
+        # difference taken within a round cancels most of it.
+        print("Added over direct, median of the per-round differences:")
+        for name, results in rounds.items():
+            if name == "direct":
+                continue
+            added = [(r.get("ttft_p50_ms", 0) - d.get("ttft_p50_ms", 0), r.get("ttft_p99_ms", 0) - d.get("ttft_p99_ms", 0))
+                     for (r, _), (d, _) in zip(results, rounds["direct"])]
+            print(f"  {name:9} TTFT p50 +{statistics.median(a for a, _ in added):.1f} ms  p99 +{statistics.median(b for _, b in added):.1f} ms")
     finally:
         bench.stop_all()
 
