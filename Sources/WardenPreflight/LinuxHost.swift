@@ -143,10 +143,12 @@ public struct LinuxHost: PreflightHost {
 func runWithBudget<T: Sendable>(_ budget: Duration, _ work: @escaping @Sendable () -> T) -> T? {
     let box = ResultBox<T>()
     let done = DispatchSemaphore(value: 0)
-    detachThread {
+    let started = detachThread {
         box.value = work()
         done.signal()
     }
+    // Without a thread of its own the check runs here, unbounded: slower to give up, but still run.
+    guard started else { return work() }
     let (seconds, attoseconds) = budget.components
     let nanoseconds = Int(seconds) * 1_000_000_000 + Int(attoseconds / 1_000_000_000)
     guard done.wait(timeout: .now() + .nanoseconds(nanoseconds)) == .success else { return nil }

@@ -231,9 +231,12 @@ public struct StandardOutputSink: AccessLogSink {
 public final class BufferedStandardOutputSink: AccessLogSink, @unchecked Sendable {
     private let pending = NIOLockedValueBox<[UInt8]>([])
     private let wake = DispatchSemaphore(value: 0)
+    /// Set once, in `init`, before the sink is shared: whether the writer thread runs. Without it (no thread could be
+    /// made) every line is written at once rather than held for a thread that never comes.
+    private var batched = false
 
     public init() {
-        detachThread { [self] in
+        batched = detachThread { [self] in
             while true {
                 _ = wake.wait(timeout: .now() + .milliseconds(50))
                 flush()
@@ -242,6 +245,7 @@ public final class BufferedStandardOutputSink: AccessLogSink, @unchecked Sendabl
     }
 
     public func write(_ line: [UInt8]) {
+        guard batched else { return StandardOutputSink.write(line) }
         let size = pending.withLockedValue { buffer -> Int in
             buffer.append(contentsOf: line)
             return buffer.count
