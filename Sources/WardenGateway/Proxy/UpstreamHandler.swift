@@ -27,8 +27,6 @@ final class UpstreamHandler: ChannelInboundHandler {
     /// fails (a stream whose model server went silent is ended); a connection idle in the pool closes after it too.
     private let readTimeout: TimeAmount
     private var lastActivity = NIODeadline.now()
-    /// Bytes of a read are being handed on (between `channelRead` and `channelReadComplete`): not silent.
-    private var reading = false
     /// One timer per connection, not one per read: when it fires early (there was activity since it was set) it
     /// moves itself to the current deadline.
     private var readTimer: Scheduled<Void>?
@@ -75,10 +73,9 @@ final class UpstreamHandler: ChannelInboundHandler {
         readTimer = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in
             guard let self, let context = self.context else { return }
             self.readTimer = nil
-            let now = NIODeadline.now()
-            if self.reading {
-                self.scheduleReadTimer(context, at: now + self.readTimeout)
-            } else if now < self.lastActivity + self.readTimeout {
+            // A read and its read-complete come in one pass of the event loop, so the timer never fires between
+            // them: the last read-complete is the last activity.
+            if NIODeadline.now() < self.lastActivity + self.readTimeout {
                 self.scheduleReadTimer(context, at: self.lastActivity + self.readTimeout)
             } else {
                 let current = self.exchange
@@ -154,7 +151,6 @@ final class UpstreamHandler: ChannelInboundHandler {
             context.close(promise: nil)
             return
         }
-        reading = true
         // Parsed on a copy: the parts it hands out can close this channel (a response that ends the connection),
         // and the handler's callbacks then read the parser while this read would still be writing it.
         var parser = self.parser
@@ -173,7 +169,6 @@ final class UpstreamHandler: ChannelInboundHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        reading = false
         lastActivity = .now()
         exchange?.upstreamReadComplete()
     }
