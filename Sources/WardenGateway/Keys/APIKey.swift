@@ -35,9 +35,7 @@ public struct APIKeyToken: Sendable, Equatable {
 
     private static let prefixBytes = Array(prefix.utf8)
 
-    private static func isHexDigit(_ byte: UInt8) -> Bool {
-        (byte >= 0x30 && byte <= 0x39) || (byte | 0x20 >= 0x61 && byte | 0x20 <= 0x66)
-    }
+    private static func isHexDigit(_ byte: UInt8) -> Bool { FieldSyntax.hexValue(byte) != nil }
 
     static func generate() -> APIKeyToken {
         APIKeyToken(publicID: randomHex(bytes: 6), secret: randomHex(bytes: 32))

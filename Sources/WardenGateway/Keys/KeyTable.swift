@@ -71,10 +71,10 @@ public struct KeyTable: Sendable {
 
     /// The token of `Bearer <token>` (the scheme in any case, spaces after it skipped); `nil` when malformed.
     private static func bearerToken(_ bytes: UnsafeBufferPointer<UInt8>) -> APIKeyToken? {
-        let scheme = "bearer ".utf8
-        let lowercased = { (byte: UInt8) in byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte }
-        guard bytes.count > scheme.count, zip(bytes, scheme).allSatisfy({ lowercased($0) == $1 }) else { return nil }
-        var start = scheme.count
+        let scheme = "bearer "
+        guard bytes.count > scheme.utf8.count,
+              HeaderPolicy.name(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[..<scheme.utf8.count])), equalsLowercase: scheme) else { return nil }
+        var start = scheme.utf8.count
         while start < bytes.count, bytes[start] == UInt8(ascii: " ") { start += 1 }
         return APIKeyToken(utf8: UnsafeBufferPointer(rebasing: bytes[start...]))
     }

@@ -124,7 +124,8 @@ enum FieldSyntax {
         return size
     }
 
-    private static func hexValue(_ byte: UInt8) -> Int? {
+    /// The value of a hex digit in either case; `nil` for any other byte.
+    static func hexValue(_ byte: UInt8) -> Int? {
         switch byte {
         case UInt8(ascii: "0")...UInt8(ascii: "9"): Int(byte - UInt8(ascii: "0"))
         case UInt8(ascii: "a")...UInt8(ascii: "f"): Int(byte - UInt8(ascii: "a")) + 10
