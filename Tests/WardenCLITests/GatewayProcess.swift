@@ -1,4 +1,5 @@
 import Foundation
+import Testing
 import VLLMSim
 import WardenGateway
 import WardenTestSupport
@@ -34,7 +35,9 @@ func withGatewayProcess(_ body: (GatewayProcess) async throws -> Void) async thr
     }
     _ = try await eventually(timeout: .seconds(10)) { (try? request(port: ports[0], "GET", "/health").status) == 200 }
     do {
-        try await body(GatewayProcess(config: path, store: store, port: ports[0], adminPort: ports[1], simulatorPort: simPort))
+        try await explainingFailures(of: process, config: path) {
+            try await body(GatewayProcess(config: path, store: store, port: ports[0], adminPort: ports[1], simulatorPort: simPort))
+        }
     } catch {
         await simulator.shutdown()
         throw error
@@ -43,13 +46,31 @@ func withGatewayProcess(_ body: (GatewayProcess) async throws -> Void) async thr
 }
 
 /// Starts the built `warden gateway` with a deployment file and vLLM's key in its environment, as the unit does.
+/// Its standard error goes to `<config>.stderr`, for `explainingFailures`.
 func startGatewayProcess(config: String, upstreamKey: String) throws -> Process {
     let process = Process()
     process.executableURL = BuiltProduct.directory.appendingPathComponent("warden")
     process.arguments = ["gateway", "--config", config]
     process.environment = ["VLLM_API_KEY": upstreamKey, "PATH": "/usr/bin:/bin"]
     process.standardOutput = FileHandle.nullDevice
-    process.standardError = FileHandle.nullDevice
+    FileManager.default.createFile(atPath: config + ".stderr", contents: nil)
+    process.standardError = FileHandle(forWritingAtPath: config + ".stderr")
     try process.run()
     return process
+}
+
+/// Runs `body`; if it throws, records beside the error what became of the gateway process — still running, or how
+/// it ended and the last of its standard error — so that a refused connection on a loaded CI host says whether the
+/// gateway died, and of what.
+func explainingFailures<T>(of process: Process, config: String, _ body: () async throws -> T) async throws -> T {
+    do {
+        return try await body()
+    } catch {
+        let state = process.isRunning
+            ? "still running"
+            : "ended (\(process.terminationReason == .uncaughtSignal ? "signal" : "exit status") \(process.terminationStatus))"
+        let log = (try? String(contentsOfFile: config + ".stderr", encoding: .utf8)) ?? ""
+        Issue.record("\(error); the gateway process is \(state); its standard error ends:\n\(log.suffix(4_000))")
+        throw error
+    }
 }

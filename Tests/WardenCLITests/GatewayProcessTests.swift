@@ -87,22 +87,24 @@ struct GatewayProcessTests {
         let bearer = ["Authorization": "Bearer \(token.text)"]
         let first = try startGatewayProcess(config: path, upstreamKey: "upstream-key")
         defer { if first.isRunning { first.terminate() } }
-        #expect(try await eventually(timeout: .seconds(10)) { (try? request(port: ports[0], "GET", "/v1/models", headers: bearer).status) == 200 })
-        for _ in 0..<3 {
-            #expect(try request(port: ports[0], "POST", "/v1/completions", json: #"{"prompt":"x","max_tokens":4}"#, headers: bearer).status == 200)
+        try await explainingFailures(of: first, config: path) {
+            #expect(try await eventually(timeout: .seconds(10)) { (try? request(port: ports[0], "GET", "/v1/models", headers: bearer).status) == 200 })
+            for _ in 0..<3 {
+                #expect(try request(port: ports[0], "POST", "/v1/completions", json: #"{"prompt":"x","max_tokens":4}"#, headers: bearer).status == 200)
+            }
+            let bad = ["Authorization": "Bearer sk-warden-000000000000-\(String(repeating: "a", count: 64))"]
+            for _ in 0..<2 { _ = try request(port: ports[0], "GET", "/v1/models", headers: bad) }
+            #expect(try request(port: ports[0], "GET", "/v1/models", headers: bearer).status == 403)
+            // The ledger and the bans are written every second: kill only once both are on disk, however late a loaded
+            // machine runs that write.
+            let reader = try KeyStore(path: store, create: false)
+            #expect(try await eventually(timeout: .seconds(10)) {
+                let rows = try reader.usage(since: 0, key: record.publicID).filter { $0.0.outcome.isEmpty }
+                let bans = try reader.loadBans(now: Int64(Date().timeIntervalSince1970))
+                return rows.filter { $0.0.route == "/v1/completions" }.map(\.1.requests) == [3]
+                    && rows.reduce(0) { $0 + $1.1.completionTokens } == 12 && !bans.isEmpty
+            }, "usage and the ban were persisted before the kill")
         }
-        let bad = ["Authorization": "Bearer sk-warden-000000000000-\(String(repeating: "a", count: 64))"]
-        for _ in 0..<2 { _ = try request(port: ports[0], "GET", "/v1/models", headers: bad) }
-        #expect(try request(port: ports[0], "GET", "/v1/models", headers: bearer).status == 403)
-        // The ledger and the bans are written every second: kill only once both are on disk, however late a loaded
-        // machine runs that write.
-        let reader = try KeyStore(path: store, create: false)
-        #expect(try await eventually(timeout: .seconds(10)) {
-            let rows = try reader.usage(since: 0, key: record.publicID).filter { $0.0.outcome.isEmpty }
-            let bans = try reader.loadBans(now: Int64(Date().timeIntervalSince1970))
-            return rows.filter { $0.0.route == "/v1/completions" }.map(\.1.requests) == [3]
-                && rows.reduce(0) { $0 + $1.1.completionTokens } == 12 && !bans.isEmpty
-        }, "usage and the ban were persisted before the kill")
         kill(first.processIdentifier, SIGKILL)
         #expect(try await eventually { !first.isRunning })
 

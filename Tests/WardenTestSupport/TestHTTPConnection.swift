@@ -17,6 +17,7 @@ public final class TestHTTPConnection {
     /// `receiveBuffer` shrinks the socket's receive buffer, for a client that reads slowly or never.
     public init(port: Int, timeout: Double = 10, receiveBuffer: Int32? = nil) throws {
         socketFD = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard socketFD >= 0 else { throw POSIXError(.current) }
         if var size = receiveBuffer { setsockopt(socketFD, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size)) }
         var tv = timeval(tv_sec: Int(timeout), tv_usec: Int((timeout - Double(Int(timeout))) * 1e6))
         setsockopt(socketFD, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
@@ -27,7 +28,25 @@ public final class TestHTTPConnection {
         let result = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(socketFD, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        guard result == 0 else { throw POSIXError(.ECONNREFUSED) }
+        if result != 0 {
+            let failure = POSIXErrorCode.current
+            // A signal may interrupt a blocking connect that then completes on its own: wait for it and read its outcome.
+            guard failure == .EINTR, let outcome = Self.finishInterruptedConnect(socketFD) else { throw POSIXError(failure) }
+            if outcome != 0 { throw POSIXError(POSIXErrorCode(rawValue: outcome) ?? .EIO) }
+        }
+    }
+
+    /// The result of a connect that `EINTR` cut short: 0 once connected, the socket's error otherwise; nil if it did
+    /// not finish within a minute.
+    private static func finishInterruptedConnect(_ descriptor: Int32) -> Int32? {
+        var waiter = pollfd(fd: descriptor, events: Int16(POLLOUT), revents: 0)
+        var ready: Int32
+        repeat { ready = poll(&waiter, 1, 60_000) } while ready < 0 && errno == EINTR
+        guard ready == 1 else { return nil }
+        var outcome: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        getsockopt(descriptor, SOL_SOCKET, SO_ERROR, &outcome, &length)
+        return outcome
     }
 
     deinit { close(socketFD) }
@@ -38,6 +57,7 @@ public final class TestHTTPConnection {
         var offset = 0
         while offset < bytes.count {
             let sent = bytes[offset...].withUnsafeBytes { Glibc.send(socketFD, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if sent < 0 && errno == EINTR { continue }
             guard sent > 0 else { return }
             offset += sent
         }
@@ -61,9 +81,10 @@ public final class TestHTTPConnection {
 
     private func fill() throws {
         var chunk = [UInt8](repeating: 0, count: 65_536)
-        let count = chunk.withUnsafeMutableBytes { recv(socketFD, $0.baseAddress, $0.count, 0) }
+        var count: Int
+        repeat { count = chunk.withUnsafeMutableBytes { recv(socketFD, $0.baseAddress, $0.count, 0) } } while count < 0 && errno == EINTR
         if count == 0 { closedByPeer = true; return }
-        if count < 0 { throw errno == EAGAIN || errno == EWOULDBLOCK ? TimedOut() as any Error : POSIXError(.EIO) }
+        if count < 0 { throw errno == EAGAIN || errno == EWOULDBLOCK ? TimedOut() as any Error : POSIXError(.current) }
         buffer.append(contentsOf: chunk[0..<count])
     }
 
@@ -185,4 +206,9 @@ public func bindLoopback(_ descriptor: Int32) -> Int? {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0 }
     }
     return bound ? Int(UInt16(bigEndian: address.sin_port)) : nil
+}
+
+extension POSIXErrorCode {
+    /// The code `errno` holds now (EIO for one Foundation does not name).
+    static var current: POSIXErrorCode { POSIXErrorCode(rawValue: errno) ?? .EIO }
 }
