@@ -91,7 +91,7 @@ struct HandlerChannelTests {
         #expect(fixture.channel.isActive, "a keep-alive connection stays open after a refusal")
     }
 
-    @Test("Expect: 100-continue: a valid head is invited before the body; an invalid one is refused at once and closed")
+    @Test("Expect: 100-continue: a valid head is invited before the body; an invalid one is refused at once and closed; a health probe needs no key")
     func expectContinue() throws {
         let invited = try Fixture()
         try invited.send(Self.head([("Host", "gw"), ("Authorization", "Bearer \(invited.key)"), ("Expect", "100-continue"),
@@ -109,6 +109,13 @@ struct HandlerChannelTests {
         #expect(tooLarge.status == .payloadTooLarge, "refused instead of invited")
         #expect(tooLarge.headers.first(name: "connection") == "close")
         #expect(oversized.accessLog.contents.first?.contains(#""decision":"rejected:body_too_large""#) == true)
+        // A health probe needs no key, with an expectation or without: invited and answered, not refused with 401.
+        let probe = try Fixture()
+        try probe.send(Self.head([("Host", "gw"), ("Expect", "100-continue")], method: .GET, uri: "/health"))
+        #expect(try probe.response().head.status == .continue)
+        let (health, _) = try probe.response()
+        #expect(health.status == (probe.core.state.isReady ? .ok : .serviceUnavailable))
+        #expect(probe.channel.isActive)
     }
 
     @Test("a drain that begins while a request's body is still arriving refuses it with 503 when the body ends")

@@ -187,6 +187,9 @@ final class GatewayHTTPHandler: ChannelDuplexHandler {
     /// `Expect: 100-continue`: the body is invited only once the head passes every check that needs no body.
     /// A declared length over the body limit is refused here too, rather than invited and read for nothing.
     private func answerExpectation(context: ChannelHandlerContext, head: ClientHead, identity: Admission.Identity, admission: Admission.Context) {
+        let invitation = context.channel.allocator.buffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")
+        // A health probe needs no key (a body, if it has one, is read and dropped): invited, never refused with 401.
+        if Admission.isHealthProbe(head) { return context.writeAndFlush(NIOAny(invitation), promise: nil) }
         let declared = head.contentLength ?? 0
         switch Admission.checkHead(head, identity: identity, context: admission) {
         case .success(let (target, key, route)) where declared > core.configuration.maxBodyBytes:
@@ -194,7 +197,7 @@ final class GatewayHTTPHandler: ChannelDuplexHandler {
             refuse(Admission.Rejection(error: .bodyTooLarge, route: route.label, path: target.path, key: key.publicID, closeConnection: true),
                    head: head, identity: identity, received: .now(), context: context)
         case .success:
-            context.writeAndFlush(NIOAny(context.channel.allocator.buffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")), promise: nil)
+            context.writeAndFlush(NIOAny(invitation), promise: nil)
         case .failure(var rejection):
             // The client may send the body anyway or not at all: the connection cannot be reused.
             rejection.closeConnection = true
