@@ -65,7 +65,8 @@ struct DemoCommand: AsyncParsableCommand {
         Access log lines follow below. Ctrl-C stops the demo.
 
         """.utf8))
-        var group = ServiceGroupConfiguration(services: [gateway, simulator], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        // A service group stops its services last to first: the gateway drains its streams while vllm-sim still serves them.
+        var group = ServiceGroupConfiguration(services: [simulator, gateway], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         group.maximumGracefulShutdownDuration = .seconds(15)
         try await ServiceGroup(configuration: group).run()
     }
