@@ -1,7 +1,7 @@
 """Instructions per request under callgrind for the governed gateway (B) and nginx (C), driven by bench/callgrind.
 
 Each target runs under `valgrind --tool=callgrind` in front of a native vllm-sim; after a warm-up the counters are
-zeroed, wrk sends a fixed number of requests on 8 keep-alive connections, and the dump's total instruction count is
+zeroed, wrk sends a fixed number of requests on 8 keep-alive connections (`--connections`), and the dump's total instruction count is
 divided by the requests vllm-sim saw in that window (its /sim/stats, so the count is the server's, not wrk's).
 A third count puts every request on new connections on both sides (the client sends `Connection: close`, a second
 vllm-sim runs with --no-keep-alive): what a burst of new streams costs per stream — accept, connect and both closes.
@@ -78,11 +78,11 @@ def measure(label, argv, port, key, sim_port, upstream_key, args, env=None, scen
     results = {}
     for name, stream, close in scenarios:
         count = args.stream_requests if stream else args.requests
-        drive(port, key, max(50, count // 10), stream, sim_port, upstream_key, close=close)  # warm-up: pools, lazily built state
+        drive(port, key, max(50, count // 10), stream, sim_port, upstream_key, args.connections, close)  # warm-up: pools, lazily built state
         time.sleep(1)
         subprocess.run(["callgrind_control", "-z", str(process.pid)], capture_output=True, timeout=120, check=True)
         seen = sim_requests(sim_port, upstream_key)
-        drive(port, key, count, stream, sim_port, upstream_key, close=close)
+        drive(port, key, count, stream, sim_port, upstream_key, args.connections, close)
         instructions, dump = callgrind_total(process.pid, f"{directory}/{label}.out.{process.pid}", f"{label}-{name}")
         served = sim_requests(sim_port, upstream_key) - seen
         results[name] = {"requests": served, "instructions": instructions, "per_request": instructions / served, "dump": dump}
@@ -125,6 +125,7 @@ def main():
     parser.add_argument("--shim", required=True)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--stream-requests", type=int, default=400)
+    parser.add_argument("--connections", type=int, default=8, help="wrk's connections (1: each request runs alone, as at c=1)")
     args = parser.parse_args()
 
     sim_port, upstream_key, store, key = start_upstream(args.warden, args.sim)
@@ -152,11 +153,11 @@ def main():
 
 def report(results, args):
     day = datetime.datetime.now(datetime.timezone.utc)
-    stem = os.path.join(ROOT, "bench/results", f"callgrind-{day:%Y-%m-%d}")
+    stem = os.path.join(ROOT, "bench/results", f"callgrind-{day:%Y-%m-%d}" + ("" if args.connections == 8 else f"-c{args.connections}"))
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
     lines = [f"# Instructions per request under callgrind — {day:%Y-%m-%d %H:%M} UTC", "",
-             f"Command: `bench/callgrind --requests {args.requests} --stream-requests {args.stream_requests}` at commit {commit}. "
-             "wrk -t1 -c8, chat with max_tokens 16 (JSON) or 50 streamed events (SSE), vllm-sim upstream outside valgrind. "
+             f"Command: `bench/callgrind --requests {args.requests} --stream-requests {args.stream_requests} --connections {args.connections}` "
+             f"at commit {commit}. wrk -t1 -c{args.connections}, chat with max_tokens 16 (JSON) or 50 streamed events (SSE), vllm-sim upstream outside valgrind. "
              "User-space instructions of the server process only (callgrind does not see the kernel).", "",
              "| chat | warden governed (B) | nginx (C) | B/C |", "|---|---:|---:|---:|"]
     names = {"json": "JSON", "sse": "SSE", "json-new": "JSON, new connections on both sides", "sse-paced": "SSE, events 5 ms apart"}

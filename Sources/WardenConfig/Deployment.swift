@@ -168,6 +168,17 @@ extension Deployment {
         public var quotaTimeZone: String = "UTC"
         public init() {}
 
+        /// What a limit may be, in `gateway.limits` and on a key (`warden keys create/update`, and a key store read
+        /// by the gateway): wider than any deployment needs, narrow enough that the arithmetic on them — a rate's
+        /// interval times its burst, token sums and quotas — cannot overflow.
+        public enum Range {
+            public static let requestsPerMinute = 1...10_000_000
+            public static let burst = 1...1_000_000
+            public static let tokensPerMinute = 1...1_000_000_000
+            public static let concurrency = 1...100_000
+            public static let quota = 1...(1 << 48)
+        }
+
         enum CodingKeys: String, CodingKey {
             case enabled, burst, concurrency
             case requestsPerMinute = "requests_per_minute"

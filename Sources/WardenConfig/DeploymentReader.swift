@@ -4,6 +4,14 @@ struct DeploymentReader {
 
     static let portRange = 1...65_535
 
+    /// A name systemd's `Environment=` and a shell both take as one variable: `[A-Za-z_][A-Za-z0-9_]*`.
+    static func isEnvironmentName(_ name: String) -> Bool {
+        let digits = UInt8(ascii: "0")...UInt8(ascii: "9")
+        let lower = UInt8(ascii: "a")...UInt8(ascii: "z"), upper = UInt8(ascii: "A")...UInt8(ascii: "Z")
+        guard let first = name.utf8.first, !digits.contains(first) else { return false }
+        return name.utf8.allSatisfy { $0 == UInt8(ascii: "_") || digits.contains($0) || lower.contains($0) || upper.contains($0) }
+    }
+
     func read(_ root: MappingReader) -> Deployment? {
         let vllmSection = root.section("vllm")
         let vllm = readVLLM(vllmSection)
@@ -58,6 +66,9 @@ struct DeploymentReader {
         vllm.group = account(section, "group") ?? vllm.group
         vllm.shutdownTimeout = section.seconds("shutdown_timeout", in: 0...3600) ?? vllm.shutdownTimeout
         vllm.environment = section.stringMap("environment") ?? vllm.environment
+        for name in vllm.environment.keys.sorted() where !Self.isEnvironmentName(name) {
+            section.report("environment", "'\(name)' is not a variable name: use letters, digits and _, not starting with a digit")
+        }
         vllm.envFile = absolutePath(section, "env_file") ?? vllm.envFile
         section.finish()
 
@@ -139,16 +150,16 @@ struct DeploymentReader {
         var limits = Deployment.Limits()
         guard let section else { return limits }
         limits.enabled = section.bool("enabled") ?? limits.enabled
-        limits.requestsPerMinute = section.int("requests_per_minute", in: 1...10_000_000) ?? limits.requestsPerMinute
-        limits.burst = section.int("burst", in: 1...1_000_000) ?? limits.burst
-        limits.tokensPerMinute = section.int("tokens_per_minute", in: 1...1_000_000_000) ?? limits.tokensPerMinute
-        limits.concurrency = section.int("concurrency", in: 1...100_000) ?? limits.concurrency
+        limits.requestsPerMinute = section.int("requests_per_minute", in: Deployment.Limits.Range.requestsPerMinute) ?? limits.requestsPerMinute
+        limits.burst = section.int("burst", in: Deployment.Limits.Range.burst) ?? limits.burst
+        limits.tokensPerMinute = section.int("tokens_per_minute", in: Deployment.Limits.Range.tokensPerMinute) ?? limits.tokensPerMinute
+        limits.concurrency = section.int("concurrency", in: Deployment.Limits.Range.concurrency) ?? limits.concurrency
         limits.globalConcurrency = section.int("global_concurrency", in: 1...1_000_000) ?? limits.globalConcurrency
         limits.modelConcurrency = section.int("model_concurrency", in: 1...1_000_000)
         limits.leaseTimeout = section.seconds("lease_timeout", in: 10...(7 * 86_400)) ?? limits.leaseTimeout
         limits.defaultMaxTokens = section.int("default_max_tokens", in: 1...10_000_000) ?? limits.defaultMaxTokens
-        limits.tokensPerDay = section.int("tokens_per_day", in: 1...(1 << 48))
-        limits.tokensPerMonth = section.int("tokens_per_month", in: 1...(1 << 48))
+        limits.tokensPerDay = section.int("tokens_per_day", in: Deployment.Limits.Range.quota)
+        limits.tokensPerMonth = section.int("tokens_per_month", in: Deployment.Limits.Range.quota)
         if let zone = section.string("quota_time_zone") {
             if UTCOffset(zone) != nil { limits.quotaTimeZone = zone } else {
                 section.report("quota_time_zone", "'\(zone)' must be UTC or a whole-hour offset such as +02:00 or UTC-5 (named zones with daylight saving are not supported)")

@@ -37,7 +37,22 @@ final class MappingReader {
             issues.report(keyPath(key), node, "expected a string, found \(kind(of: node))")
             return nil
         }
-        return scalar.string
+        return printable(scalar.string, keyPath(key), node)
+    }
+
+    /// `text` when it holds no control character. Values end up in systemd units, which are line-based: a line
+    /// break in a path or an argument would start a directive of its own (`ExecStartPre=…` injected from a
+    /// model name), and a tab or NUL would split or cut it where systemd reads it.
+    private func printable(_ text: String, _ path: String, _ node: YAMLNode) -> String? {
+        guard let control = text.unicodeScalars.first(where: { $0.value < 0x20 || $0.value == 0x7F }) else { return text }
+        let name = switch control.value {
+        case 0x0A, 0x0D: "a line break"
+        case 0x09: "a tab"
+        default: "the control character \\u{\(String(control.value, radix: 16))}"
+        }
+        issues.report(path, node, "contains \(name); values are written into systemd units line by line: remove line breaks, "
+                      + "tabs and other control characters")
+        return nil
     }
 
     func bool(_ key: String) -> Bool? {
@@ -89,7 +104,7 @@ final class MappingReader {
                 issues.report("\(keyPath(key))[\(index)]", item, "expected a string, found \(kind(of: item))")
                 continue
             }
-            result.append(scalar.string)
+            if let text = printable(scalar.string, "\(keyPath(key))[\(index)]", item) { result.append(text) }
         }
         return result
     }
@@ -106,7 +121,8 @@ final class MappingReader {
                 issues.report("\(keyPath(key)).\(name.string ?? "?")", item, "expected a string value, found \(kind(of: item))")
                 continue
             }
-            result[nameText] = scalar.string
+            let path = "\(keyPath(key)).\(nameText)"
+            if let name = printable(nameText, path, name), let text = printable(scalar.string, path, item) { result[name] = text }
         }
         return result
     }

@@ -34,9 +34,10 @@ extension Array where Element == UnitFile.Line {
     }
 }
 
-/// Quotes a value for `Environment=` (systemd's own double-quote syntax).
+/// Quotes a value for `Environment=` (systemd's own double-quote syntax); `%` is doubled, since systemd expands
+/// specifiers (`%h`, `%n`) there.
 func environmentAssignment(_ name: String, _ value: String) -> String {
-    let escaped = value.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"")
+    let escaped = value.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"").replacing("%", with: "%%")
     return "\"\(name)=\(escaped)\""
 }
 

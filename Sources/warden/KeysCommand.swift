@@ -46,10 +46,23 @@ struct KeysCommand: AsyncParsableCommand {
         }
     }
 
+    /// The limit flags of `create` and `update`, in the order their values are passed, with the ranges
+    /// `gateway.limits` allows.
+    static let limitFlags: [(flag: String, range: ClosedRange<Int>)] = [
+        ("--rpm", Deployment.Limits.Range.requestsPerMinute), ("--tpm", Deployment.Limits.Range.tokensPerMinute),
+        ("--concurrency", Deployment.Limits.Range.concurrency), ("--burst", Deployment.Limits.Range.burst),
+        ("--quota-day", Deployment.Limits.Range.quota), ("--quota-month", Deployment.Limits.Range.quota),
+    ]
+
+    static func outOfRange(_ flag: String, _ value: String, _ range: ClosedRange<Int>, orDefault: Bool = false) -> ValidationError {
+        ValidationError("\(flag) \(value) is out of range: give a whole number from \(range.lowerBound) to \(range.upperBound)"
+                        + (orDefault ? ", or default" : "") + " (the range gateway.limits allows)")
+    }
+
     /// An expiry given on the command line: a date or duration, in the future.
     static func checkExpiry(_ text: String) throws -> Int64 {
         guard let when = parseExpiry(text) else {
-            throw ValidationError("--expires '\(text)' must be a date like 2027-01-31 or a duration like 90d or 12h")
+            throw ValidationError("--expires '\(text)' must be a date like 2027-01-31 or a duration like 90d or 12h, ending by 9999-12-31")
         }
         guard when > Int64(Date().timeIntervalSince1970) else {
             throw ValidationError("--expires '\(text)' is in the past: the key would never work; give a later date or a duration like 90d")
@@ -82,9 +95,8 @@ struct KeysCommand: AsyncParsableCommand {
         @Flag(help: "Allow --models naming models this deployment does not serve (e.g. a LoRA adapter loaded later).") var force = false
 
         func validate() throws {
-            for (flag, value) in [("--rpm", rpm), ("--tpm", tpm), ("--concurrency", concurrency), ("--burst", burst),
-                                  ("--quota-day", quotaDay), ("--quota-month", quotaMonth)] where (value ?? 1) < 1 {
-                throw ValidationError("\(flag) must be at least 1")
+            for ((flag, range), value) in zip(KeysCommand.limitFlags, [rpm, tpm, concurrency, burst, quotaDay, quotaMonth]) {
+                if let value, !range.contains(value) { throw KeysCommand.outOfRange(flag, "\(value)", range) }
             }
             if let expires { _ = try KeysCommand.checkExpiry(expires) }
             guard !name.trimmed().isEmpty else { throw ValidationError("--name must not be empty: name the person or service the key is for") }
@@ -165,8 +177,7 @@ struct KeysCommand: AsyncParsableCommand {
         func validate() throws {
             if let name { guard !name.trimmed().isEmpty else { throw ValidationError("--name must not be empty") } }
             if let expires, expires != "never" { _ = try KeysCommand.checkExpiry(expires) }
-            for (flag, value) in [("--rpm", rpm), ("--tpm", tpm), ("--concurrency", concurrency), ("--burst", burst),
-                                  ("--quota-day", quotaDay), ("--quota-month", quotaMonth)] {
+            for ((flag, _), value) in zip(KeysCommand.limitFlags, [rpm, tpm, concurrency, burst, quotaDay, quotaMonth]) {
                 _ = try Self.limit(flag, value)
             }
             guard [name, expires, models, rpm, tpm, concurrency, burst, quotaDay, quotaMonth].contains(where: { $0 != nil }) else {
@@ -174,11 +185,12 @@ struct KeysCommand: AsyncParsableCommand {
             }
         }
 
-        /// `nil`: unchanged; `.some(nil)`: back to the default; `.some(n)`: n ≥ 1.
+        /// `nil`: unchanged; `.some(nil)`: back to the default; `.some(n)`: n within the flag's range.
         static func limit(_ flag: String, _ value: String?) throws -> Int?? {
             guard let value else { return nil }
             if value == "default" { return .some(nil) }
-            guard let number = Int(value), number >= 1 else { throw ValidationError("\(flag) '\(value)' must be a whole number of at least 1, or default") }
+            let range = KeysCommand.limitFlags.first { $0.flag == flag }?.range ?? 1...Int.max
+            guard let number = Int(value), range.contains(number) else { throw KeysCommand.outOfRange(flag, "'\(value)'", range, orDefault: true) }
             return .some(number)
         }
 
@@ -240,10 +252,13 @@ struct KeysCommand: AsyncParsableCommand {
     }
 }
 
-/// `2027-01-31` (midnight UTC) or a duration from now (`90d`, `12h`, `30m`), as seconds since the epoch.
+/// `2027-01-31` (midnight UTC) or a duration from now (`90d`, `12h`, `30m`), as seconds since the epoch; `nil`
+/// for anything else, and for a duration that ends after 9999-12-31 (the last date the other form can write).
 func parseExpiry(_ text: String, now: Int64 = Int64(Date().timeIntervalSince1970)) -> Int64? {
-    if let unit = text.last, let amount = Int(text.dropLast()), amount > 0, let seconds = ["d": 86_400, "h": 3600, "m": 60][unit] {
-        return now + Int64(amount * seconds)
+    if let unit = text.last, let amount = Int64(text.dropLast()), amount > 0, let seconds = ["d": Int64(86_400), "h": 3600, "m": 60][unit] {
+        let (span, overflow) = amount.multipliedReportingOverflow(by: seconds)
+        let latest: Int64 = 253_402_300_799  // 9999-12-31T23:59:59Z
+        return !overflow && span <= latest - now ? now + span : nil
     }
     let parts = text.split(separator: "-", omittingEmptySubsequences: false)
     guard parts.count == 3, parts.map(\.count) == [4, 2, 2], let year = Int32(parts[0]), let month = Int32(parts[1]), let dayOfMonth = Int32(parts[2])

@@ -27,12 +27,32 @@ struct UnitCommand: AsyncParsableCommand {
             let deployment = try options.load()
             let version = try resolveSystemdVersion(systemdVersion)
             let units = UnitRenderer.render(deployment, systemd: version, layout: RunningBinary.layout(deploymentFile: options.path))
-            try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+            var isDirectory = false
+            if FileManager.default.fileExists(atPath: out, isDirectory: &isDirectory), !isDirectory {
+                printError("unit render: --out '\(out)' is a file, not a directory: give a directory (it is created when missing)")
+                throw ExitCode(WardenExit.usage)
+            }
+            // Asked first: an atomic write into a directory it may not write reports a missing file instead.
+            if FileManager.default.fileExists(atPath: out), access(out, W_OK) != 0 {
+                printError("unit render: cannot write into \(out) (\(String(cString: strerror(errno)))): give --out a directory you may write to")
+                throw ExitCode(WardenExit.usage)
+            }
             for (name, contents) in units.files {
                 let path = out + "/" + name
-                try contents.write(toFile: path, atomically: true, encoding: .utf8)
-                let mode: Int = name.hasSuffix(".sh") ? 0o755 : (name.hasSuffix(".env") ? 0o640 : 0o644)
-                try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: path)
+                // The key file is a template only where none exists: one already there may hold the live key.
+                if name.hasSuffix(".env"), FileManager.default.fileExists(atPath: path) {
+                    print("kept \(path): it exists already and may hold VLLM_API_KEY (delete it for a fresh template)")
+                    continue
+                }
+                do {
+                    try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+                    try contents.write(toFile: path, atomically: true, encoding: .utf8)
+                    let mode: Int = name.hasSuffix(".sh") ? 0o755 : (name.hasSuffix(".env") ? 0o640 : 0o644)
+                    try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: path)
+                } catch {
+                    printError("unit render: cannot write \(path) (\(describeFileError(error))): give --out a directory you may write to")
+                    throw ExitCode(WardenExit.usage)
+                }
                 print("wrote \(path)")
             }
             print("rendered for systemd \(version); check them with `warden unit verify \(out)`")

@@ -1,4 +1,8 @@
 import ArgumentParser
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 import WardenConfig
 import WardenPreflight
 
@@ -53,6 +57,14 @@ enum WardenExit {
 func printError(_ message: String) {
     var standardError = StandardError()
     print(message, to: &standardError)
+}
+
+/// A file-system error as a person reads it: the system's reason (`Permission denied`, `Not a directory`) rather
+/// than Foundation's error dump.
+func describeFileError(_ error: any Error) -> String {
+    if let underlying = (error as? CocoaError)?.underlying as? POSIXError { return String(cString: strerror(underlying.code.rawValue)) }
+    if let posix = error as? POSIXError { return String(cString: strerror(posix.code.rawValue)) }
+    return "\(error)"
 }
 
 struct StandardError: TextOutputStream {

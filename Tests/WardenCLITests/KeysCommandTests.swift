@@ -75,6 +75,19 @@ struct KeysCreateValidationTests {
         #expect(twice.status == 2)
         #expect(twice.stderr.contains("a key named 'a' exists already"))
         #expect(try create(["--name", "b", "--expires", "90d", "--models", "qwen"]).status == 0)
+        // Values the gateway's arithmetic would overflow on are refused here, with the range, never stored.
+        let huge = try create(["--name", "c", "--burst", "9223372036854775807"])
+        #expect(huge.status == 2)
+        #expect(huge.stderr.contains("--burst 9223372036854775807 is out of range: give a whole number from 1 to 1000000"), "\(huge.stderr)")
+        #expect(try create(["--name", "c", "--tpm", "1000000001"]).stderr.contains("--tpm 1000000001 is out of range"))
+        #expect(try create(["--name", "c", "--quota-day", "281474976710657"]).status == 2)
+        for expiry in ["106751991167301d", "9223372036854775807h", "9223372036854775807m", "3000000d"] {
+            let far = try create(["--name", "c", "--expires", expiry])
+            #expect(far.status == 2, "\(expiry)")
+            #expect(far.stderr.contains("ending by 9999-12-31"), "\(far.stderr)")
+            #expect(!far.stderr.contains("Fatal") && !far.stderr.contains("overflow"))
+        }
+        #expect(try create(["--name", "c", "--expires", "2900000d"]).status == 0, "just before 9999-12-31")
     }
 }
 
@@ -103,6 +116,9 @@ struct KeysUpdateTests {
         #expect(try warden(["keys", "update", id, "--name", "team-b"]).stderr.contains("exists already"))
         #expect(try warden(["keys", "update", id, "--models", "qwen-tyni"]).stderr.contains("no model 'qwen-tyni'"))
         #expect(try warden(["keys", "update", id, "--rpm", "0"]).status == 2)
+        let huge = try warden(["keys", "update", id, "--burst", "9223372036854775807"])
+        #expect(huge.status == 2 && huge.stderr.contains("give a whole number from 1 to 1000000, or default"), "\(huge.stderr)")
+        #expect(try warden(["keys", "update", id, "--expires", "9223372036854775807h"]).stderr.contains("ending by 9999-12-31"))
         #expect(try warden(["keys", "update", id, "--expires", "2020-01-01"]).stderr.contains("is in the past"))
         #expect(try warden(["keys", "update", id]).stderr.contains("nothing to change"))
         #expect(try warden(["keys", "update", "nosuchkey000", "--tpm", "5"]).stderr.contains("no key with id"))
@@ -123,9 +139,15 @@ struct KeysUpdateTests {
             let token = created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
             let id = try #require(created.stderr.split(separator: " ").dropFirst(2).first.map(String.init))
             let bearer = ["Authorization": "Bearer \(token)"]
-            #expect(try await eventually { try request(port: gateway.port, "GET", "/v1/models", headers: bearer).status == 200 })
-            #expect(try BuiltProduct.run("warden", ["keys", "update", id, "--rpm", "1", "--burst", "1", "--config", gateway.config]).status == 0)
-            #expect(try await eventually { try request(port: gateway.port, "GET", "/v1/models", headers: bearer).status == 429 })
+            var answers: [Int] = []  // every status seen, for the failure message
+            func answer() throws -> Int {
+                answers.append(try request(port: gateway.port, "GET", "/v1/models", headers: bearer).status)
+                return answers.last ?? 0
+            }
+            #expect(try await eventually { try answer() == 200 }, "\(answers)")
+            let updated = try BuiltProduct.run("warden", ["keys", "update", id, "--rpm", "1", "--burst", "1", "--config", gateway.config])
+            #expect(updated.status == 0, "\(updated.stderr)")
+            #expect(try await eventually { try answer() == 429 }, "\(answers)")
         }
     }
 }

@@ -55,6 +55,21 @@ struct DeploymentValidationTests {
         #expect(issue.message.contains("did you mean 'gpu_memory_utilization'"))
     }
 
+    @Test("a control character in any string is an error (a line break would inject a directive into the units); environment names are checked")
+    func controlCharacters() {
+        let injected = issues(#"vllm: {model: m, env_file: "/etc/w\nExecStartPre=/bin/evil"}"#)
+        #expect(injected.count == 1)
+        #expect(injected.first?.path == "vllm.env_file")
+        #expect(injected.first?.message.contains("a line break") == true)
+        #expect(issues(#"vllm: {model: "m\u0000"}"#).first?.path == "vllm.model")
+        #expect(issues(#"vllm: {model: m, extra_args: ["--x", "a\tb"]}"#).first?.path == "vllm.extra_args[1]")
+        #expect(issues(#"vllm: {model: m, environment: {"A\nB": x}}"#).count == 1)
+        #expect(issues(#"vllm: {model: m, environment: {A: "x\ry"}}"#).first?.message.contains("line break") == true)
+        #expect(issues("vllm: {model: m, environment: {'A B=': x}}").first?.message.contains("not a variable name") == true)
+        #expect(issues("vllm: {model: m, environment: {9A: x}}").count == 1)
+        #expect(issues("vllm: {model: m, environment: {_A9: 'x y %h'}}").isEmpty, "printable values of any kind stay allowed")
+    }
+
     @Test("an unknown top-level section names the known ones")
     func unknownSection() {
         let found = issues("vllm: {model: m}\nmetrics: {}\n")

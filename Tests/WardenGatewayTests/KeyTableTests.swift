@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import WardenGateway
+import WardenConfig
 
 @Suite("key tables: token syntax and secrets verified once per table")
 struct KeyTableTests {
@@ -75,6 +76,28 @@ struct KeyTableTests {
             #expect(reloaded.authenticate(authorization: "Bearer \(token.text)", now: 1_000) == .failure(.unknown), "the old secret is gone")
             #expect((try? reloaded.authenticate(authorization: "Bearer \(rotated.text)", now: 1_000).get()) != nil)
         }
+    }
+
+    @Test("limits stored out of range (a store edited by hand) are read within gateway.limits' ranges: a huge burst never traps the gateway")
+    func storedLimitsClamped() throws {
+        try withStore { store, _, _ in
+            _ = try store.create(name: "huge", requestsPerMinute: 1, tokensPerMinute: Int.max, concurrency: -5, burst: Int.max,
+                                 tokensPerDay: Int.max, tokensPerMonth: 0)
+            let record = try #require(try store.list().first { $0.name == "huge" })
+            #expect(record.requestsPerMinute == 1 && record.burst == 1_000_000 && record.tokensPerMinute == 1_000_000_000)
+            #expect(record.concurrency == 1 && record.tokensPerDay == 1 << 48 && record.tokensPerMonth == 1)
+            // The crash it prevents: admitting the first request of such a key.
+            let limits = GatewayLimits(.init(Deployment.Gateway(upstream: "http://127.0.0.1:8000")), clock: { .zero }, wallClock: { 0 })
+            var unlimited = record
+            unlimited.tokensPerMonth = nil  // 1 token a month would refuse the request, rightly
+            guard case .success = limits.admit(key: unlimited, model: "m", reserve: 16) else { Issue.record("the key's first request is admitted"); return }
+        }
+        var extreme = GCRA(perMinute: 1, burst: Int.max, now: .zero)
+        #expect(extreme.burst == 1_000_000)
+        if case .rejected = extreme.admit(now: .zero) { Issue.record("a full bucket admits") }
+        var fast = GCRA(perMinute: Int.max, burst: Int.max, now: .zero)
+        _ = fast.admit(now: .zero)
+        _ = fast.peek(now: .seconds(Int64.max / 2))
     }
 
     private func withStore(expires: Int64? = nil, _ body: (KeyStore, APIKeyToken, KeyRecord) throws -> Void) throws {

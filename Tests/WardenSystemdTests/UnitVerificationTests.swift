@@ -31,6 +31,19 @@ struct UnitVerificationTests {
         #expect(reports.first { $0.unit == "warden-gateway.service" }?.exposure ?? 10 <= 1.0)
     }
 
+    @Test("environment values with %, quotes, backslashes and spaces render as systemd reads them: no specifier, one assignment")
+    func environmentQuoting() throws {
+        var deployment = try goldenDeployment()
+        deployment.vllm.environment = ["PERCENT": "90%Z of it", "QUOTED": #"say "hi" \ bye"#]
+        let directory = try renderedDirectory(deployment)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let unit = try String(contentsOf: directory.appendingPathComponent("vllm.service"), encoding: .utf8)
+        #expect(unit.contains(#"Environment="PERCENT=90%%Z of it""# + "\n"))
+        #expect(unit.contains(#"Environment="QUOTED=say \"hi\" \\ bye""# + "\n"))
+        let report = try #require(try UnitVerifier().verify(directory: directory.path).first { $0.unit == "vllm.service" })
+        #expect(report.verifyProblems.isEmpty, "\(report.verifyProblems)")
+    }
+
     @Test("a directive 252 does not know is reported, and a weak unit misses the target")
     func problemsAreReported() throws {
         let directory = try renderedDirectory(try goldenDeployment())

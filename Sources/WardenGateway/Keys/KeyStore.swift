@@ -105,10 +105,19 @@ public final class KeyStore: @unchecked Sendable {
             KeyRecord(publicID: row[0].text ?? "", name: row[1].text ?? "", secretHash: row[2].blob ?? [], created: row[3].integer ?? 0,
                       expires: row[4].integer, revoked: row[5].integer,
                       models: (row[6].text ?? "").split(separator: ",").map(String.init),
-                      requestsPerMinute: row[7].integer.map(Int.init), tokensPerMinute: row[8].integer.map(Int.init),
-                      concurrency: row[9].integer.map(Int.init), burst: row[10].integer.map(Int.init),
-                      tokensPerDay: row[11].integer.map(Int.init), tokensPerMonth: row[12].integer.map(Int.init))
+                      requestsPerMinute: Self.limit(row[7].integer, Deployment.Limits.Range.requestsPerMinute),
+                      tokensPerMinute: Self.limit(row[8].integer, Deployment.Limits.Range.tokensPerMinute),
+                      concurrency: Self.limit(row[9].integer, Deployment.Limits.Range.concurrency),
+                      burst: Self.limit(row[10].integer, Deployment.Limits.Range.burst),
+                      tokensPerDay: Self.limit(row[11].integer, Deployment.Limits.Range.quota),
+                      tokensPerMonth: Self.limit(row[12].integer, Deployment.Limits.Range.quota))
         }
+    }
+
+    /// A key's limit as stored, brought into the range `warden keys` enforces: a store edited by hand (or by a
+    /// version that checked less) must not hand the gateway a value its arithmetic overflows on.
+    private static func limit(_ stored: Int64?, _ range: ClosedRange<Int>) -> Int? {
+        stored.map { min(max(Int(clamping: $0), range.lowerBound), range.upperBound) }
     }
 
     /// What `warden keys update` may change; `nil` leaves a field as it is.

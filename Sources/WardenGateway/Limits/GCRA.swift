@@ -1,3 +1,5 @@
+import WardenConfig
+
 /// A request-rate limiter for one key: the generic cell rate algorithm (GCRA) with a rate and a burst.
 ///
 /// Pure value type: time is passed in (a monotonic `Duration` since any fixed origin), so tests drive it exactly.
@@ -12,8 +14,9 @@ public struct GCRA: Sendable, Equatable {
     private var theoreticalArrival: Duration
 
     public init(perMinute: Int, burst: Int, now: Duration) {
-        self.perMinute = max(1, perMinute)
-        self.burst = max(1, burst)
+        // Brought into the ranges limits may take: `interval × (burst − 1)` overflows `Duration` past them.
+        self.perMinute = min(max(1, perMinute), Deployment.Limits.Range.requestsPerMinute.upperBound)
+        self.burst = min(max(1, burst), Deployment.Limits.Range.burst.upperBound)
         interval = .seconds(60) / self.perMinute
         tolerance = interval * (self.burst - 1)
         theoreticalArrival = now
@@ -42,7 +45,7 @@ public struct GCRA: Sendable, Equatable {
         return (Self.whole((tolerance + interval - ahead) / interval), ahead)
     }
 
-    static func whole(_ value: Double) -> Int { max(0, Int(value.rounded(.down))) }
+    static func whole(_ value: Double) -> Int { value >= 1 ? Int(min(value.rounded(.down), 1e15)) : 0 }
 }
 
 /// Seconds for `Retry-After`: rounded up, never 0 for a refusal.
