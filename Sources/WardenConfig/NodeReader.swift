@@ -157,12 +157,15 @@ final class MappingReader {
             let name = key.string ?? "?"
             guard !known.contains(name) else { continue }
             var message = "unknown key"
-            if let suggestion = closestMatch(to: name, in: known) {
+            // No key is long: a long one is neither compared letter by letter (that takes time in its length
+            // squared) nor echoed whole.
+            let isLong = name.utf8.count > 64
+            if !isLong, let suggestion = closestMatch(to: name, in: known) {
                 message += "; did you mean '\(suggestion)'?"
             } else {
                 message += "; known keys here: \(known.joined(separator: ", "))"
             }
-            issues.report(keyPath(name), key, message)
+            issues.report(keyPath(isLong ? String(name.prefix(40)) + "…" : name), key, message)
         }
     }
 

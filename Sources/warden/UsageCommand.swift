@@ -63,7 +63,7 @@ struct UsageCommand: AsyncParsableCommand {
         for line in table {
             print(zip(line, widths).map { $0.padded($1) }.joined(separator: "  ").trimmingTrailingSpaces())
         }
-        let refusals = rows.reduce(into: [String: Int]()) { total, row in total.merge(row.refusals, uniquingKeysWith: +) }
+        let refusals = UsageReport.refusals(rows)
         if !refusals.isEmpty {
             print("refused by reason: " + refusals.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
         }

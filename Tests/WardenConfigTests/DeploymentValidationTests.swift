@@ -70,6 +70,15 @@ struct DeploymentValidationTests {
         #expect(issues("vllm: {model: m, environment: {_A9: 'x y %h'}}").isEmpty, "printable values of any kind stay allowed")
     }
 
+    @Test("a long unknown key is reported at once, shortened, without a suggestion")
+    func longUnknownKey() {
+        let name = String(repeating: "k", count: 1_000_000)
+        let found = issues("vllm:\n  model: m\n  \(name): 1\n")
+        #expect(found.count == 1)
+        #expect(found.first?.path == "vllm." + String(repeating: "k", count: 40) + "…")
+        #expect(found.first?.message.contains("known keys here") == true)
+    }
+
     @Test("an unknown top-level section names the known ones")
     func unknownSection() {
         let found = issues("vllm: {model: m}\nmetrics: {}\n")

@@ -84,6 +84,23 @@ struct YAMLParserTests {
         #expect(error?.mark == YAMLMark(line: line, column: column))
     }
 
+    @Test("nesting is bounded (a file nested thousands deep exhausted the stack): 64 levels read, deeper is an error")
+    func nestingBounded() throws {
+        for (open, close) in [("[", "]"), ("{a: ", "}")] {
+            let fine = "x: " + String(repeating: open, count: YAMLParser.maxDepth - 1) + "1" + String(repeating: close, count: YAMLParser.maxDepth - 1)
+            #expect(try parse(fine) != nil)
+            for depth in [YAMLParser.maxDepth, 100_000] {
+                let deep = "x: " + String(repeating: open, count: depth) + "1" + String(repeating: close, count: depth)
+                #expect(throws: YAMLError.self) { try parse(deep) }
+                do { _ = try parse(deep) } catch { #expect((error as? YAMLError)?.message.contains("nested more than 64 levels deep") == true, "\(error)") }
+            }
+        }
+        let block = (0..<1_000).map { String(repeating: " ", count: $0) + "k:" }.joined(separator: "\n") + " 1\n"
+        do { _ = try parse(block); Issue.record("1,000 levels of block mappings were accepted") } catch {
+            #expect((error as? YAMLError)?.message.contains("nested more than") == true)
+        }
+    }
+
     @Test("the writer's output reads back as the same document")
     func roundTrip() throws {
         let deployment = try Deployment.parse(yaml: """

@@ -48,6 +48,22 @@ struct UsageLedgerTests {
         }
     }
 
+    @Test("sums saturate instead of trapping, in the ledger and in the report: a store may hold any number")
+    func sumsSaturate() {
+        let ledger = UsageLedger()
+        let huge = UsageCounts(requests: .max, promptTokens: .max, completionTokens: .max, chargedTokens: .max)
+        ledger.add(cell(Self.day), huge)
+        ledger.add(cell(Self.day), huge)
+        #expect(ledger.take()[cell(Self.day)] == huge)
+        let cells = [(cell(Self.day), huge), (cell(Self.day + 3600), huge), (cell(Self.day, outcome: "quota_day"), huge),
+                     (cell(Self.day, outcome: "rate_limited"), huge)]
+        for grouping in UsageReport.Grouping.allCases {
+            let rows = UsageReport.build(cells, by: grouping, names: ["k1": "team"])
+            #expect(rows.first?.counts == huge && rows.first?.refused == .max)
+            #expect(UsageReport.refusals(rows + rows) == ["quota_day": .max, "rate_limited": .max])
+        }
+    }
+
     @Test("bans are stored with wall-clock ends and restored with what is left; bans already over are not")
     func bans() throws {
         try withStore { store in

@@ -6,6 +6,10 @@ struct YAMLParser {
     private var position = 0
     private var line = 1
     private var lineStart = 0
+    /// Collections open around the current position: parsing recurses into each, so the depth is bounded.
+    private var depth = 0
+    /// Far deeper than any deployment file (it uses four levels); a file nested thousands deep would exhaust the stack.
+    static let maxDepth = 64
 
     init(_ text: String) {
         bytes = Array(text.utf8)
@@ -105,6 +109,14 @@ struct YAMLParser {
         return position + needle.count <= bytes.count && Array(bytes[position..<position + needle.count]) == needle
     }
 
+    /// Steps into a collection; leave it with `depth -= 1`.
+    private mutating func enterCollection() throws(YAMLError) {
+        depth += 1
+        guard depth <= Self.maxDepth else {
+            throw error("nested more than \(Self.maxDepth) levels deep; a deployment file needs a handful: flatten the structure")
+        }
+    }
+
     /// The node starting at the current position, whose column is `indent`.
     private mutating func block(indent: Int) throws(YAMLError) -> YAMLNode {
         if isSequenceEntry { return try blockSequence(indent: indent) }
@@ -133,6 +145,8 @@ struct YAMLParser {
     }
 
     private mutating func blockMapping(indent: Int) throws(YAMLError) -> YAMLNode {
+        try enterCollection()
+        defer { depth -= 1 }
         let start = mark
         var entries: [(key: YAMLNode, value: YAMLNode)] = []
         while true {
@@ -172,6 +186,8 @@ struct YAMLParser {
     }
 
     private mutating func blockSequence(indent: Int) throws(YAMLError) -> YAMLNode {
+        try enterCollection()
+        defer { depth -= 1 }
         let start = mark
         var items: [YAMLNode] = []
         while true {
@@ -223,6 +239,8 @@ struct YAMLParser {
     }
 
     private mutating func flowMapping() throws(YAMLError) -> YAMLNode {
+        try enterCollection()
+        defer { depth -= 1 }
         let start = mark
         advance()
         var entries: [(key: YAMLNode, value: YAMLNode)] = []
@@ -249,6 +267,8 @@ struct YAMLParser {
     }
 
     private mutating func flowSequence() throws(YAMLError) -> YAMLNode {
+        try enterCollection()
+        defer { depth -= 1 }
         let start = mark
         advance()
         var items: [YAMLNode] = []

@@ -35,11 +35,12 @@ public struct UsageCounts: Sendable, Equatable {
         self.chargedTokens = chargedTokens
     }
 
+    /// Saturating: counts come from vLLM's responses and from the store, and neither may make a sum trap.
     public mutating func add(_ other: UsageCounts) {
-        requests += other.requests
-        promptTokens += other.promptTokens
-        completionTokens += other.completionTokens
-        chargedTokens += other.chargedTokens
+        requests = requests.saturatingAdded(other.requests)
+        promptTokens = promptTokens.saturatingAdded(other.promptTokens)
+        completionTokens = completionTokens.saturatingAdded(other.completionTokens)
+        chargedTokens = chargedTokens.saturatingAdded(other.chargedTokens)
     }
 }
 

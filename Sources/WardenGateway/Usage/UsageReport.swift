@@ -16,7 +16,12 @@ public enum UsageReport {
         /// Requests the gateway refused, by reason.
         public var refusals: [String: Int] = [:]
 
-        public var refused: Int { refusals.values.reduce(0, +) }
+        public var refused: Int { refusals.values.reduce(0) { $0.saturatingAdded($1) } }
+    }
+
+    /// Refusals by reason over all `rows`. Every sum here saturates: the store may hold anything.
+    public static func refusals(_ rows: [Row]) -> [String: Int] {
+        rows.reduce(into: [:]) { total, row in total.merge(row.refusals) { $0.saturatingAdded($1) } }
     }
 
     /// Sums ledger rows by `grouping`; `names` maps key ids to names. Rows come out in order of day, model, or key name.
@@ -29,7 +34,7 @@ public enum UsageReport {
             case .key: cell.key
             }
             var row = rows[group] ?? Row(group: group, name: grouping == .key ? names[cell.key] ?? "(deleted key)" : nil)
-            if cell.outcome.isEmpty { row.counts.add(counts) } else { row.refusals[cell.outcome, default: 0] += counts.requests }
+            if cell.outcome.isEmpty { row.counts.add(counts) } else { row.refusals[cell.outcome, default: 0] = row.refusals[cell.outcome, default: 0].saturatingAdded(counts.requests) }
             rows[group] = row
         }
         return rows.values.sorted { ($0.name ?? $0.group, $0.group) < ($1.name ?? $1.group, $1.group) }
