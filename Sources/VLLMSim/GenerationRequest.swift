@@ -22,6 +22,8 @@ struct GenerationRequest {
     /// Responses API: the stored response continued, and whether it runs in the background.
     var previousResponseID: String?
     var background = false
+    /// Responses API: the request's `tools`, as JSON; vLLM echoes them in the response object (`tools=request.tools`).
+    var tools = "[]"
 
     var promptTokens: Int { prompts.reduce(0) { $0 + $1.tokenCount } }
 
@@ -111,7 +113,8 @@ struct GenerationRequest {
         let ignoreEOS = try optionalBool(body, "ignore_eos") ?? false
         return GenerationRequest(kind: kind, model: model, prompts: prompts, stream: stream, includeUsage: includeUsage,
                                  continuousUsage: continuousUsage, n: n, maxTokens: maxTokens, ignoreEOS: ignoreEOS,
-                                 previousResponseID: previousResponseID, background: try optionalBool(body, "background") ?? false)
+                                 previousResponseID: previousResponseID, background: try optionalBool(body, "background") ?? false,
+                                 tools: body["tools"].flatMap { $0.arrayValue == nil ? nil : $0.serialized } ?? "[]")
     }
 
     /// `/v1/chat/completions/batch`: `messages` is a list of conversations, one prompt each.

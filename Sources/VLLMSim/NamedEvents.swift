@@ -30,7 +30,7 @@ extension ResponseEncoder {
             "{\"input_tokens\":\($0.promptTokens),\"input_tokens_details\":{\"cached_tokens\":0},\"output_tokens\":\($0.completionTokens),\"output_tokens_details\":{\"reasoning_tokens\":0},\"total_tokens\":\($0.promptTokens + $0.completionTokens)}"
         } ?? "null"
         let previous = request.previousResponseID.map(Self.quoted) ?? "null"
-        return "{\"id\":\"\(id)\",\"created_at\":\(created),\"incomplete_details\":null,\"instructions\":null,\"metadata\":null,\"model\":\(model),\"object\":\"response\",\"output\":\(output),\"parallel_tool_calls\":true,\"temperature\":1.0,\"tool_choice\":\"auto\",\"tools\":[],\"top_p\":1.0,\"background\":\(request.background),\"max_output_tokens\":\(request.maxTokens),\"max_tool_calls\":null,\"previous_response_id\":\(previous),\"prompt\":null,\"reasoning\":null,\"service_tier\":\"auto\",\"status\":\"\(status)\",\"text\":null,\"top_logprobs\":null,\"truncation\":\"disabled\",\"usage\":\(usageJSON),\"user\":null}"
+        return "{\"id\":\"\(id)\",\"created_at\":\(created),\"incomplete_details\":null,\"instructions\":null,\"metadata\":null,\"model\":\(model),\"object\":\"response\",\"output\":\(output),\"parallel_tool_calls\":true,\"temperature\":1.0,\"tool_choice\":\"auto\",\"tools\":\(request.tools),\"top_p\":1.0,\"background\":\(request.background),\"max_output_tokens\":\(request.maxTokens),\"max_tool_calls\":null,\"previous_response_id\":\(previous),\"prompt\":null,\"reasoning\":null,\"service_tier\":\"auto\",\"status\":\"\(status)\",\"text\":null,\"top_logprobs\":null,\"truncation\":\"disabled\",\"usage\":\(usageJSON),\"user\":null}"
     }
 
     mutating func responsesOpening(_ request: GenerationRequest) -> String {

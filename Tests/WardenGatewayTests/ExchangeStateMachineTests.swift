@@ -314,6 +314,29 @@ struct ResponseMeterTests {
         #expect(meter.responseID == "resp_abc")
     }
 
+    static let plantedTools = #""tools":[{"type":"function","name":"f","parameters":{"properties":{"usage":{"input_tokens":0,"output_tokens":0}}}}]"#
+
+    @Test("Responses: the usage member nearest the top is the charge, not one the client planted in its echoed tools", arguments: [1, 7, 4096])
+    func responsesPlantedUsage(chunkSize: Int) {
+        let real = #""usage":{"input_tokens":500,"input_tokens_details":{"cached_tokens":0},"output_tokens":1000,"output_tokens_details":{"reasoning_tokens":0},"total_tokens":1500}"#
+        let body = #"{"id":"resp_abc","object":"response",\#(Self.plantedTools),"status":"completed","text":{"format":{"usage":{"input_tokens":1}}},\#(real),"user":null}"#
+        var json = ResponseMeter(format: .json, shape: .responses)
+        #expect(run(&json, body, chunkSize: chunkSize) == body)
+        #expect(json.final == Usage(prompt: 500, completion: 1000))
+        var queued = ResponseMeter(format: .json, shape: .responses)
+        _ = run(&queued, #"{"id":"resp_q",\#(Self.plantedTools),"status":"queued","usage":null,"user":null}"#, chunkSize: chunkSize)
+        #expect(queued.final == nil, "no usage yet: the planted one is not it")
+        let events = [
+            "event: response.created\ndata: " + #"{"response":{"id":"resp_abc",\#(Self.plantedTools),"usage":null},"type":"response.created"}"# + "\n\n",
+            "event: response.completed\ndata: " + #"{"response":{"id":"resp_abc",\#(Self.plantedTools),\#(real)},"type":"response.completed"}"# + "\n\n",
+        ]
+        var stream = ResponseMeter(format: .eventStream(dropUsageEvent: false), shape: .responses)
+        #expect(run(&stream, events[0], chunkSize: chunkSize) == events[0])
+        #expect(stream.final == nil)
+        _ = run(&stream, events[1], chunkSize: chunkSize)
+        #expect(stream.final == Usage(prompt: 500, completion: 1000))
+    }
+
     @Test("Anthropic streams: message_start's input is running usage, message_delta's is final")
     func messagesEvents() {
         let start = "event: message_start\ndata: " + #"{"type":"message_start","message":{"id":"msg_1","usage":{"input_tokens":9,"output_tokens":0}}}"# + "\n\n"

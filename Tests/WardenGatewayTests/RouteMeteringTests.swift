@@ -54,6 +54,31 @@ struct RouteMeteringTests {
         }
     }
 
+    /// A tool whose schema holds a `usage` object: vLLM echoes `tools` in the response object, ahead of its own usage.
+    static let plantedUsageTool = #"[{"type":"function","name":"f","parameters":{"type":"object","properties":{"usage":{"input_tokens":0,"output_tokens":0}}}}]"#
+
+    @Test("Responses API: a usage object planted in the echoed tools is not the charge, streamed or not; background still pays its reservation")
+    func plantedUsage() async throws {
+        try await withGateway(simulator: Self.simulation, configure: {
+            Self.allRoutes(&$0)
+            $0.routes.metering.allowBackgroundResponses = true
+        }) { harness in
+            let tools = Self.plantedUsageTool
+            let (json, charged, sim) = try await exchange(harness, "POST /v1/responses", #"{"input":"Say hi","max_output_tokens":40,"tools":\#(tools)}"#)
+            #expect(json.body.contains(#""properties":{"usage":{"input_tokens":0"#), "vllm-sim echoes the tools as vLLM does")
+            #expect(charged == sim && sim > 12, "charged \(charged), vLLM counted \(sim)")
+            try harness.simulator.resetStats()
+            let (stream, streamCharged, streamSim) = try await exchange(harness, "POST /v1/responses",
+                                                                       #"{"input":"Say hi","stream":true,"tools":\#(tools)}"#)
+            #expect(stream.body.contains(#""properties":{"usage":{"input_tokens":0"#))
+            #expect(streamCharged == streamSim && streamSim > 12, "charged \(streamCharged), vLLM counted \(streamSim)")
+            let queued = try request(port: harness.port, "POST", "/v1/responses",
+                                     json: #"{"input":"x","background":true,"max_output_tokens":300,"tools":\#(tools)}"#, headers: harness.bearer)
+            #expect(queued.status == 200 && queued.body.contains(#""usage":null"#))
+            #expect(try lastCharge(harness) >= 300, "a queued response is charged its reservation, not the planted zero")
+        }
+    }
+
     @Test("Responses API: a stored response is retrieved, cancelled and continued only by the key that created it")
     func responsesBelongToTheirKey() async throws {
         try await withGateway(simulator: Self.simulation, configure: Self.allRoutes) { harness in

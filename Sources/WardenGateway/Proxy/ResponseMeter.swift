@@ -23,6 +23,9 @@ struct UsageShape: Equatable {
     var tokensPerSecond: Int?
     /// Responses: the response id (`"id":"resp_…"`) is read, so later requests can be tied to the key.
     var capturesResponseID = false
+    /// Responses: the answer echoes the client's `tools`, `text` and `metadata`, so the usage is the member nearest
+    /// the top (``ShallowUsageReader``), never merely the first or last `"usage":{` in the bytes.
+    var usageAtTopLevel = false
 
     enum FinalEvent: Equatable {
         /// Chat and completions: the usage event has `"choices":[]`; usage on other events counts one choice.
@@ -36,7 +39,7 @@ struct UsageShape: Equatable {
     static let openAI = UsageShape(promptKey: Array(#""prompt_tokens":"#.utf8), completionKey: Array(#""completion_tokens":"#.utf8),
                                    finalEvent: .emptyChoices)
     static let responses = UsageShape(promptKey: Array(#""input_tokens":"#.utf8), completionKey: Array(#""output_tokens":"#.utf8),
-                                      finalEvent: .lastUsage, capturesResponseID: true)
+                                      finalEvent: .lastUsage, capturesResponseID: true, usageAtTopLevel: true)
     static let messages = UsageShape(promptKey: Array(#""input_tokens":"#.utf8), completionKey: Array(#""output_tokens":"#.utf8),
                                      finalEvent: .eventType(Array(#""type":"message_delta""#.utf8)))
     static let cohereEmbed = UsageShape(marker: Array(#""tokens":{"#.utf8), promptKey: Array(#""input_tokens":"#.utf8),
@@ -72,6 +75,8 @@ struct ResponseMeter {
     /// Whether the stream carried an error event (vLLM failed after the head).
     private(set) var sawErrorEvent = false
     private var pending: [UInt8] = []
+    /// A JSON body's usage, for shapes whose usage is found by its depth.
+    private var topLevel: ShallowUsageReader?
 
     /// Longest stretch of unscanned bytes kept; a usage object is a few hundred bytes.
     static let carryLimit = 64 * 1024
@@ -79,6 +84,7 @@ struct ResponseMeter {
     init(format: Format, shape: UsageShape = .openAI) {
         self.format = format
         self.shape = shape
+        if shape.usageAtTopLevel, format == .json { topLevel = ShallowUsageReader(shape: shape) }
     }
 
     /// Usage vLLM sends in a response header (`metadata`, for `encoding_format: bytes` embeddings).
@@ -95,6 +101,10 @@ struct ResponseMeter {
         switch format {
         case .json:
             scanJSON(buffer)
+            if topLevel != nil {
+                buffer.withUnsafeReadableBytes { topLevel!.feed($0) }
+                final = topLevel!.shallowest?.usage
+            }
             return nil
         case .eventStream(let dropUsageEvent):
             return filterEvents(buffer, dropUsageEvent: dropUsageEvent)
@@ -135,7 +145,7 @@ struct ResponseMeter {
 
     private mutating func record(_ found: (usage: Usage?, id: String?)) {
         if let id = found.id { responseID = id }
-        if let usage = found.usage { final = usage }
+        if let usage = found.usage, topLevel == nil { final = usage }
     }
 
     // MARK: - Event streams
@@ -201,6 +211,14 @@ struct ResponseMeter {
         let shape = shape
         let isError = Self.errorMarkers.contains { window.count >= $0.count && window.starts(with: $0) }
         if isError { sawErrorEvent = true }
+        // Read byte by byte only when the event names a usage object at all (deltas do not).
+        if shape.usageAtTopLevel {
+            guard UsageScanner.find(shape.marker, in: window, within: 0..<window.count) != nil else { return true }
+            var reader = ShallowUsageReader(shape: shape)
+            reader.feed(window)
+            if let usage = reader.shallowest?.usage { final = usage }
+            return true
+        }
         guard let (usage, marker) = UsageScanner.firstUsage(in: window, shape: shape) else { return true }
         let isFinal = switch shape.finalEvent {
         case .emptyChoices: UsageScanner.find(Self.emptyChoices, in: window, within: 0..<marker) != nil
