@@ -54,12 +54,23 @@ public struct MultipartForm {
         return nil
     }
 
-    private static func find(_ needle: [UInt8], in bytes: [UInt8], from start: Int) -> Int? {
+    /// Knuth–Morris–Pratt: linear in the body whatever the boundary. A naive search costs the body times the
+    /// boundary's length in the worst case — seconds for a 200-byte boundary over a body of dashes, on an event loop.
+    static func find(_ needle: [UInt8], in bytes: [UInt8], from start: Int) -> Int? {
         guard !needle.isEmpty, bytes.count >= needle.count, start >= 0, start <= bytes.count - needle.count else { return nil }
-        var index = start
-        while index <= bytes.count - needle.count {
-            if bytes[index] == needle[0], bytes[index..<index + needle.count].elementsEqual(needle) { return index }
-            index += 1
+        // fallback[i]: the length of the longest proper prefix of needle[0...i] that is also its suffix.
+        var fallback = [Int](repeating: 0, count: needle.count)
+        var length = 0
+        for index in needle.indices.dropFirst() {
+            while length > 0, needle[index] != needle[length] { length = fallback[length - 1] }
+            if needle[index] == needle[length] { length += 1 }
+            fallback[index] = length
+        }
+        var matched = 0
+        for index in start..<bytes.count {
+            while matched > 0, bytes[index] != needle[matched] { matched = fallback[matched - 1] }
+            if bytes[index] == needle[matched] { matched += 1 }
+            if matched == needle.count { return index - needle.count + 1 }
         }
         return nil
     }
@@ -77,6 +88,13 @@ public enum WaveDuration {
             let id = file[offset..<offset + 4]
             if id.elementsEqual("fmt ".utf8), offset + 20 <= file.count {
                 byteRate = Int(littleEndian32(file, offset + 16))
+                // A decoder plays samples: rate × channels × sample size. The header's own byte rate is a claim a
+                // client can inflate to shrink the reservation; the slower of the two gives the longer duration.
+                if offset + 24 <= file.count {
+                    let channels = Int(littleEndian16(file, offset + 10)), sampleRate = Int(littleEndian32(file, offset + 12))
+                    let played = sampleRate * channels * (Int(littleEndian16(file, offset + 22)) / 8)
+                    if played > 0 { byteRate = byteRate > 0 ? min(byteRate, played) : played }
+                }
             } else if id.elementsEqual("data".utf8) {
                 guard byteRate > 0 else { return nil }
                 // A header may claim more data than was sent; the bytes present bound it.
@@ -86,6 +104,10 @@ public enum WaveDuration {
             offset += 8 + size + (size & 1)
         }
         return nil
+    }
+
+    private static func littleEndian16(_ bytes: [UInt8], _ at: Int) -> UInt16 {
+        UInt16(bytes[at]) | UInt16(bytes[at + 1]) << 8
     }
 
     private static func littleEndian32(_ bytes: [UInt8], _ at: Int) -> UInt32 {

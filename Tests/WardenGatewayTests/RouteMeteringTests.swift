@@ -3,6 +3,7 @@ import Testing
 import VLLMSim
 import WardenConfig
 import WardenTestSupport
+@testable import WardenNIOSupport
 @testable import WardenGateway
 
 /// Every vLLM route family through the gateway against vllm-sim: the client gets exactly the bytes vLLM sent, and
@@ -239,6 +240,42 @@ struct RouteMeteringTests {
             #expect(isOpenAIError(response.body))
             #expect(try harness.upstreamRequests() == 0, "\(path) reached vLLM")
         }
+    }
+}
+
+@Suite("multipart forms and WAV headers: read as a decoder reads them, in time linear in the body")
+struct MultipartFormTests {
+    @Test("the boundary search finds what a naive search finds, for repetitive boundaries and bodies too")
+    func searchMatchesNaive() {
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<2_000 {
+            let alphabet: [UInt8] = [45, 45, 45, 88, 13, 10]  // mostly dashes: overlapping partial matches
+            let bytes = (0..<Int.random(in: 0...60, using: &generator)).map { _ in alphabet.randomElement(using: &generator)! }
+            let needle = (0..<Int.random(in: 1...8, using: &generator)).map { _ in alphabet.randomElement(using: &generator)! }
+            let start = Int.random(in: 0...max(0, bytes.count), using: &generator)
+            let naive = bytes.count < needle.count || start > bytes.count - needle.count ? nil
+                : (start...(bytes.count - needle.count)).first { bytes[$0..<$0 + needle.count].elementsEqual(needle) }
+            #expect(MultipartForm.find(needle, in: bytes, from: start) == naive, "\(needle) in \(bytes) from \(start)")
+        }
+    }
+
+    @Test("a 200-byte boundary over 400 KB of dashes is read once (it took 11 s, on an event loop); the form still parses")
+    func adversarialBoundary() {
+        let boundary = String(repeating: "-", count: 199) + "X"
+        #expect(MultipartForm(Array(repeating: UInt8(ascii: "-"), count: 400_000), contentType: "multipart/form-data; boundary=\"\(boundary)\"")?.parts.isEmpty == true)
+        let (contentType, body) = AudioFixtures.form(file: AudioFixtures.wave(seconds: 1), fields: ["model": "qwen"])
+        let form = MultipartForm(body, contentType: contentType)
+        #expect(form?.text("model") == "qwen" && form?["file"]?.count == 44 + 32_000)
+    }
+
+    @Test("a WAV's duration is its samples: a byte rate inflated in the header does not shorten it")
+    func waveDuration() {
+        var wave = AudioFixtures.wave(seconds: 10)
+        #expect(WaveDuration.seconds(wave[...]) == 10)
+        wave.replaceSubrange(28..<32, with: [0xFF, 0xFF, 0xFF, 0xFF])  // the fmt chunk's byte rate
+        #expect(WaveDuration.seconds(wave[...]) == 10, "forged byte rate")
+        wave.replaceSubrange(28..<32, with: [1, 0, 0, 0])  // a byte rate claimed lower: the longer reading stands
+        #expect(WaveDuration.seconds(wave[...]) == 320_000)
     }
 }
 
