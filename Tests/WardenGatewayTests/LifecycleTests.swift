@@ -155,6 +155,48 @@ struct LifecycleTests {
         }
     }
 
+    @Test("the admin listener: pipelined requests are answered only as fast as they are read, a head that never ends is cut off, connections are capped")
+    func adminListenerManners() async throws {
+        try await withGateway(configure: { $0.requestReadTimeout = .seconds(60) }) { harness in
+            // A client that pipelines requests and never reads: the gateway stops reading once its answers back
+            // up, so the client's sends block with a bounded amount sent (kernel buffers and one parse's worth).
+            // The read timeout is long here, so it is the back-pressure that stops the flood, not a close.
+            let flood = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            defer { close(flood) }
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = in_port_t(UInt16(harness.adminPort).bigEndian)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(flood, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            var patience = timeval(tv_sec: 2, tv_usec: 0)
+            setsockopt(flood, SOL_SOCKET, SO_SNDTIMEO, &patience, socklen_t(MemoryLayout<timeval>.size))
+            let chunk = [UInt8](String(repeating: "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", count: 2_000).utf8)
+            var sent = 0
+            while sent < 48 << 20 {
+                let written = chunk.withUnsafeBytes { send(flood, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                guard written > 0 else { break }
+                sent += written
+            }
+            #expect(sent < 48 << 20, "the gateway kept reading requests whose answers nobody read: \(sent) bytes taken")
+            let other = try request(port: harness.adminPort, "GET", "/healthz")
+            #expect(other.status == 200, "other admin clients are still served")
+        }
+        try await withGateway(configure: { $0.requestReadTimeout = .seconds(1) }) { harness in
+            let loris = try TestHTTPConnection(port: harness.adminPort, timeout: 8)
+            loris.send("GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            let started = Date()
+            _ = try loris.readToClose()
+            #expect(Date().timeIntervalSince(started) < 6, "a head still incomplete after the read timeout is cut off")
+
+            var held: [TestHTTPConnection] = []
+            for _ in 0..<AdminHandler.maxConnections { held.append(try TestHTTPConnection(port: harness.adminPort, timeout: 8)) }
+            #expect(try await eventually { (try? TestHTTPConnection(port: harness.adminPort, timeout: 8).readToClose()) == "" },
+                    "past the cap a connection is closed at once, unanswered")
+            held.removeAll()
+            #expect(try await eventually { (try? request(port: harness.adminPort, "GET", "/healthz").status) == 200 }, "a slot frees on close")
+        }
+    }
+
     @Test("a connection's remembered key is checked for expiry and only under the key table it came from")
     func recentKeyRules() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("recent-\(UUID().uuidString)")

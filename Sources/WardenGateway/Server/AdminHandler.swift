@@ -3,40 +3,105 @@ import NIOHTTP1
 import WardenConfig
 import WardenJSON
 
-/// The admin listener (loopback by default): liveness, readiness and Prometheus metrics — never proxied.
-final class AdminHandler: ChannelInboundHandler {
+/// The admin listener (loopback by default): liveness, readiness and Prometheus metrics — never proxied. Held to
+/// the public listener's manners: pipelined requests are answered only while the client reads the answers (one that
+/// sent thousands of `GET /metrics` and read nothing grew the gateway by hundreds of MiB), a request must arrive
+/// within the read timeout, and at most ``maxConnections`` are open at once.
+final class AdminHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
     typealias OutboundOut = IOData
 
+    /// Scrapers and `warden status` need a few; more is somebody holding connections open.
+    static let maxConnections = 64
+
     private let core: GatewayCore
+    private let connections: ConnectionLimiter
     /// The same strict parser as the public listener's; every answer is written before the next request is read.
     private var parser = ClientRequestParser()
     private var head: ClientHead?
     private var closing = false
+    private var counted = false
+    /// A read NIO asked for while the client was not reading its answers: passed on once it is.
+    private var readHeld = false
+    private var deadline: Scheduled<Void>?
 
-    init(core: GatewayCore) {
+    init(core: GatewayCore, connections: ConnectionLimiter) {
         self.core = core
+        self.connections = connections
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        guard connections.open(from: nil) == nil else {
+            closing = true
+            context.close(promise: nil)
+            return
+        }
+        counted = true
+        armDeadline(context)
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if counted { connections.close(from: nil) }
+        counted = false
+        deadline?.cancel()
+        context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        parse(unwrapInboundIn(data), context: context)
+    }
+
+    /// Parses what arrived after what was held, answering each request while the client keeps up.
+    private func parse(_ bytes: ByteBuffer, context: ChannelHandlerContext) {
         // After an answer that closes the connection, nothing more is read as a request.
         guard !closing else { return }
         do {
-            try parser.parse(unwrapInboundIn(data)) { part in
+            try parser.parse(bytes) { part in
                 switch part {
                 case .head(let requestHead): head = requestHead
                 case .body: break
                 case .end:
                     if let requestHead = head { respond(context: context, head: requestHead) }
                     head = nil
+                    armDeadline(context)
                 }
-                return !closing
+                return !closing && context.channel.isWritable
             }
         } catch {
             // Input the parser refuses gets 400 (431 for an oversized head) and the connection closes.
             closing = true
             GatewayResponder.send(context, answering: nil, error: error.headTooLarge ? .headersTooLarge : .badRequest("Malformed HTTP request.", code: "malformed_request"),
                                   requestID: RequestIDs.next(), keepAlive: false)
+        }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        guard context.channel.isWritable else {
+            readHeld = true
+            return
+        }
+        context.read()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            parse(ByteBuffer(), context: context)  // the requests held while the client was not reading
+            if readHeld, context.channel.isWritable {
+                readHeld = false
+                context.read()
+            }
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    /// The next request must arrive whole within the read timeout, as on the public listener; an idle keep-alive
+    /// connection is closed then too.
+    private func armDeadline(_ context: ChannelHandlerContext) {
+        deadline?.cancel()
+        deadline = context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(core.configuration.requestReadTimeout)) {
+            context.close(promise: nil)
         }
     }
 

@@ -77,12 +77,13 @@ public final class GatewayServer: Service, Sendable {
                 }
             }
         }
+        let adminConnections = ConnectionLimiter(maxTotal: AdminHandler.maxConnections, maxPerAddress: AdminHandler.maxConnections, exempt: [])
         let admin = try await Self.bind("gateway.admin_listen", configuration.adminHost, configuration.adminPort) {
             try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(AdminHandler(core: core))
+                    try channel.pipeline.syncOperations.addHandler(AdminHandler(core: core, connections: adminConnections))
                 }
             }
             .bind(host: configuration.adminHost, port: configuration.adminPort).get()
