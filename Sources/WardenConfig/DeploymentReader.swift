@@ -42,6 +42,10 @@ struct DeploymentReader {
            listen.host == vllmAddress.host || ["0.0.0.0", "::"].contains(listen.host) || ["0.0.0.0", "::"].contains(vllmAddress.host) {
             gatewaySection?.report("listen", "\(gateway.listen) is vLLM's own address (vllm.host:vllm.port): the gateway would proxy to itself; give one of them another port")
         }
+        if let listen = ListenAddress(gateway.listen), let admin = ListenAddress(gateway.adminListen), listen.port == admin.port,
+           listen.host == admin.host || ["0.0.0.0", "::"].contains(listen.host) || ["0.0.0.0", "::"].contains(admin.host) {
+            gatewaySection?.report("admin_listen", "\(gateway.adminListen) overlaps gateway.listen (\(gateway.listen)): the two listeners need their own ports")
+        }
         checkMeters(gateway, gatewaySection)
         if gateway.tls != nil {
             gatewaySection?.report("tls", "serving TLS directly is not implemented yet (the gateway would refuse to start): remove it and terminate TLS in Caddy or nginx in front, listed in gateway.trusted_proxies")
@@ -294,6 +298,8 @@ struct DeploymentReader {
 func isValidHost(_ host: String) -> Bool {
     if IPAddress(host) != nil { return true }
     let labels = host.split(separator: ".", omittingEmptySubsequences: false)
+    // Digits and dots only is meant as an IPv4 address (no top-level domain is numeric): `999.1.1.1` is no name.
+    if labels.allSatisfy({ $0.allSatisfy(\.isNumber) }) { return false }
     return !host.isEmpty && host.count <= 253 && labels.allSatisfy { label in
         !label.isEmpty && label.count <= 63 && label.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }
     }

@@ -40,9 +40,22 @@ struct KeysCommand: AsyncParsableCommand {
     }
 
     static func requireUniqueName(_ name: String, in store: KeyStore, except publicID: String? = nil) throws {
-        if try store.list().contains(where: { $0.name == name && $0.publicID != publicID }) {
+        let keys = try store.list()
+        if keys.contains(where: { $0.name == name && $0.publicID != publicID }) {
             printError("keys: a key named '\(name)' exists already (`warden keys list`); names tell keys apart in logs and metrics: choose another")
             throw ExitCode(WardenExit.usage)
+        }
+        if keys.contains(where: { $0.publicID == name && $0.publicID != publicID }) {
+            printError("keys: '\(name)' is another key's id; `warden usage --key` takes an id or a name, so a name must not be an id: choose another")
+            throw ExitCode(WardenExit.usage)
+        }
+    }
+
+    /// A name is shown in tables, logs and metric labels: printable, one line, at most 128 characters.
+    static func checkName(_ name: String) throws {
+        guard name.count <= 128 else { throw ValidationError("--name is \(name.count) characters long; give at most 128") }
+        if name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+            throw ValidationError("--name holds a control character (a line break, tab or escape): names are shown in tables and logs, so give printable text")
         }
     }
 
@@ -100,6 +113,7 @@ struct KeysCommand: AsyncParsableCommand {
             }
             if let expires { _ = try KeysCommand.checkExpiry(expires) }
             guard !name.trimmed().isEmpty else { throw ValidationError("--name must not be empty: name the person or service the key is for") }
+            try KeysCommand.checkName(name.trimmed())
         }
 
         func run() async throws {
@@ -175,7 +189,10 @@ struct KeysCommand: AsyncParsableCommand {
         @Flag(help: "Allow --models naming models this deployment does not serve.") var force = false
 
         func validate() throws {
-            if let name { guard !name.trimmed().isEmpty else { throw ValidationError("--name must not be empty") } }
+            if let name {
+                guard !name.trimmed().isEmpty else { throw ValidationError("--name must not be empty") }
+                try KeysCommand.checkName(name.trimmed())
+            }
             if let expires, expires != "never" { _ = try KeysCommand.checkExpiry(expires) }
             for ((flag, _), value) in zip(KeysCommand.limitFlags, [rpm, tpm, concurrency, burst, quotaDay, quotaMonth]) {
                 _ = try Self.limit(flag, value)

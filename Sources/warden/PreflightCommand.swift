@@ -35,6 +35,11 @@ struct PreflightCommand: AsyncParsableCommand {
         if let fromEnvironment = ProcessInfo.processInfo.environment[Self.skipVariable], !fromEnvironment.isEmpty {
             skipIDs.formUnion(try Self.checkIDs(in: fromEnvironment, source: "$\(Self.skipVariable)"))
         }
+        // A selection that runs nothing would report "vLLM may start" having checked nothing.
+        if let onlyIDs, onlyIDs.isEmpty { throw ValidationError("--only names no check: give ids or groups (\(Preflight.groups.joined(separator: ", ")))") }
+        if (onlyIDs ?? Set(Preflight.checkIDs)).subtracting(skipIDs).isEmpty {
+            throw ValidationError("--only and --skip (with $\(Self.skipVariable)) leave no check to run: skip fewer, or do not run preflight")
+        }
         let deployment = try options.load()
         let report = Preflight.run(deployment: deployment, only: onlyIDs, skip: skipIDs)
         print(format == .json ? report.json : report.text, terminator: "")

@@ -66,6 +66,10 @@ struct UnitCommand: AsyncParsableCommand {
         @Argument(help: "Directory holding vllm.service and warden-gateway.service.") var directory: String
 
         func run() async throws {
+            for unit in ["vllm.service", "warden-gateway.service"] where !FileManager.default.fileExists(atPath: directory + "/" + unit) {
+                printError("unit verify: no \(unit) in \(directory): render the units there first (`warden unit render --out \(directory)`)")
+                throw ExitCode(WardenExit.usage)
+            }
             let reports: [UnitVerifier.UnitReport]
             do {
                 reports = try UnitVerifier().verify(directory: directory)

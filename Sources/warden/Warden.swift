@@ -29,6 +29,13 @@ struct ConfigOptions: ParsableArguments {
 
     var path: String { Deployment.resolvePath(explicit: config) }
 
+    /// An empty `--config` is a mistake (an unset shell variable), never a wish for the default file.
+    func validate() throws {
+        if config?.trimmed().isEmpty == true {
+            throw ValidationError("--config is empty: give the deployment file's path, or leave --config out for $WARDEN_CONFIG or \(Deployment.defaultPath)")
+        }
+    }
+
     /// Loads the deployment file; a broken one prints every problem and exits 2.
     func load() throws -> Deployment {
         do {

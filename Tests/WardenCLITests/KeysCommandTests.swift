@@ -88,6 +88,14 @@ struct KeysCreateValidationTests {
             #expect(!far.stderr.contains("Fatal") && !far.stderr.contains("overflow"))
         }
         #expect(try create(["--name", "c", "--expires", "2900000d"]).status == 0, "just before 9999-12-31")
+        for name in ["two\nlines", "esc\u{1B}[31mred", "tab\there", String(repeating: "n", count: 129)] {
+            let refused = try create(["--name", name])
+            #expect(refused.status == 2, "\(name)")
+            #expect(refused.stderr.contains("control character") || refused.stderr.contains("at most 128"), "\(refused.stderr)")
+        }
+        let existing = try #require(try KeyStore(path: scratch.url.path + "/keys.sqlite", create: false).list().first?.publicID)
+        #expect(try create(["--name", existing]).stderr.contains("is another key's id"))
+        #expect(try create(["--name", "Zoë 🚀 team"]).status == 0, "any printable text")
     }
 }
 

@@ -60,6 +60,14 @@ struct PreflightCommandTests {
         let typo = try BuiltProduct.run("warden", ["preflight", "--config", path, "--only", "model.fles"])
         #expect(typo.stderr.contains("did you mean 'model.files'?"))
         #expect(try BuiltProduct.run("warden", ["preflight", "--config", "/nonexistent.yaml"]).status == 2)
+        let empty = try BuiltProduct.run("warden", ["preflight", "--config", ""])
+        #expect(empty.status == 2 && empty.stderr.contains("--config is empty"), "\(empty.stderr)")
+        // A selection that runs nothing must not report that vLLM may start.
+        for selection in [["--only", ""], ["--only", ",,,"], ["--only", "gpu", "--skip", "gpu"]] {
+            let nothing = try BuiltProduct.run("warden", ["preflight", "--config", path] + selection)
+            #expect(nothing.status == 2, "\(selection)")
+            #expect(nothing.stderr.contains("no check"), "\(nothing.stderr)")
+        }
     }
 
     @Test("groups select their checks; $WARDEN_PREFLIGHT_SKIP (a unit drop-in's way) adds to --skip")

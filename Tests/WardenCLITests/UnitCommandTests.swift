@@ -27,5 +27,8 @@ struct UnitCommandTests {
         #expect(file.status == 2)
         #expect(file.stderr.contains("is a file, not a directory"), "\(file.stderr)")
         #expect(!file.stderr.contains("CocoaError"))
+
+        let missing = try BuiltProduct.run("warden", ["unit", "verify", scratch.url.path + "/nowhere"])
+        #expect(missing.status == 2 && missing.stderr.contains("no vllm.service in"), "\(missing.stderr)")
     }
 }

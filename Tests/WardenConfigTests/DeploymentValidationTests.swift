@@ -70,6 +70,17 @@ struct DeploymentValidationTests {
         #expect(issues("vllm: {model: m, environment: {_A9: 'x y %h'}}").isEmpty, "printable values of any kind stay allowed")
     }
 
+    @Test("addresses the gateway could not bind are refused by config check: a dotted number that is no IPv4 address, the admin listener on the public one")
+    func unbindableAddresses() {
+        #expect(issues("vllm: {model: m}\ngateway: {listen: '999.1.1.1:8080'}").first?.path == "gateway.listen")
+        #expect(issues("vllm: {model: m, host: 10.0.0.256}").first?.path == "vllm.host")
+        #expect(issues("vllm: {model: m}\ngateway: {listen: 'localhost:8080', admin_listen: 'gpu-box.internal:9091'}").isEmpty)
+        let same = issues("vllm: {model: m}\ngateway: {listen: '127.0.0.1:9000', admin_listen: '127.0.0.1:9000'}")
+        #expect(same.count == 1 && same.first?.path == "gateway.admin_listen", "\(same)")
+        #expect(issues("vllm: {model: m}\ngateway: {listen: '0.0.0.0:9000', admin_listen: '127.0.0.1:9000'}").count == 1)
+        #expect(issues("vllm: {model: m}\ngateway: {listen: '0.0.0.0:9000', admin_listen: '127.0.0.1:9001'}").isEmpty)
+    }
+
     @Test("a long unknown key is reported at once, shortened, without a suggestion")
     func longUnknownKey() {
         let name = String(repeating: "k", count: 1_000_000)
