@@ -21,7 +21,8 @@ struct UnitFile {
             output += "\n[\(name)]\n"
             for line in lines {
                 if let comment = line.comment { output += "# \(comment)\n" }
-                output += "\(line.key)=\(line.value)\n"
+                // systemd expands specifiers (`%h`, `%n`) in nearly every value, and no value here means one.
+                output += "\(line.key)=\(line.value.replacing("%", with: "%%"))\n"
             }
         }
         return output
@@ -34,11 +35,17 @@ extension Array where Element == UnitFile.Line {
     }
 }
 
-/// Quotes a value for `Environment=` (systemd's own double-quote syntax); `%` is doubled, since systemd expands
-/// specifiers (`%h`, `%n`) there.
+/// Quotes a value for `Environment=` (systemd's own double-quote syntax; `%` is doubled with every value).
 func environmentAssignment(_ name: String, _ value: String) -> String {
-    let escaped = value.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"").replacing("%", with: "%%")
+    let escaped = value.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"")
     return "\"\(name)=\(escaped)\""
+}
+
+/// A path in a space-separated list (`ReadOnlyPaths=`, `ReadWritePaths=`): quoted when it holds white space or a
+/// quote, which systemd would otherwise split on.
+func unitPath(_ path: String) -> String {
+    guard path.contains(where: { $0.isWhitespace || $0 == "\"" || $0 == "\\" }) else { return path }
+    return "\"" + path.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"") + "\""
 }
 
 /// Quotes a word for a POSIX shell script.

@@ -61,7 +61,7 @@ public enum UnitRenderer {
             }
             for property in VLLMSandbox.writablePaths(for: deployment) { lines.add(property.key, property.value) }
             let readOnly = [deployment.paths.models] + (deployment.vllm.isLocalModel && !deployment.vllm.model.hasPrefix(deployment.paths.models + "/") ? [deployment.vllm.model] : [])
-            lines.add("ReadOnlyPaths", readOnly.joined(separator: " "), "models and weights are read-only to vLLM")
+            lines.add("ReadOnlyPaths", readOnly.map(unitPath).joined(separator: " "), "models and weights are read-only to vLLM")
             lines.add("ExecStart", layout.startScript, "runs `warden preflight` in this sandbox first, then execs vLLM")
             lines.add("Restart", "on-failure")
             lines.add("RestartPreventExitStatus", "\(usageExitStatus) \(Preflight.permanentFailureExitStatus)",

@@ -68,10 +68,10 @@ public enum VLLMSandbox {
         var list: [SandboxProperty] = []
         for (path, base, key) in [(deployment.paths.state, "/var/lib/", "StateDirectory"), (deployment.paths.cache, "/var/cache/", "CacheDirectory")] {
             if path.hasPrefix(base), path.count > base.count {
-                list.append(.init(key, String(path.dropFirst(base.count)), group: "WritablePaths"))
+                list.append(.init(key, unitPath(String(path.dropFirst(base.count))), group: "WritablePaths"))
                 list.append(.init(key + "Mode", "0700", group: "WritablePaths"))
             } else {
-                list.append(.init("ReadWritePaths", path, group: "WritablePaths"))
+                list.append(.init("ReadWritePaths", unitPath(path), group: "WritablePaths"))
             }
         }
         return list

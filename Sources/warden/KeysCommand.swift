@@ -135,7 +135,8 @@ struct KeysCommand: AsyncParsableCommand {
 
         func run() async throws {
             let now = Int64(Date().timeIntervalSince1970)
-            guard FileManager.default.fileExists(atPath: try options.load().gateway.keyStore) else {
+            let storePath = try options.load().gateway.keyStore
+            guard access(storePath, F_OK) == 0 || errno != ENOENT else {
                 if format == .text { printError("no keys yet: create one with `warden keys create --name NAME`") }
                 return
             }

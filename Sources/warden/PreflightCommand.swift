@@ -32,13 +32,19 @@ struct PreflightCommand: AsyncParsableCommand {
     func run() async throws {
         let onlyIDs = try only.map { try Self.checkIDs(in: $0, source: "--only") }
         var skipIDs = try skip.map { try Self.checkIDs(in: $0, source: "--skip") } ?? []
+        // A command line that selects nothing would report "vLLM may start" having checked nothing.
+        if let onlyIDs, onlyIDs.isEmpty { throw ValidationError("--only names no check: give ids or groups (\(Preflight.groups.joined(separator: ", ")))") }
+        if (onlyIDs ?? Set(Preflight.checkIDs)).subtracting(skipIDs).isEmpty {
+            throw ValidationError("--only and --skip leave no check to run: skip fewer")
+        }
         if let fromEnvironment = ProcessInfo.processInfo.environment[Self.skipVariable], !fromEnvironment.isEmpty {
             skipIDs.formUnion(try Self.checkIDs(in: fromEnvironment, source: "$\(Self.skipVariable)"))
         }
-        // A selection that runs nothing would report "vLLM may start" having checked nothing.
-        if let onlyIDs, onlyIDs.isEmpty { throw ValidationError("--only names no check: give ids or groups (\(Preflight.groups.joined(separator: ", ")))") }
+        // The unit's drop-in may skip everything on purpose (the documented way to turn preflight off for the
+        // service): said, not refused — refusing would stop vLLM for good (exit 2 is not restarted).
         if (onlyIDs ?? Set(Preflight.checkIDs)).subtracting(skipIDs).isEmpty {
-            throw ValidationError("--only and --skip (with $\(Self.skipVariable)) leave no check to run: skip fewer, or do not run preflight")
+            printError("preflight: $\(Self.skipVariable) skips every check selected; nothing was checked")
+            return
         }
         let deployment = try options.load()
         let report = Preflight.run(deployment: deployment, only: onlyIDs, skip: skipIDs)

@@ -139,7 +139,8 @@ struct KeysUpdateTests {
         #expect(try warden(["keys", "list"]).stdout.range(of: #"\d{4}-\d\d-\d\d \d\d:\d\d"#, options: .regularExpression) != nil, "times, not only dates")
     }
 
-    // The gateway checks the store every second; the 10 s deadline leaves room for a loaded CI machine.
+    // The gateway checks the store every second; the 30 s deadline leaves room for a loaded CI machine (where one
+    // request was seen to take over a second).
     @Test("a running gateway applies `warden keys update` at its next key-store check")
     func live() async throws {
         try await withGatewayProcess { gateway in
@@ -152,10 +153,12 @@ struct KeysUpdateTests {
                 answers.append(try request(port: gateway.port, "GET", "/v1/models", headers: bearer).status)
                 return answers.last ?? 0
             }
-            #expect(try await eventually { try answer() == 200 }, "\(answers)")
+            // The log says when the gateway saw each change ("key store changed; keys reloaded").
+            func log() -> String { String(((try? String(contentsOfFile: gateway.config + ".stderr", encoding: .utf8)) ?? "").suffix(3_000)) }
+            #expect(try await eventually(timeout: .seconds(30)) { try answer() == 200 }, "\(answers)\n\(log())")
             let updated = try BuiltProduct.run("warden", ["keys", "update", id, "--rpm", "1", "--burst", "1", "--config", gateway.config])
             #expect(updated.status == 0, "\(updated.stderr)")
-            #expect(try await eventually { try answer() == 429 }, "\(answers)")
+            #expect(try await eventually(timeout: .seconds(30)) { try answer() == 429 }, "\(answers)\n\(log())")
         }
     }
 }

@@ -87,5 +87,9 @@ struct PreflightCommandTests {
         let bad = try BuiltProduct.run("warden", ["preflight", "--config", path], environment: ["WARDEN_PREFLIGHT_SKIP": "gpux"])
         #expect(bad.status == 2)
         #expect(bad.stderr.contains("$WARDEN_PREFLIGHT_SKIP: no check or group 'gpux'; did you mean 'gpu'?"))
+        // A drop-in that skips everything turns preflight off for the service: said, and vLLM may start.
+        let everything = try BuiltProduct.run("warden", ["preflight", "--config", path, "--only", "gpu"], environment: ["WARDEN_PREFLIGHT_SKIP": "gpu"])
+        #expect(everything.status == 0)
+        #expect(everything.stderr.contains("skips every check selected; nothing was checked"))
     }
 }

@@ -100,6 +100,36 @@ struct KeyTableTests {
         _ = fast.peek(now: .seconds(Int64.max / 2))
     }
 
+    @Test("a file that is not a key store is named as such and never written into: garbage, another program's database, an empty file")
+    func foreignFiles() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("keystore-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        func refusal(_ name: String, create: Bool) -> String {
+            do {
+                _ = try KeyStore(path: directory.appendingPathComponent(name).path, create: create)
+                return "opened"
+            } catch {
+                return "\(error)"
+            }
+        }
+        try Data("not a database at all, just text that is long enough to be read as a header".utf8).write(to: directory.appendingPathComponent("garbage.sqlite"))
+        for create in [false, true] {
+            #expect(refusal("garbage.sqlite", create: create).contains("cannot read the key store at"), "\(refusal("garbage.sqlite", create: create))")
+        }
+        let other = try SQLiteDatabase(path: directory.appendingPathComponent("notes.sqlite").path)
+        try other.execute("CREATE TABLE notes (text TEXT); INSERT INTO notes VALUES ('mine');")
+        #expect(refusal("notes.sqlite", create: true).contains("an SQLite database of something else (tables: notes)"))
+        #expect(try other.query("SELECT name FROM sqlite_master WHERE type = 'table'").compactMap { $0[0].text } == ["notes"], "nothing added to it")
+        let lookalike = try SQLiteDatabase(path: directory.appendingPathComponent("lookalike.sqlite").path)
+        try lookalike.execute("CREATE TABLE keys (name TEXT);")
+        #expect(refusal("lookalike.sqlite", create: false).contains("a keys table that is not Warden's"))
+        FileManager.default.createFile(atPath: directory.appendingPathComponent("empty.sqlite").path, contents: nil)
+        #expect(refusal("empty.sqlite", create: false).contains("holds no keys table"))
+        #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent("hmac.secret").path), "no secret made for a file that is not a store")
+        #expect(refusal("empty.sqlite", create: true) == "opened", "an empty file becomes a store")
+    }
+
     private func withStore(expires: Int64? = nil, _ body: (KeyStore, APIKeyToken, KeyRecord) throws -> Void) throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("keytable-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }

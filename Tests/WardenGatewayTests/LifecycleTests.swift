@@ -180,6 +180,15 @@ struct LifecycleTests {
             #expect(sent < 48 << 20, "the gateway kept reading requests whose answers nobody read: \(sent) bytes taken")
             let other = try request(port: harness.adminPort, "GET", "/healthz")
             #expect(other.status == 200, "other admin clients are still served")
+
+            // Answers over the 64 KiB high-water mark (a /metrics of many keys; here a 404 naming a 70 KB path)
+            // turn the channel unwritable and writable again inside the write: pipelined, they must all be answered.
+            let long = "/" + String(repeating: "a", count: 70_000)
+            let reader = try TestHTTPConnection(port: harness.adminPort, timeout: 8)
+            reader.send("GET \(long) HTTP/1.1\r\nHost: x\r\n\r\nGET \(long) HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            let answers = try (0..<3).map { _ in try reader.readResponse() }
+            #expect(answers.map(\.status) == [404, 404, 200])
+            #expect(answers[0].bodyBytes.count > 65_536)
         }
         try await withGateway(configure: { $0.requestReadTimeout = .seconds(1) }) { harness in
             let loris = try TestHTTPConnection(port: harness.adminPort, timeout: 8)
@@ -187,11 +196,16 @@ struct LifecycleTests {
             let started = Date()
             _ = try loris.readToClose()
             #expect(Date().timeIntervalSince(started) < 6, "a head still incomplete after the read timeout is cut off")
-
+        }
+        // The read timeout is long again: a close seen here is the cap's, not the deadline's.
+        try await withGateway(configure: { $0.requestReadTimeout = .seconds(60) }) { harness in
             var held: [TestHTTPConnection] = []
             for _ in 0..<AdminHandler.maxConnections { held.append(try TestHTTPConnection(port: harness.adminPort, timeout: 8)) }
-            #expect(try await eventually { (try? TestHTTPConnection(port: harness.adminPort, timeout: 8).readToClose()) == "" },
+            // Without the cap, the read below times out (8 s, well inside the 60 s deadline) and the attempt fails.
+            #expect(try await eventually(timeout: .seconds(20)) { (try? TestHTTPConnection(port: harness.adminPort, timeout: 8).readToClose()) == "" },
                     "past the cap a connection is closed at once, unanswered")
+            held[0].get("/healthz")
+            #expect(try held[0].readResponse().status == 200, "the connections within the cap are served")
             held.removeAll()
             #expect(try await eventually { (try? request(port: harness.adminPort, "GET", "/healthz").status) == 200 }, "a slot frees on close")
         }

@@ -31,15 +31,21 @@ struct UnitVerificationTests {
         #expect(reports.first { $0.unit == "warden-gateway.service" }?.exposure ?? 10 <= 1.0)
     }
 
-    @Test("environment values with %, quotes, backslashes and spaces render as systemd reads them: no specifier, one assignment")
+    @Test("values with %, quotes, backslashes and spaces render as systemd reads them: no specifier expanded, no path split")
     func environmentQuoting() throws {
         var deployment = try goldenDeployment()
         deployment.vllm.environment = ["PERCENT": "90%Z of it", "QUOTED": #"say "hi" \ bye"#]
+        deployment.vllm.model = "/opt/My 100% Model"
+        deployment.vllm.servedModelName = "my-%i-model"
+        deployment.paths.state = "/srv/vllm state"
         let directory = try renderedDirectory(deployment)
         defer { try? FileManager.default.removeItem(at: directory) }
         let unit = try String(contentsOf: directory.appendingPathComponent("vllm.service"), encoding: .utf8)
         #expect(unit.contains(#"Environment="PERCENT=90%%Z of it""# + "\n"))
         #expect(unit.contains(#"Environment="QUOTED=say \"hi\" \\ bye""# + "\n"))
+        #expect(unit.contains(#"ReadOnlyPaths=/srv/models "/opt/My 100%% Model""# + "\n"), "\(unit)")
+        #expect(unit.contains(#"ReadWritePaths="/srv/vllm state""# + "\n"))
+        #expect(unit.contains("Description=vLLM OpenAI-compatible server (my-%%i-model)\n"))
         let report = try #require(try UnitVerifier().verify(directory: directory.path).first { $0.unit == "vllm.service" })
         #expect(report.verifyProblems.isEmpty, "\(report.verifyProblems)")
     }

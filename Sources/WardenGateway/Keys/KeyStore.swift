@@ -28,11 +28,28 @@ public final class KeyStore: @unchecked Sendable {
         if create {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
                                                     attributes: [.posixPermissions: 0o700])
-        } else if !FileManager.default.fileExists(atPath: path) {
-            throw GatewaySetupError("no key store at \(path): create a key first with `warden keys create --name NAME`")
+        } else if access(path, F_OK) != 0 {
+            if errno == ENOENT { throw GatewaySetupError("no key store at \(path): create a key first with `warden keys create --name NAME`") }
+            throw GatewaySetupError("cannot reach the key store at \(path): \(String(cString: strerror(errno))); run as root or as the gateway's user")
+        }
+        let database = try Self.openDatabase(path)
+        self.database = database
+        // Every table of another program's database, none of them Warden's: never written into.
+        let tables = Set(try Self.read(path) { try database.query("SELECT name FROM sqlite_master WHERE type = 'table'").compactMap { $0[0].text } })
+        if !tables.isEmpty, !tables.contains("keys") {
+            throw GatewaySetupError("\(path) is an SQLite database of something else (tables: \(tables.sorted().prefix(5).joined(separator: ", "))): "
+                                    + "give gateway.key_store a file of its own")
+        }
+        if !create, !tables.contains("keys") {
+            throw GatewaySetupError("\(path) holds no keys table: it is not a key store; check gateway.key_store, or create a key with `warden keys create`")
+        }
+        if tables.contains("keys") {
+            let found = Set(try database.query("PRAGMA table_info(keys)").compactMap { $0[1].text })
+            guard found.contains("public_id"), found.contains("secret_hash") else {
+                throw GatewaySetupError("\(path) has a keys table that is not Warden's (no public_id or secret_hash): give gateway.key_store a file of its own")
+            }
         }
         hmacKey = SymmetricKey(data: try Self.loadSecret(at: Self.secretPath(for: path), create: create))
-        database = try SQLiteDatabase(path: path)
         if create {
             chmod(path, 0o600)
             try database.execute("""
@@ -54,10 +71,28 @@ public final class KeyStore: @unchecked Sendable {
         try createLedgerTables()
     }
 
+    /// Opens the database file, naming it and the way out when SQLite cannot read it.
+    private static func openDatabase(_ path: String) throws -> SQLiteDatabase {
+        try read(path) { try SQLiteDatabase(path: path) }
+    }
+
+    /// Runs a first read of the file, turning SQLite's bare complaint ("file is not a database") into one that
+    /// names the file and what to do.
+    private static func read<T>(_ path: String, _ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as SQLiteError {
+            throw GatewaySetupError("cannot read the key store at \(path) (\(error)): restore it from backup, or move it aside and create keys anew")
+        }
+    }
+
     private static func loadSecret(at path: String, create: Bool) throws -> [UInt8] {
         if let data = FileManager.default.contents(atPath: path) {
             guard data.count >= 32 else { throw GatewaySetupError("\(path) is too short to be a key-store secret; restore it from backup") }
             return [UInt8](data)
+        }
+        if access(path, F_OK) == 0 || errno != ENOENT {
+            throw GatewaySetupError("cannot read \(path): \(String(cString: strerror(errno))); run as root or as the gateway's user")
         }
         guard create else { throw GatewaySetupError("\(path) is missing: without it no stored key can be verified") }
         let secret = (0..<32).map { _ in UInt8.random(in: 0...255) }

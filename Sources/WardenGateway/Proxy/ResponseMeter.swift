@@ -23,8 +23,8 @@ struct UsageShape: Equatable {
     var tokensPerSecond: Int?
     /// Responses: the response id (`"id":"resp_…"`) is read, so later requests can be tied to the key.
     var capturesResponseID = false
-    /// Responses: the answer echoes the client's `tools`, `text` and `metadata`, so the usage is the member nearest
-    /// the top (``ShallowUsageReader``), never merely the first or last `"usage":{` in the bytes.
+    /// Responses: the answer echoes the client's `tools`, `text` and `metadata`, so the usage is the member of the
+    /// response object itself (``ShallowUsageReader``), never merely the first or last `"usage":{` in the bytes.
     var usageAtTopLevel = false
 
     enum FinalEvent: Equatable {
@@ -84,7 +84,7 @@ struct ResponseMeter {
     init(format: Format, shape: UsageShape = .openAI) {
         self.format = format
         self.shape = shape
-        if shape.usageAtTopLevel, format == .json { topLevel = ShallowUsageReader(shape: shape) }
+        if shape.usageAtTopLevel, format == .json { topLevel = ShallowUsageReader(shape: shape, expectedDepth: 1) }
     }
 
     /// Usage vLLM sends in a response header (`metadata`, for `encoding_format: bytes` embeddings).
@@ -103,7 +103,7 @@ struct ResponseMeter {
             scanJSON(buffer)
             if topLevel != nil {
                 buffer.withUnsafeReadableBytes { topLevel!.feed($0) }
-                final = topLevel!.shallowest?.usage
+                if let usage = topLevel!.member ?? nil { final = usage }
             }
             return nil
         case .eventStream(let dropUsageEvent):
@@ -214,9 +214,9 @@ struct ResponseMeter {
         // Read byte by byte only when the event names a usage object at all (deltas do not).
         if shape.usageAtTopLevel {
             guard UsageScanner.find(shape.marker, in: window, within: 0..<window.count) != nil else { return true }
-            var reader = ShallowUsageReader(shape: shape)
+            var reader = ShallowUsageReader(shape: shape, expectedDepth: 2)
             reader.feed(window)
-            if let usage = reader.shallowest?.usage { final = usage }
+            if let usage = reader.member ?? nil { final = usage }
             return true
         }
         guard let (usage, marker) = UsageScanner.firstUsage(in: window, shape: shape) else { return true }

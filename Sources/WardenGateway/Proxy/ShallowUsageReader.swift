@@ -1,8 +1,8 @@
-/// Finds the `usage` member nearest the top of a JSON document fed to it read by read: for the Responses API,
+/// Finds vLLM's own `usage` member of a JSON document fed to it read by read: for the Responses API,
 /// whose answers echo what the client sent (`tools`, `text`, `metadata`), so a client can put a `"usage":{…}` of
 /// its own inside a tool's schema, ahead of vLLM's. vLLM's own is a member of the response object — the top-level
 /// object of a JSON body, one level down in a stream event (`{"type":…,"response":{…}}`) — and anything the
-/// client wrote sits deeper. One pass, byte by byte, keeping only its depth, whether it is inside a string, and the
+/// client wrote sits deeper, so only a member at that depth counts. One pass, byte by byte, keeping only its depth, whether it is inside a string, and the
 /// bytes of a usage object being read; `"usage":null` (a response not yet run) counts as a member with no usage.
 struct ShallowUsageReader {
     private let shape: UsageShape
@@ -18,15 +18,19 @@ struct ShallowUsageReader {
     /// The usage object being read, from its `{`, and the depth it closes at.
     private var object: [UInt8]? = nil
     private var objectDepth = 0
-    /// The shallowest `usage` member so far: its depth, and its counts (`nil` for `null` or unreadable).
-    private(set) var shallowest: (depth: Int, usage: Usage?)?
+    /// The depth of the object whose `usage` member vLLM writes: 1 in a JSON body, 2 in a stream event.
+    private let expectedDepth: Int
+    /// vLLM's `usage` member, once read: its counts (`nil` for `null` or unreadable). Members at other depths are
+    /// ignored: a body cut off after the echoed tools but before vLLM's usage must leave no usage, not a planted one.
+    private(set) var member: Usage??
 
     /// A usage object is a few hundred bytes; a longer one is not read.
     static let objectLimit = 4096
     private static let name = Array("usage".utf8)
 
-    init(shape: UsageShape) {
+    init(shape: UsageShape, expectedDepth: Int) {
         self.shape = shape
+        self.expectedDepth = expectedDepth
     }
 
     mutating func feed(_ bytes: UnsafeRawBufferPointer) {
@@ -85,7 +89,7 @@ struct ShallowUsageReader {
 
     /// A `usage` member of the object at the current depth.
     private mutating func record(_ usage: Usage?) {
-        if shallowest == nil || depth < shallowest!.depth { shallowest = (depth, usage) }
+        if depth == expectedDepth, member == nil { member = .some(usage) }
     }
 
     private static func isSpace(_ byte: UInt8) -> Bool {

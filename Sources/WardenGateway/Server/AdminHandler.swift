@@ -24,6 +24,9 @@ final class AdminHandler: ChannelDuplexHandler {
     private var counted = false
     /// A read NIO asked for while the client was not reading its answers: passed on once it is.
     private var readHeld = false
+    /// Inside `parse`: a write that crosses the high-water mark and a flush that drains it report writability
+    /// synchronously, from within the answer being written; resuming the parse there would re-enter the parser.
+    private var parsing = false
     private var deadline: Scheduled<Void>?
 
     init(core: GatewayCore, connections: ConnectionLimiter) {
@@ -56,7 +59,9 @@ final class AdminHandler: ChannelDuplexHandler {
     /// Parses what arrived after what was held, answering each request while the client keeps up.
     private func parse(_ bytes: ByteBuffer, context: ChannelHandlerContext) {
         // After an answer that closes the connection, nothing more is read as a request.
-        guard !closing else { return }
+        guard !closing, !parsing else { return }
+        parsing = true
+        defer { parsing = false }
         do {
             try parser.parse(bytes) { part in
                 switch part {
@@ -86,7 +91,8 @@ final class AdminHandler: ChannelDuplexHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable {
+        // Within `parse` the loop itself goes on once the channel is writable again.
+        if context.channel.isWritable, !parsing {
             parse(ByteBuffer(), context: context)  // the requests held while the client was not reading
             if readHeld, context.channel.isWritable {
                 readHeld = false
