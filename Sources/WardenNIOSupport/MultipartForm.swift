@@ -88,11 +88,11 @@ public enum WaveDuration {
             let id = file[offset..<offset + 4]
             if id.elementsEqual("fmt ".utf8), offset + 20 <= file.count {
                 byteRate = Int(littleEndian32(file, offset + 16))
-                // A decoder plays samples: rate × channels × sample size. The header's own byte rate is a claim a
-                // client can inflate to shrink the reservation; the slower of the two gives the longer duration.
-                if offset + 24 <= file.count {
-                    let channels = Int(littleEndian16(file, offset + 10)), sampleRate = Int(littleEndian32(file, offset + 12))
-                    let played = sampleRate * channels * (Int(littleEndian16(file, offset + 22)) / 8)
+                // A decoder plays frames: sample rate × frame size. The header's own byte rate is a claim a client
+                // can inflate to shrink the reservation; the slower of the two gives the longer duration.
+                if offset + 22 <= file.count {
+                    // A frame (one sample of every channel) is `blockAlign` bytes: exact for 12- and 24-bit samples too.
+                    let played = Int(littleEndian32(file, offset + 12)) * Int(littleEndian16(file, offset + 20))
                     if played > 0 { byteRate = byteRate > 0 ? min(byteRate, played) : played }
                 }
             } else if id.elementsEqual("data".utf8) {

@@ -62,6 +62,7 @@ struct DeploymentValidationTests {
         #expect(injected.first?.path == "vllm.env_file")
         #expect(injected.first?.message.contains("a line break") == true)
         #expect(issues(#"vllm: {model: "m\u0000"}"#).first?.path == "vllm.model")
+        #expect(issues(#"vllm: {model: "m\u0085"}"#).first?.path == "vllm.model", "C1 controls too (NEL)")
         #expect(issues(#"vllm: {model: m, extra_args: ["--x", "a\tb"]}"#).first?.path == "vllm.extra_args[1]")
         #expect(issues(#"vllm: {model: m, environment: {"A\nB": x}}"#).count == 1)
         #expect(issues(#"vllm: {model: m, environment: {A: "x\ry"}}"#).first?.message.contains("line break") == true)
