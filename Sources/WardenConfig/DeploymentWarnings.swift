@@ -14,6 +14,15 @@ extension Deployment {
         if vllm.isLocalModel, !pathExists(vllm.model) {
             found.append(ConfigIssue(path: "vllm.model", message: "\(vllm.model) does not exist (yet): vLLM will not start until it does (preflight's model.files checks it)"))
         }
+        let repeated = Dictionary(grouping: gateway.allowedEndpoints, by: { $0 }).filter { $0.value.count > 1 }.keys.sorted()
+        if !repeated.isEmpty {
+            found.append(ConfigIssue(path: "gateway.allowed_endpoints", message: "listed more than once: \(repeated.joined(separator: ", ")); once is enough"))
+        }
+        for (path, entries) in [("gateway.trusted_proxies", gateway.trustedProxies), ("gateway.bans.ignore_networks", gateway.bans.ignoreNetworks)] {
+            for entry in entries where entry.contains("/") && IPNetwork(entry)?.hasHostBits == true {
+                found.append(ConfigIssue(path: path, message: "\(entry) has host bits set: it covers its whole network, not that one address; write the network's first address, or a /32 (/128) for one host"))
+            }
+        }
         return found
     }
 

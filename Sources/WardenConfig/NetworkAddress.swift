@@ -83,6 +83,14 @@ public struct IPNetwork: Sendable, Hashable, CustomStringConvertible {
     public var description: String {
         "\(address)/\(address.isIPv4 && prefixLength >= 96 ? prefixLength - 96 : prefixLength)"
     }
+
+    /// Bits set past the prefix (`10.0.0.1/8`): the network is still `10.0.0.0/8`, which is rarely what was meant.
+    public var hasHostBits: Bool {
+        (0..<16).contains { index in
+            let kept = max(0, min(8, prefixLength - index * 8))
+            return address.bytes[index] & ~UInt8(truncatingIfNeeded: 0xFF << (8 - kept)) != 0
+        }
+    }
 }
 
 /// `host:port` for a listener; IPv6 hosts in brackets (`[::1]:9091`).

@@ -74,6 +74,12 @@ struct ClientResponseTests {
         #expect(response.closesConnection)
         #expect(response.body(ByteBuffer(string: "data: x\n\n"), allocator: .init()).map { String(buffer: $0) } == "data: x\n\n")
         #expect(response.end == nil)
+        var kept = ClientResponse(answering: Self.head(version: .http1_0))
+        let keptHead = kept.head(.ok, fields: [("content-length", "2")], allocator: .init())
+        #expect(String(buffer: keptHead) == "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: keep-alive\r\n\r\n", "kept open, so said")
+        var closed = ClientResponse(answering: Self.head(version: .http1_0))
+        let closedHead = closed.head(.ok, fields: [("content-length", "2"), ("connection", "close")], allocator: .init())
+        #expect(String(buffer: closedHead) == "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n")
     }
 
     @Test("204 and 304 carry no body and no length field")
@@ -269,6 +275,20 @@ struct UpstreamFramingTests {
                                          json: #"{"messages":[{"role":"user","content":"hi"}],"max_tokens":4}"#, headers: harness.bearer)
                 #expect(answer.status == 200, "\(host): \(answer.body)")
                 #expect(try harness.upstreamRequests() - before == 1)
+            }
+        }
+    }
+
+    @Test("an HTTP/1.0 client asking for keep-alive is told its connection stays open, and it does")
+    func http10KeptAlive() async throws {
+        try await withGateway { harness in
+            #expect(try await harness.waitUntilReady())
+            let connection = try TestHTTPConnection(port: harness.port)
+            let keepAlive = harness.bearer.merging(["Connection": "keep-alive"]) { $1 }
+            for _ in 0..<2 {
+                connection.send(ClientConnectionTests.post("/v1/chat/completions", ClientConnectionTests.chat, keepAlive, version: "1.0"))
+                let answer = try connection.readResponse()
+                #expect(answer.status == 200 && answer.headers["connection"] == "keep-alive", "\(answer.headers)")
             }
         }
     }

@@ -34,7 +34,8 @@ struct ClientResponse {
     /// The status line, vLLM's field lines that `forwarding` keeps (copied as they arrived), `fields` (no hop-by-hop
     /// fields but `connection: close`) and the rate limits, plus the framing field the body needs:
     /// `transfer-encoding: chunked` when no `content-length` is among them, or `connection: close` for an HTTP/1.0
-    /// client. A repeated `content-length` is written once; a bodyless status gets none.
+    /// client (`connection: keep-alive` when its connection stays open). A repeated `content-length` is written once;
+    /// a bodyless status gets none.
     mutating func head(_ status: HTTPResponseStatus, forwarding upstream: UpstreamHead? = nil,
                        keeping keep: (_ name: UnsafeRawBufferPointer) -> Bool = { _ in true }, fields: [(String, String)],
                        rateLimits: RateLimitFields = RateLimitFields(), allocator: ByteBufferAllocator) -> ByteBuffer {
@@ -88,6 +89,9 @@ struct ClientResponse {
                 framing = .untilClose
                 if !closes { head.append("connection: close\r\n") }
             }
+            // HTTP/1.0 keeps a connection only when the answer says so (RFC 9112 §C.2.2); a client not kept alive
+            // was given `connection: close` among the fields.
+            if !clientSpeaksHTTP11, framing != .untilClose, !closes { head.append("connection: keep-alive\r\n") }
             head.append("\r\n")
             return head.offset
         }
