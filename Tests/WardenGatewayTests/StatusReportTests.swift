@@ -37,4 +37,20 @@ struct StatusReportTests {
         #expect(PrometheusText.sum("vllm:num_requests_running", in: text) == 5.5)
         #expect(PrometheusText.sum("vllm:absent", in: text) == nil)
     }
+
+    @Test("hostile values never trap: NaN, infinities, 1e300 and negative gauges are not counts; counters near Int.max saturate")
+    func hostileValues() throws {
+        for value in ["NaN", "+Inf", "-Inf", "1e300", "-5"] {
+            let metrics = "vllm:num_requests_running \(value)\nvllm:num_requests_waiting \(value)\nvllm:kv_cache_usage_perc \(value)\n"
+            let hostile = report(metrics: metrics)
+            #expect(!hostile.text.isEmpty, "\(value)")
+            #expect((try? JSONValue.parse(Array(hostile.json.serialized.utf8))) != nil, "JSON output stays JSON for \(value)")
+        }
+        #expect(PrometheusText.sum("a", in: "a 1e300\na 1e300\n") == 1e15)
+        let overflowing = StatusReport.Gateway(address: "a", document: try JSONValue.parse(Array(
+            #"{"ready":true,"in_flight":-7,"rejections_window_minutes":-3,"rejections":{"upstream_unavailable":9223372036854775807,"upstream_failed":1}}"#.utf8)))
+        let saturated = report(gateway: overflowing)
+        #expect(saturated.verdict.1 == ["\(Int.max) request(s) failed on vLLM's side in the last 1 minutes"])
+        #expect(saturated.text.contains(": 0 in flight"))
+    }
 }

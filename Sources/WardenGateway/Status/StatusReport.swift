@@ -97,13 +97,16 @@ public struct StatusReport: Sendable {
         if let waiting = vllm.waiting, let running = vllm.running, waiting > 0, waiting >= running {
             degraded.append("\(Int(waiting)) requests wait in vLLM's queue (\(Int(running)) running)")
         }
-        let failures = ["upstream_unavailable", "upstream_failed"].reduce(0) { $0 + (gateway.document?["rejections"]?[$1]?.intValue ?? 0) }
+        let failures = ["upstream_unavailable", "upstream_failed"].reduce(0) { $0.saturatingAdded(count(gateway.document?["rejections"]?[$1])) }
         if failures > 0 { degraded.append("\(failures) request(s) failed on vLLM's side in the last \(window) minutes") }
         if !down.isEmpty { return (.down, down + degraded) }
         return degraded.isEmpty ? (.healthy, []) : (.degraded, degraded)
     }
 
-    private var window: Int { gateway.document?["rejections_window_minutes"]?.intValue ?? 5 }
+    private var window: Int { max(1, gateway.document?["rejections_window_minutes"]?.intValue ?? 5) }
+
+    /// A count from the admin listener's document: a number below zero, or none, reads as 0.
+    private func count(_ value: JSONValue?) -> Int { max(0, value?.intValue ?? 0) }
 
     public var text: String {
         let (verdict, reasons) = verdict
@@ -117,10 +120,10 @@ public struct StatusReport: Sendable {
             + (vllm.kvCacheUsage.map { ["KV cache \(Int(($0 * 100).rounded()))%"] } ?? [])
         lines.append("\("vLLM".padding(24))\(vllm.health == 200 ? "healthy" : "NOT healthy") at \(vllm.address)" + (load.isEmpty ? "" : ": " + load.joined(separator: ", ")))
         if let document = gateway.document {
-            let inFlight = document["in_flight"]?.intValue ?? 0
-            lines.append("\("gateway".padding(24))\(gateway.ready ? "ready" : "NOT ready") (admin \(gateway.address)): \(inFlight) in flight, \(document["bans"]?.intValue ?? 0) banned address(es)")
+            let inFlight = count(document["in_flight"])
+            lines.append("\("gateway".padding(24))\(gateway.ready ? "ready" : "NOT ready") (admin \(gateway.address)): \(inFlight) in flight, \(count(document["bans"])) banned address(es)")
             let rejections = document["rejections"]?.objectValue ?? []
-            lines.append("\("refusals (last \(window) min)".padding(24))" + (rejections.isEmpty ? "none" : rejections.map { "\($0.key) \($0.value.intValue ?? 0)" }.joined(separator: ", ")))
+            lines.append("\("refusals (last \(window) min)".padding(24))" + (rejections.isEmpty ? "none" : rejections.map { "\($0.key) \(count($0.value))" }.joined(separator: ", ")))
         } else {
             lines.append("\("gateway".padding(24))unreachable at \(gateway.address)")
         }
@@ -165,8 +168,10 @@ public enum PrometheusText {
             let rest = line.dropFirst(name.count)
             guard rest.first == "{" || rest.first == " " else { continue }
             let valueText = rest.first == "{" ? rest.drop { $0 != "}" }.dropFirst() : rest
-            guard let value = Double(valueText.split(separator: " ").first ?? "") else { continue }
-            total = (total ?? 0) + value
+            // These are counts and a fraction: a value that is not a finite, non-negative number is not one
+            // (`NaN`, `+Inf` and `1e300` trapped the conversions to whole numbers), and a sum stays printable.
+            guard let value = Double(valueText.split(separator: " ").first ?? ""), value.isFinite, value >= 0 else { continue }
+            total = min((total ?? 0) + value, 1e15)
         }
         return total
     }
