@@ -46,7 +46,13 @@ public enum Audit {
         guard url.hasPrefix("http://") else { throw AuditError(description: "--url \(url): only http:// URLs can be probed (vLLM serves plain HTTP)") }
         let authority = url.dropFirst(7).prefix { $0 != "/" }
         if let address = ListenAddress(String(authority)) { return (address.host, address.port) }
-        guard !authority.isEmpty, !authority.contains(":") || authority.hasPrefix("[") else { throw AuditError(description: "--url \(url): expected http://HOST:PORT") }
-        return (authority.trimming(["[", "]"]), 80)
+        // No port: port 80, for a host name, an IPv4 address or a bracketed IPv6 one (`http://[::1` is none of them).
+        if authority.hasPrefix("["), authority.hasSuffix("]"), IPAddress(String(authority.dropFirst().dropLast())) != nil {
+            return (String(authority.dropFirst().dropLast()), 80)
+        }
+        guard !authority.contains(":"), let address = ListenAddress("\(authority):80") else {
+            throw AuditError(description: "--url \(url): expected http://HOST:PORT with a host name or an IP address ([…] for IPv6)")
+        }
+        return (address.host, address.port)
     }
 }

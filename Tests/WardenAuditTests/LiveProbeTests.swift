@@ -1,6 +1,6 @@
 import Testing
 import VLLMSim
-import WardenAudit
+@testable import WardenAudit
 
 @Suite("warden audit's live probe against vllm-sim")
 struct LiveProbeTests {
@@ -51,10 +51,29 @@ struct LiveProbeTests {
         host.listening([])
         let report = try Audit.run(host: host, url: "http://127.0.0.1:1")
         #expect(!report.findings.contains { $0.id.hasPrefix("exposure.open") || $0.id.hasPrefix("exposure.dev") })
+        let unchecked = try #require(report.findings.first { $0.id == "exposure.probe-inconclusive" }, "a probe that never ran is said, not a clean result")
+        #expect(unchecked.severity == .medium && unchecked.title.contains("exposure is unchecked"))
+    }
+
+    @Test("redirects and errors prove nothing: only 2xx and 405 count as answering without a key")
+    func redirectsAreInconclusive() throws {
+        var host = Self.host(port: 8000)
+        host.routes = ["/v1/models": 401, "/collective_rpc": 302, "/pause": 502, "/tokenize": 405, "/docs": 200]
+        let report = try Audit.run(host: host, url: "http://127.0.0.1:8000")
+        #expect(!report.findings.contains { $0.id == "exposure.dev-routes" }, "a 302 to a login page is no open /collective_rpc")
+        let open = try #require(report.findings.first { $0.id == "exposure.open-routes" })
+        #expect(open.evidence.contains("GET /tokenize → 405 (exists; it is a POST route)") && open.evidence.contains("GET /docs → 200"))
+        #expect(!open.evidence.contains { $0.hasPrefix("GET /pause") })
+        let unclear = try #require(report.findings.first { $0.id == "exposure.probe-inconclusive" })
+        #expect(unclear.severity == .info && unclear.evidence.contains("GET /collective_rpc → 302") && unclear.evidence.contains("GET /pause → 502"))
     }
 
     @Test("--url must be http://host:port")
     func badURL() {
-        #expect(throws: AuditError.self) { try Audit.run(host: Self.host(port: 8000), url: "https://example.com") }
+        for url in ["https://example.com", "http://[::1", "http://[", "http://[zzz]:80", "http://[::1]]", "http://" + String(repeating: "a", count: 100_000), "http://host:99999"] {
+            #expect(throws: AuditError.self, "\(url.prefix(30))") { try Audit.run(host: Self.host(port: 8000), url: url) }
+        }
+        #expect((try? Audit.parse(url: "http://[::1]")) ?? ("", 0) == ("::1", 80))
+        #expect((try? Audit.parse(url: "http://gpu-box")) ?? ("", 0) == ("gpu-box", 80))
     }
 }

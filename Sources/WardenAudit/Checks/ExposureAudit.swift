@@ -37,11 +37,29 @@ enum ExposureAudit {
     static func probe(_ address: (host: String, port: Int), exposed: Bool, host: any AuditHost) -> [Finding] {
         let base = address.host.contains(":") ? "http://[\(address.host)]:\(address.port)" : "http://\(address.host):\(address.port)"
         var answering: [(route: String, status: Int)] = []
-        for route in ["/v1/models"] + openRoutes + devRoutes {
-            guard case .status(let status) = host.httpGet(host: address.host, port: address.port, path: route, timeout: .seconds(3)) else { continue }
-            if status != 401, status != 403, status != 404 { answering.append((route, status)) }
+        var unclear: [String] = []
+        let routes = ["/v1/models"] + openRoutes + devRoutes
+        for route in routes {
+            switch host.httpGet(host: address.host, port: address.port, path: route, timeout: .seconds(3)) {
+            case .status(let status) where (200..<300).contains(status) || status == 405:
+                answering.append((route, status))  // served, or a POST route that exists
+            case .status(401), .status(403), .status(404):
+                continue
+            case .status(let status):
+                unclear.append("GET \(route) → \(status)")  // a redirect or an error proves neither way
+            case .failed(let reason):
+                unclear.append("GET \(route): \(reason)")
+            }
         }
         var findings: [Finding] = []
+        if !unclear.isEmpty {
+            // A probe that did not run must not read as a clean result.
+            let none = unclear.count == routes.count
+            findings.append(Finding("exposure.probe-inconclusive", none ? .medium : .info,
+                                    none ? "the live probe learned nothing at \(base): exposure is unchecked" : "\(unclear.count) of \(routes.count) probes at \(base) were inconclusive",
+                                    evidence: Array(unclear.prefix(8)),
+                                    fix: "point --url at vLLM's own port (not a proxy that redirects or fails), or check its routes by hand"))
+        }
         let open = answering.filter { openRoutes.contains($0.route) }
         if !open.isEmpty {
             findings.append(Finding("exposure.open-routes", exposed ? .high : .low, "\(open.count) route(s) answer without a key at \(base)",
