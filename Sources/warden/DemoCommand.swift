@@ -18,6 +18,12 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: "Gateway port (0 picks a free one).") var port = 8080
     @Option(help: "Admin port (0 picks a free one).") var adminPort = 9091
 
+    func validate() throws {
+        for (flag, port) in [("--port", port), ("--admin-port", adminPort)] where !(0...65_535).contains(port) {
+            throw ValidationError("\(flag) \(port) is not a port: give 1 to 65535, or 0 for a free one")
+        }
+    }
+
     func run() async throws {
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("warden-demo-\(getpid())")
         try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)

@@ -53,6 +53,14 @@ struct DemoCommandTests {
         #expect(!errors.contains("probe failed"), "\(errors)")
     }
 
+    @Test("a port out of range is refused by name, before anything starts")
+    func badPorts() throws {
+        for arguments in [["--port", "65536"], ["--port=-1"], ["--admin-port", "70000"]] {
+            let result = try BuiltProduct.run("warden", ["demo"] + arguments)
+            #expect(result.status == 2 && result.stderr.contains("is not a port"), "\(arguments): \(result.stderr)")
+        }
+    }
+
     @Test("every printed curl and openai command works as printed")
     func printedCommandsWork() async throws {
         let demo = try startDemo()
