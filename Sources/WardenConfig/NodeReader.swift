@@ -44,7 +44,7 @@ final class MappingReader {
     /// break in a path or an argument would start a directive of its own (`ExecStartPre=…` injected from a
     /// model name), and a tab or NUL would split or cut it where systemd reads it.
     private func printable(_ text: String, _ path: String, _ node: YAMLNode) -> String? {
-        guard let control = text.unicodeScalars.first(where: { $0.properties.generalCategory == .control }) else { return text }
+        guard let control = text.firstControlCharacter else { return text }
         let name = switch control.value {
         case 0x0A, 0x0D: "a line break"
         case 0x09: "a tab"

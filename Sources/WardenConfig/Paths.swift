@@ -5,6 +5,10 @@ public func parentDirectory(of path: String) -> String {
 }
 
 extension StringProtocol {
+    /// The first control character (C0, DEL or C1: a line break, a tab, an escape), if any: what no name or value
+    /// shown in a table, a log line or a systemd unit may hold.
+    public var firstControlCharacter: Unicode.Scalar? { unicodeScalars.first { $0.properties.generalCategory == .control } }
+
     /// Without leading and trailing whitespace (spaces, tabs, line breaks).
     public func trimmed() -> String { trimming { $0.isWhitespace } }
 

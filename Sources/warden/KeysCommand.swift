@@ -54,7 +54,7 @@ struct KeysCommand: AsyncParsableCommand {
     /// A name is shown in tables, logs and metric labels: printable, one line, at most 128 characters.
     static func checkName(_ name: String) throws {
         guard name.unicodeScalars.count <= 128 else { throw ValidationError("--name is \(name.unicodeScalars.count) characters long; give at most 128") }
-        if name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+        if name.firstControlCharacter != nil {
             throw ValidationError("--name holds a control character (a line break, tab or escape): names are shown in tables and logs, so give printable text")
         }
     }

@@ -34,7 +34,8 @@ struct PreflightCommand: AsyncParsableCommand {
         var skipIDs = try skip.map { try Self.checkIDs(in: $0, source: "--skip") } ?? []
         // A command line that selects nothing would report "vLLM may start" having checked nothing.
         if let onlyIDs, onlyIDs.isEmpty { throw ValidationError("--only names no check: give ids or groups (\(Preflight.groups.joined(separator: ", ")))") }
-        if (onlyIDs ?? Set(Preflight.checkIDs)).subtracting(skipIDs).isEmpty {
+        let selected = onlyIDs ?? Set(Preflight.checkIDs)
+        if selected.subtracting(skipIDs).isEmpty {
             throw ValidationError("--only and --skip leave no check to run: skip fewer")
         }
         if let fromEnvironment = ProcessInfo.processInfo.environment[Self.skipVariable], !fromEnvironment.isEmpty {
@@ -42,7 +43,7 @@ struct PreflightCommand: AsyncParsableCommand {
         }
         // The unit's drop-in may skip everything on purpose (the documented way to turn preflight off for the
         // service): said, not refused — refusing would stop vLLM for good (exit 2 is not restarted).
-        if (onlyIDs ?? Set(Preflight.checkIDs)).subtracting(skipIDs).isEmpty {
+        if selected.subtracting(skipIDs).isEmpty {
             printError("preflight: $\(Self.skipVariable) skips every check selected; nothing was checked")
             return
         }

@@ -37,6 +37,12 @@ struct UnitCommand: AsyncParsableCommand {
                 printError("unit render: cannot write into \(out) (\(String(cString: strerror(errno)))): give --out a directory you may write to")
                 throw ExitCode(WardenExit.usage)
             }
+            do {
+                try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+            } catch {
+                printError("unit render: cannot create \(out) (\(describeFileError(error))): give --out a directory you may write to")
+                throw ExitCode(WardenExit.usage)
+            }
             for (name, contents) in units.files {
                 let path = out + "/" + name
                 // The key file is a template only where none exists: one already there may hold the live key.
@@ -45,7 +51,6 @@ struct UnitCommand: AsyncParsableCommand {
                     continue
                 }
                 do {
-                    try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
                     try contents.write(toFile: path, atomically: true, encoding: .utf8)
                     let mode: Int = name.hasSuffix(".sh") ? 0o755 : (name.hasSuffix(".env") ? 0o640 : 0o644)
                     try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: path)

@@ -43,9 +43,10 @@ public final class KeyStore: @unchecked Sendable {
         if !create, !tables.contains("keys") {
             throw GatewaySetupError("\(path) holds no keys table: it is not a key store; check gateway.key_store, or create a key with `warden keys create`")
         }
+        // Stores written by an older release lack later columns: the writer adds them, a reader reads none.
+        var columns = Set(try database.query("PRAGMA table_info(keys)").compactMap { $0[1].text })
         if tables.contains("keys") {
-            let found = Set(try database.query("PRAGMA table_info(keys)").compactMap { $0[1].text })
-            guard found.contains("public_id"), found.contains("secret_hash") else {
+            guard columns.contains("public_id"), columns.contains("secret_hash") else {
                 throw GatewaySetupError("\(path) has a keys table that is not Warden's (no public_id or secret_hash): give gateway.key_store a file of its own")
             }
         }
@@ -59,9 +60,8 @@ public final class KeyStore: @unchecked Sendable {
                     created INTEGER NOT NULL, expires INTEGER, revoked INTEGER, models TEXT NOT NULL DEFAULT '',
                     rpm INTEGER, tpm INTEGER, concurrency INTEGER, burst INTEGER, quota_day INTEGER, quota_month INTEGER);
                 """)
+            if columns.isEmpty { columns = Set(try database.query("PRAGMA table_info(keys)").compactMap { $0[1].text }) }
         }
-        // Stores written by an older release lack later columns: the writer adds them, a reader reads none.
-        let columns = Set(try database.query("PRAGMA table_info(keys)").compactMap { $0[1].text })
         if create {
             for column in Self.laterColumnNames where !columns.contains(column) {
                 try database.execute("ALTER TABLE keys ADD COLUMN \(column) INTEGER;")
