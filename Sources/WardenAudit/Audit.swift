@@ -5,6 +5,8 @@ import WardenPreflight
 public struct AuditReport: Sendable {
     public var target: VLLMTarget
     public var findings: [Finding]
+    /// Set when vLLM was not found on this host and only its HTTP surface at `--url` was audited.
+    public var probedOnly: String?
     public var advisoryTableDate: String { AdvisoryTable.date }
 
     /// Findings at or above `severity`; `warden audit` exits 1 when there are any.
@@ -22,16 +24,36 @@ public enum Audit {
     /// live probe connects. Throws when no vLLM is found or `url` is not `http://host:port`.
     public static func run(host: any AuditHost = LinuxHost(), deployment: Deployment? = nil, unit: String? = nil, url: String? = nil) throws -> AuditReport {
         let target = Discovery.find(unit: unit, host: host)
-        guard target.found else {
+        // A unit named on the command line that systemd does not know is a typo, not a vLLM to audit.
+        guard target.found, unit == nil || target.directives != nil else {
+            // A vLLM on another machine (or in a container this host cannot see into): its HTTP surface is all there is.
+            if unit == nil, let url { return try probeOnly(url: url, host: host) }
             throw AuditError(description: unit.map { "no unit \($0) (`systemctl cat \($0)` failed)" }
-                ?? "found no running vLLM: no process runs `vllm serve` or vllm.entrypoints.openai.api_server, and no unit's ExecStart= starts one; name it with --unit")
+                ?? "found no running vLLM: no process runs `vllm serve` or vllm.entrypoints.openai.api_server, and no unit's ExecStart= starts one; "
+                + "name it with --unit, or audit a vLLM elsewhere over HTTP with --url http://HOST:PORT")
         }
         let probe = try url.map(parse(url:)) ?? defaultProbeAddress(target)
         let context = AuditContext(target: target, host: host, deployment: deployment, probeAddress: probe)
         let findings = UnitAudit.findings(context) + SecretAudit.findings(context) + ExposureAudit.findings(context)
             + SettingAudit.findings(context) + AdvisoryAudit.findings(context) + HostAudit.findings(context)
-        let ordered = findings.enumerated().sorted { ($0.element.severity, $1.offset) > ($1.element.severity, $0.offset) }.map(\.element)
-        return AuditReport(target: target, findings: ordered)
+        return AuditReport(target: target, findings: worstFirst(findings))
+    }
+
+    /// The live probe alone, for a vLLM this host does not run; the checks that need its host are named as not run.
+    static func probeOnly(url: String, host: any AuditHost) throws -> AuditReport {
+        let address = try parse(url: url)
+        let loopback = address.host == "localhost" || ListeningSocket(address: address.host, port: address.port, inode: 0).isLoopback
+        var findings = ExposureAudit.probe(address, exposed: !loopback, host: host)
+        findings.append(Finding("audit.probe-only", .info, "vLLM does not run on this host: only its HTTP routes at \(url) were checked",
+                                evidence: ["no process here runs `vllm serve` and no unit starts it",
+                                           "not checked: its unit's sandbox, secrets, command-line settings, advisories for its version, the GPU host"],
+                                fix: "run `warden audit` on vLLM's own host for the rest"))
+        return AuditReport(target: VLLMTarget(), findings: worstFirst(findings), probedOnly: url)
+    }
+
+    /// Most severe first; equally severe ones in the order the checks found them.
+    static func worstFirst(_ findings: [Finding]) -> [Finding] {
+        findings.enumerated().sorted { ($0.element.severity, $1.offset) > ($1.element.severity, $0.offset) }.map(\.element)
     }
 
     /// The API server's own socket, through loopback when it listens on every interface; none when it is not listening.

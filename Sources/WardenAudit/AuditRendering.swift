@@ -20,6 +20,7 @@ extension AuditReport {
 
     /// What was found, in words.
     var summary: [String] {
+        if let probedOnly { return ["not on this host; probed over HTTP at \(probedOnly)"] }
         var parts: [String] = []
         if let unit = target.unit { parts.append("unit \(unit)") }
         if let pid = target.pid { parts.append("pid \(pid)") } else if let source = target.invocationSource { parts.append("command line from \(source)") }
@@ -36,6 +37,7 @@ extension AuditReport {
             ("command_line_source", target.invocationSource.map(JSONValue.string) ?? .null),
             ("version", target.version.map(JSONValue.string) ?? .null),
             ("listen", .array(target.apiSockets.map { .string($0.description) })),
+            ("probed_only", probedOnly.map(JSONValue.string) ?? .null),
         ])
         let items: [JSONValue] = findings.map { finding in
             var fields: [(String, JSONValue)] = [

@@ -15,11 +15,11 @@ struct KeysCommand: AsyncParsableCommand {
         subcommands: [Create.self, List.self, Update.self, Revoke.self, Rotate.self]
     )
 
-    static func openStore(_ options: ConfigOptions, create: Bool) throws -> KeyStore {
+    static func openStore(_ options: ConfigOptions, access: KeyStore.Access) throws -> KeyStore {
         let deployment = try options.load()
         do {
-            let store = try KeyStore(path: deployment.gateway.keyStore, create: create)
-            handOverToGatewayUser(deployment.gateway.keyStore)
+            let store = try KeyStore(path: deployment.gateway.keyStore, access: access)
+            if access != .readOnly { handOverToGatewayUser(deployment.gateway.keyStore) }
             return store
         } catch {
             printError("keys: \(error)")
@@ -118,7 +118,7 @@ struct KeysCommand: AsyncParsableCommand {
 
         func run() async throws {
             let modelList = try KeysCommand.checkModels(models, options: options, force: force) ?? []
-            let store = try KeysCommand.openStore(options, create: true)
+            let store = try KeysCommand.openStore(options, access: .create)
             try KeysCommand.requireUniqueName(name.trimmed(), in: store)
             let (token, record) = try store.create(name: name.trimmed(), expires: expires.flatMap { parseExpiry($0) }, models: modelList,
                                                    requestsPerMinute: rpm, tokensPerMinute: tpm, concurrency: concurrency, burst: burst,
@@ -140,7 +140,7 @@ struct KeysCommand: AsyncParsableCommand {
                 if format == .text { printError("no keys yet: create one with `warden keys create --name NAME`") }
                 return
             }
-            let records = try KeysCommand.openStore(options, create: false).list()
+            let records = try KeysCommand.openStore(options, access: .readOnly).list()
             if format == .json {
                 for record in records { print(KeysCommand.json(record, now: now).serialized) }
                 return
@@ -216,7 +216,7 @@ struct KeysCommand: AsyncParsableCommand {
             var changes = KeyStore.Changes()
             changes.models = try KeysCommand.checkModels(models, options: options, force: force)
             // Opened for writing: a store from before quotas gets their columns.
-            let store = try KeysCommand.openStore(options, create: true)
+            let store = try KeysCommand.openStore(options, access: .create)
             if let name {
                 try KeysCommand.requireUniqueName(name.trimmed(), in: store, except: id)
                 changes.name = name.trimmed()
@@ -245,7 +245,7 @@ struct KeysCommand: AsyncParsableCommand {
 
         func run() async throws {
             do {
-                try KeysCommand.openStore(options, create: false).revoke(publicID: id)
+                try KeysCommand.openStore(options, access: .readWrite).revoke(publicID: id)
                 print("revoked \(id)")
             } catch let error as GatewaySetupError {
                 printError("keys: \(error)")
@@ -261,7 +261,7 @@ struct KeysCommand: AsyncParsableCommand {
 
         func run() async throws {
             do {
-                print(try KeysCommand.openStore(options, create: false).rotate(publicID: id).text)
+                print(try KeysCommand.openStore(options, access: .readWrite).rotate(publicID: id).text)
             } catch let error as GatewaySetupError {
                 printError("keys: \(error)")
                 throw ExitCode(WardenExit.usage)

@@ -65,7 +65,7 @@ struct StatusCommand: AsyncParsableCommand {
 
     static func keys(_ deployment: Deployment) -> StatusReport.Keys? {
         guard FileManager.default.fileExists(atPath: deployment.gateway.keyStore),
-              let records = try? KeyStore(path: deployment.gateway.keyStore, create: false).list() else { return nil }
+              let records = try? KeyStore(path: deployment.gateway.keyStore, access: .readOnly).list() else { return nil }
         let now = Int64(Date().timeIntervalSince1970)
         var keys = StatusReport.Keys()
         for record in records {

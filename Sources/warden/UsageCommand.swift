@@ -28,7 +28,7 @@ struct UsageCommand: AsyncParsableCommand {
     func run() async throws {
         let start = since.flatMap(QuotaCalendar.parseDate)
             ?? QuotaCalendar().bounds(of: .month, at: Int64(Date().timeIntervalSince1970)).start
-        let store = try KeysCommand.openStore(options, create: false)
+        let store = try KeysCommand.openStore(options, access: .readOnly)
         let keys = try store.list()
         var keyID: String?
         if let key {

@@ -68,6 +68,30 @@ struct LiveProbeTests {
         #expect(unclear.severity == .info && unclear.evidence.contains("GET /collective_rpc → 302") && unclear.evidence.contains("GET /pause → 502"))
     }
 
+    @Test("no vLLM on this host: --url alone audits its HTTP routes and names the checks it could not run")
+    func probeOnly() async throws {
+        let simulator = VLLMSimulator(configuration: SimulatorConfiguration())
+        let port = try await simulator.start(host: "127.0.0.1", port: 0)
+        defer { Task { await simulator.shutdown() } }
+        var host = FakeAuditHost()
+        host.routes = nil
+        let report = try Audit.run(host: host, url: "http://127.0.0.1:\(port)")
+        #expect(report.probedOnly == "http://127.0.0.1:\(port)")
+        let unauthenticated = try #require(report.findings.first { $0.id == "exposure.unauthenticated-api" })
+        #expect(unauthenticated.severity == .medium, "loopback: reachable from this machine only")
+        #expect(report.findings.contains { $0.id == "exposure.open-routes" && $0.severity == .low })
+        let scope = try #require(report.findings.first { $0.id == "audit.probe-only" })
+        #expect(scope.evidence.contains { $0.contains("not checked: its unit's sandbox") })
+        #expect(report.text.hasPrefix("vLLM: not on this host; probed over HTTP at http://127.0.0.1:\(port)\n"))
+        #expect(report.json.contains(#""probed_only":"http://127.0.0.1:\#(port)""#))
+        // Off loopback, the same answers weigh as exposure: another machine reaches them.
+        host.routes = ["/v1/models": 200]
+        let remote = try Audit.run(host: host, url: "http://gpu-box:8000")
+        #expect(remote.findings.first?.id == "exposure.unauthenticated-api" && remote.findings.first?.severity == .critical)
+        #expect(throws: AuditError.self, "a named unit that is missing is still an error") { try Audit.run(host: host, unit: "vllm.service", url: "http://gpu-box:8000") }
+        #expect(throws: AuditError.self, "no vLLM and no --url") { try Audit.run(host: host) }
+    }
+
     @Test("--url must be http://host:port")
     func badURL() {
         for url in ["https://example.com", "http://[::1", "http://[", "http://[zzz]:80", "http://[::1]]", "http://" + String(repeating: "a", count: 100_000), "http://host:99999"] {

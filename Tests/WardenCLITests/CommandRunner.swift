@@ -15,8 +15,31 @@ enum BuiltProduct {
     }
 
     static func run(_ name: String, _ arguments: [String], environment: [String: String] = [:]) throws -> CommandResult {
+        try run(executable: directory.appendingPathComponent(name).path, arguments, environment: environment)
+    }
+
+    /// Runs a product as an account without privileges: as `nobody` (through `setpriv`, from a copy in `scratch`,
+    /// since the build folder may be out of its reach) when the tests run as root, else as the tests' own user.
+    static func runUnprivileged(_ name: String, _ arguments: [String], copyingInto scratch: ScratchDirectory) throws -> CommandResult {
+        let copy = try copy(name, into: scratch)
+        guard getuid() == 0 else { return try run(executable: copy, arguments) }
+        return try run(executable: "/usr/bin/setpriv", ["--reuid=\(nobody)", "--regid=\(nobody)", "--clear-groups", "--", copy] + arguments)
+    }
+
+    static let nobody: uid_t = 65_534
+
+    /// A copy of a product in `scratch` (once), for an account that cannot reach the build folder.
+    static func copy(_ name: String, into scratch: ScratchDirectory) throws -> String {
+        let copy = scratch.url.appendingPathComponent(name).path
+        if !FileManager.default.fileExists(atPath: copy) {
+            try FileManager.default.copyItem(atPath: directory.appendingPathComponent(name).path, toPath: copy)
+        }
+        return copy
+    }
+
+    private static func run(executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> CommandResult {
         let process = Process()
-        process.executableURL = directory.appendingPathComponent(name)
+        process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         var merged = ProcessInfo.processInfo.environment
         merged.removeValue(forKey: "WARDEN_CONFIG")

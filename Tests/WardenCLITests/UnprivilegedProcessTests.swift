@@ -8,15 +8,12 @@ import WardenTestSupport
 /// once reset every connection there while every root-run test passed.
 @Suite("warden gateway and vllm-sim (the real binaries) serve requests as an unprivileged user")
 struct UnprivilegedProcessTests {
-    static let nobody: uid_t = 65_534
+    static let nobody = BuiltProduct.nobody
 
     /// Starts a copied binary (the build folder may not be reachable by `nobody`) as an unprivileged user.
     /// Its standard output and error go to `log` in the scratch directory (read for its port, shown on failure).
     func launch(_ binary: String, _ arguments: [String], in scratch: ScratchDirectory, log: String) throws -> Process {
-        let copy = scratch.url.appendingPathComponent(binary).path
-        if !FileManager.default.fileExists(atPath: copy) {
-            try FileManager.default.copyItem(atPath: BuiltProduct.directory.appendingPathComponent(binary).path, toPath: copy)
-        }
+        let copy = try BuiltProduct.copy(binary, into: scratch)
         let output = scratch.url.appendingPathComponent(log)
         _ = FileManager.default.createFile(atPath: output.path, contents: nil)
         let process = Process()

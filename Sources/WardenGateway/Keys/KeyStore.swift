@@ -11,9 +11,13 @@ import Glibc
 public final class KeyStore: @unchecked Sendable {
     public let path: String
     let database: SQLiteDatabase
-    private let hmacKey: SymmetricKey
+    /// The per-install secret; not read by a read-only opening, which lists keys and usage but verifies nothing
+    /// (so an account may read the store without the secret).
+    private let hmacKey: SymmetricKey?
     /// Columns added after the first release that this store has (`burst`, `quota_day`, `quota_month`).
     private let laterColumns: Set<String>
+    /// Whether the ledger's tables exist: a read-only opening of a store no gateway has run on finds none.
+    let hasLedger: Bool
     private static let laterColumnNames = ["burst", "quota_day", "quota_month"]
 
     /// The per-install HMAC secret lives beside the database.
@@ -21,9 +25,26 @@ public final class KeyStore: @unchecked Sendable {
         parentDirectory(of: path) + "/hmac.secret"
     }
 
+    /// How a command uses the store.
+    public enum Access: Sendable {
+        /// Creates the store when missing and upgrades an older one (`warden keys create` and `update`).
+        case create
+        /// Reads and writes an existing store (the gateway's ledger, `revoke`, `rotate`).
+        case readWrite
+        /// Only reads (`keys list`, `usage`, `status`): works for an account that may read the files but not write them.
+        case readOnly
+    }
+
     /// Opens (and with `create`, initialises) the store.
-    public init(path: String, create: Bool) throws {
+    public convenience init(path: String, create: Bool) throws {
+        try self.init(path: path, access: create ? .create : .readWrite)
+    }
+
+    /// Opens the store for `access`. Problems are named with their way out: a file this account may not read or
+    /// write is a permission problem (run as root or as the gateway's user), never advice to replace the store.
+    public init(path: String, access mode: Access) throws {
         self.path = path
+        let create = mode == .create
         let directory = parentDirectory(of: path)
         if create {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
@@ -32,7 +53,8 @@ public final class KeyStore: @unchecked Sendable {
             if errno == ENOENT { throw GatewaySetupError("no key store at \(path): create a key first with `warden keys create --name NAME`") }
             throw GatewaySetupError("cannot reach the key store at \(path): \(String(cString: strerror(errno))); run as root or as the gateway's user")
         }
-        let database = try Self.openDatabase(path)
+        try Self.checkPermissions(path, writing: mode != .readOnly)
+        let database = try Self.openDatabase(path, readOnly: mode == .readOnly)
         self.database = database
         // Every table of another program's database, none of them Warden's: never written into.
         let tables = Set(try Self.read(path) { try database.query("SELECT name FROM sqlite_master WHERE type = 'table'").compactMap { $0[0].text } })
@@ -44,45 +66,76 @@ public final class KeyStore: @unchecked Sendable {
             throw GatewaySetupError("\(path) holds no keys table: it is not a key store; check gateway.key_store, or create a key with `warden keys create`")
         }
         // Stores written by an older release lack later columns: the writer adds them, a reader reads none.
-        var columns = Set(try database.query("PRAGMA table_info(keys)").compactMap { $0[1].text })
+        var columns = Set(try Self.read(path) { try database.query("PRAGMA table_info(keys)").compactMap { $0[1].text } })
         if tables.contains("keys") {
             guard columns.contains("public_id"), columns.contains("secret_hash") else {
                 throw GatewaySetupError("\(path) has a keys table that is not Warden's (no public_id or secret_hash): give gateway.key_store a file of its own")
             }
         }
-        hmacKey = SymmetricKey(data: try Self.loadSecret(at: Self.secretPath(for: path), create: create))
+        hmacKey = mode == .readOnly ? nil : SymmetricKey(data: try Self.loadSecret(at: Self.secretPath(for: path), create: create))
         if create {
             chmod(path, 0o600)
-            try database.execute("""
-                PRAGMA journal_mode=WAL;
-                CREATE TABLE IF NOT EXISTS keys (
-                    public_id TEXT PRIMARY KEY, name TEXT NOT NULL, secret_hash BLOB NOT NULL,
-                    created INTEGER NOT NULL, expires INTEGER, revoked INTEGER, models TEXT NOT NULL DEFAULT '',
-                    rpm INTEGER, tpm INTEGER, concurrency INTEGER, burst INTEGER, quota_day INTEGER, quota_month INTEGER);
-                """)
-            if columns.isEmpty { columns = Set(try database.query("PRAGMA table_info(keys)").compactMap { $0[1].text }) }
-        }
-        if create {
-            for column in Self.laterColumnNames where !columns.contains(column) {
-                try database.execute("ALTER TABLE keys ADD COLUMN \(column) INTEGER;")
+            try Self.read(path) {
+                try database.execute("""
+                    PRAGMA journal_mode=WAL;
+                    CREATE TABLE IF NOT EXISTS keys (
+                        public_id TEXT PRIMARY KEY, name TEXT NOT NULL, secret_hash BLOB NOT NULL,
+                        created INTEGER NOT NULL, expires INTEGER, revoked INTEGER, models TEXT NOT NULL DEFAULT '',
+                        rpm INTEGER, tpm INTEGER, concurrency INTEGER, burst INTEGER, quota_day INTEGER, quota_month INTEGER);
+                    """)
+                if columns.isEmpty { columns = Set(try database.query("PRAGMA table_info(keys)").compactMap { $0[1].text }) }
+                for column in Self.laterColumnNames where !columns.contains(column) {
+                    try database.execute("ALTER TABLE keys ADD COLUMN \(column) INTEGER;")
+                }
             }
         }
         laterColumns = create ? Set(Self.laterColumnNames) : columns
-        try createLedgerTables()
+        hasLedger = mode != .readOnly || tables.contains("usage")
+        if mode != .readOnly { try Self.read(path) { try createLedgerTables() } }
+    }
+
+    /// The store's files as this account may use them: every file a writer touches must be writable (SQLite
+    /// would open a read-only file read-only and fail at the first write, after the command had begun).
+    private static func checkPermissions(_ path: String, writing: Bool) throws {
+        // The secret is only ever read, and only by writers; a writer also makes the WAL's companion files beside the store.
+        var files = [(path, writing ? R_OK | W_OK : R_OK)]
+        if writing { files.append((secretPath(for: path), R_OK)) }
+        if writing { files += [(parentDirectory(of: path), W_OK), (path + "-wal", R_OK | W_OK), (path + "-shm", R_OK | W_OK)] }
+        for (file, needed) in files where access(file, F_OK) == 0 && access(file, needed) != 0 {
+            throw GatewaySetupError("cannot \(needed & W_OK != 0 ? "write" : "read") \(file): \(String(cString: strerror(errno))); "
+                                    + "run as root or as the gateway's user (the account `warden install` made owns the store)")
+        }
     }
 
     /// Opens the database file, naming it and the way out when SQLite cannot read it.
-    private static func openDatabase(_ path: String) throws -> SQLiteDatabase {
-        try read(path) { try SQLiteDatabase(path: path) }
+    private static func openDatabase(_ path: String, readOnly: Bool) throws -> SQLiteDatabase {
+        try read(path) {
+            // A read-only account cannot make the WAL's shared-memory file: when no writer has the store open (no
+            // `-wal` file), the file is read as it stands, as SQLite allows for a file nobody changes.
+            if readOnly, access(path + "-wal", F_OK) != 0, access(parentDirectory(of: path), W_OK) != 0 {
+                return try SQLiteDatabase(path: path, readOnly: true, immutable: true)
+            }
+            return try SQLiteDatabase(path: path, readOnly: readOnly)
+        }
     }
 
-    /// Runs a first read of the file, turning SQLite's bare complaint ("file is not a database") into one that
-    /// names the file and what to do.
+    /// Runs a read of the file, turning SQLite's bare complaint into one that names the file and what to do:
+    /// only a damaged file is worth restoring.
     private static func read<T>(_ path: String, _ body: () throws -> T) throws -> T {
         do {
             return try body()
         } catch let error as SQLiteError {
-            throw GatewaySetupError("cannot read the key store at \(path) (\(error)): restore it from backup, or move it aside and create keys anew")
+            switch error.kind {
+            case .damaged:
+                throw GatewaySetupError("cannot read the key store at \(path) (\(error)): restore it from backup, or move it aside and create keys anew")
+            case .permission:
+                throw GatewaySetupError("cannot use the key store at \(path) (\(error)): this account may not read or write its files; "
+                                        + "run as root or as the gateway's user")
+            case .busy:
+                throw GatewaySetupError("the key store at \(path) is locked by another process (\(error)); try again in a moment")
+            case .other:
+                throw GatewaySetupError("cannot read the key store at \(path) (\(error))")
+            }
         }
     }
 
@@ -104,13 +157,18 @@ public final class KeyStore: @unchecked Sendable {
         return secret
     }
 
-    func hash(secret: String) -> [UInt8] {
-        Array(HMAC<SHA256>.authenticationCode(for: Array(secret.utf8), using: hmacKey))
+    func hash(secret: String) throws -> [UInt8] {
+        Array(HMAC<SHA256>.authenticationCode(for: Array(secret.utf8), using: try secretKey()))
+    }
+
+    private func secretKey() throws -> SymmetricKey {
+        guard let hmacKey else { throw GatewaySetupError("the key store at \(path) was opened read-only: it cannot verify or issue secrets") }
+        return hmacKey
     }
 
     /// A key-table snapshot for the gateway: records plus the means to verify secrets.
     public func loadTable() throws -> KeyTable {
-        KeyTable(records: try list(), hasher: KeyHasher(key: hmacKey))
+        KeyTable(records: try list(), hasher: KeyHasher(key: try secretKey()))
     }
 
     /// Changes whenever another connection (e.g. `warden keys`) commits; the gateway polls it to reload.
@@ -123,7 +181,7 @@ public final class KeyStore: @unchecked Sendable {
                        tokensPerMinute: Int? = nil, concurrency: Int? = nil, burst: Int? = nil, tokensPerDay: Int? = nil, tokensPerMonth: Int? = nil,
                        now: Int64 = Int64(Date().timeIntervalSince1970)) throws -> (APIKeyToken, KeyRecord) {
         let token = APIKeyToken.generate()
-        let record = KeyRecord(publicID: token.publicID, name: name, secretHash: hash(secret: token.secret), created: now, expires: expires,
+        let record = KeyRecord(publicID: token.publicID, name: name, secretHash: try hash(secret: token.secret), created: now, expires: expires,
                                revoked: nil, models: models, requestsPerMinute: requestsPerMinute, tokensPerMinute: tokensPerMinute,
                                concurrency: concurrency, burst: burst, tokensPerDay: tokensPerDay, tokensPerMonth: tokensPerMonth)
         try database.query("INSERT INTO keys (public_id, name, secret_hash, created, expires, revoked, models, rpm, tpm, concurrency, burst, quota_day, quota_month) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", [
@@ -218,7 +276,7 @@ public final class KeyStore: @unchecked Sendable {
             throw GatewaySetupError("key \(publicID) is revoked; a revoked key cannot be rotated back into use: create a new key with `warden keys create`")
         }
         let token = APIKeyToken(publicID: publicID, secret: randomHex(bytes: 32))
-        try database.query("UPDATE keys SET secret_hash = ? WHERE public_id = ? AND revoked IS NULL", [.blob(hash(secret: token.secret)), .text(publicID)])
+        try database.query("UPDATE keys SET secret_hash = ? WHERE public_id = ? AND revoked IS NULL", [.blob(try hash(secret: token.secret)), .text(publicID)])
         return token
     }
 

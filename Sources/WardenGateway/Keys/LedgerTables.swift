@@ -57,6 +57,7 @@ extension KeyStore {
 
     /// Ledger rows from `since` on (seconds since the epoch), for one key or all.
     public func usage(since: Int64, key: String? = nil) throws -> [(UsageCell, UsageCounts)] {
+        guard hasLedger else { return [] }
         let filter = key == nil ? "" : " AND key = ?"
         return try database.query("""
             SELECT key, model, route, hour, outcome, requests, prompt_tokens, completion_tokens, charged_tokens FROM usage

@@ -1,20 +1,38 @@
 import CSQLite
 
-/// A SQLite failure with SQLite's own message.
+/// A SQLite failure with SQLite's own message and its result code.
 public struct SQLiteError: Error, CustomStringConvertible {
     public var description: String
+    /// SQLite's primary result code (`SQLITE_CANTOPEN`, `SQLITE_NOTADB`, …).
+    public var code: Int32 = SQLITE_ERROR
+
+    /// What an operator does about it.
+    public enum Kind: Sendable { case damaged, permission, busy, other }
+
+    public var kind: Kind {
+        switch code {
+        case SQLITE_NOTADB, SQLITE_CORRUPT: .damaged
+        case SQLITE_CANTOPEN, SQLITE_READONLY, SQLITE_PERM, SQLITE_AUTH: .permission
+        case SQLITE_BUSY, SQLITE_LOCKED: .busy
+        default: .other
+        }
+    }
 }
 
 /// The little of SQLite the key store needs: one connection, prepared statements, typed columns.
 final class SQLiteDatabase {
     private var handle: OpaquePointer?
 
-    init(path: String, readOnly: Bool = false) throws(SQLiteError) {
+    /// `immutable`: the file is read as it stands, without the WAL's shared memory (for a reader that may not
+    /// create it, when no writer has the file open).
+    init(path: String, readOnly: Bool = false, immutable: Bool = false) throws(SQLiteError) {
         let flags = readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)
-        guard sqlite3_open_v2(path, &handle, flags | SQLITE_OPEN_FULLMUTEX, nil) == SQLITE_OK else {
+        let name = immutable ? "file:" + Self.uriEscaped(path) + "?immutable=1" : path
+        let status = sqlite3_open_v2(name, &handle, flags | SQLITE_OPEN_FULLMUTEX | (immutable ? SQLITE_OPEN_URI : 0), nil)
+        guard status == SQLITE_OK else {
             let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
             sqlite3_close(handle)
-            throw SQLiteError(description: "cannot open \(path): \(message)")
+            throw SQLiteError(description: "cannot open \(path): \(message)", code: status & 0xFF)
         }
         sqlite3_busy_timeout(handle, 5000)
     }
@@ -23,10 +41,11 @@ final class SQLiteDatabase {
 
     func execute(_ sql: String) throws(SQLiteError) {
         var error: UnsafeMutablePointer<CChar>?
-        guard sqlite3_exec(handle, sql, nil, nil, &error) == SQLITE_OK else {
+        let status = sqlite3_exec(handle, sql, nil, nil, &error)
+        guard status == SQLITE_OK else {
             let message = error.map { String(cString: $0) } ?? "unknown error"
             sqlite3_free(error)
-            throw SQLiteError(description: message)
+            throw SQLiteError(description: message, code: status & 0xFF)
         }
     }
 
@@ -71,7 +90,21 @@ final class SQLiteDatabase {
     }
 
     private func lastError() -> SQLiteError {
-        SQLiteError(description: String(cString: sqlite3_errmsg(handle)))
+        SQLiteError(description: String(cString: sqlite3_errmsg(handle)), code: sqlite3_errcode(handle) & 0xFF)
+    }
+
+    /// A path as a `file:` URI's path: `%`, `?` and `#` escaped.
+    private static func uriEscaped(_ path: String) -> String {
+        var escaped = ""
+        for character in path {
+            switch character {
+            case "%": escaped += "%25"
+            case "?": escaped += "%3f"
+            case "#": escaped += "%23"
+            default: escaped.append(character)
+            }
+        }
+        return escaped
     }
 }
 
