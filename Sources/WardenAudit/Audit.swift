@@ -27,7 +27,7 @@ public enum Audit {
         // A unit named on the command line that systemd does not know is a typo, not a vLLM to audit.
         guard target.found, unit == nil || target.directives != nil else {
             // A vLLM on another machine (or in a container this host cannot see into): its HTTP surface is all there is.
-            if unit == nil, let url { return try probeOnly(url: url, host: host) }
+            if unit == nil, let url { return try probeOnly(url: url, host: host, deployment: deployment) }
             throw AuditError(description: unit.map { "no unit \($0) (`systemctl cat \($0)` failed)" }
                 ?? "found no running vLLM: no process runs `vllm serve` or vllm.entrypoints.openai.api_server, and no unit's ExecStart= starts one; "
                 + "name it with --unit, or audit a vLLM elsewhere over HTTP with --url http://HOST:PORT")
@@ -39,16 +39,30 @@ public enum Audit {
         return AuditReport(target: target, findings: worstFirst(findings))
     }
 
-    /// The live probe alone, for a vLLM this host does not run; the checks that need its host are named as not run.
-    static func probeOnly(url: String, host: any AuditHost) throws -> AuditReport {
+    /// The live probe alone, for a vLLM not found among this host's processes and units (another machine, or one
+    /// this account cannot see); the checks that need its host are named as not run. Nothing answering is an error:
+    /// an audit that checked nothing must not pass.
+    static func probeOnly(url: String, host: any AuditHost, deployment: Deployment?) throws -> AuditReport {
         let address = try parse(url: url)
-        let loopback = address.host == "localhost" || ListeningSocket(address: address.host, port: address.port, inode: 0).isLoopback
-        var findings = ExposureAudit.probe(address, exposed: !loopback, host: host)
-        findings.append(Finding("audit.probe-only", .info, "vLLM does not run on this host: only its HTTP routes at \(url) were checked",
-                                evidence: ["no process here runs `vllm serve` and no unit starts it",
+        var findings = ExposureAudit.probe(address, exposed: !isLoopback(address.host), host: host)
+        // Medium is the probe's verdict when every route was inconclusive (refused, timed out, redirected, failed).
+        if let unchecked = findings.first(where: { $0.id == "exposure.probe-inconclusive" }), unchecked.severity == .medium {
+            throw AuditError(description: "no vLLM found on this host, and the probes at \(url) learned nothing (\(unchecked.evidence.first ?? "no answer")): "
+                             + "check the URL, or run `warden audit` on vLLM's own host")
+        }
+        findings += ExposureAudit.gatewayAdmin(deployment)
+        findings.append(Finding("audit.probe-only", .info, "vLLM was not found among this host's processes or units: only its HTTP routes at \(url) were checked",
+                                evidence: ["no process here runs `vllm serve` and no unit starts it (as root, processes of every user are seen)",
                                            "not checked: its unit's sandbox, secrets, command-line settings, advisories for its version, the GPU host"],
-                                fix: "run `warden audit` on vLLM's own host for the rest"))
+                                fix: "run `warden audit` as root on vLLM's own host for the rest"))
         return AuditReport(target: VLLMTarget(), findings: worstFirst(findings), probedOnly: url)
+    }
+
+    /// A host name or address that only this machine reaches.
+    static func isLoopback(_ host: String) -> Bool {
+        var name = host.lowercased()
+        if name.hasSuffix(".") { name.removeLast() }
+        return ["localhost", "ip6-localhost", "ip6-loopback"].contains(name) || name.hasSuffix(".localhost") || IPAddress(name)?.isLoopback == true
     }
 
     /// Most severe first; equally severe ones in the order the checks found them.

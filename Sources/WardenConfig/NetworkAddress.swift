@@ -38,6 +38,9 @@ public struct IPAddress: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// 127.0.0.0/8 or ::1: reachable from this machine only.
+    public var isLoopback: Bool { isIPv4 ? bytes[12] == 127 : bytes.dropLast().allSatisfy { $0 == 0 } && bytes[15] == 1 }
+
     public var description: String {
         if isIPv4 { return bytes.suffix(4).map(String.init).joined(separator: ".") }
         var address = in6_addr()

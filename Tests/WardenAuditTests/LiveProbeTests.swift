@@ -1,5 +1,6 @@
 import Testing
 import VLLMSim
+import WardenConfig
 @testable import WardenAudit
 
 @Suite("warden audit's live probe against vllm-sim")
@@ -90,6 +91,22 @@ struct LiveProbeTests {
         #expect(remote.findings.first?.id == "exposure.unauthenticated-api" && remote.findings.first?.severity == .critical)
         #expect(throws: AuditError.self, "a named unit that is missing is still an error") { try Audit.run(host: host, unit: "vllm.service", url: "http://gpu-box:8000") }
         #expect(throws: AuditError.self, "no vLLM and no --url") { try Audit.run(host: host) }
+        // A gateway admin listener off loopback is still named; nothing answering is an error, not a pass.
+        var deployment = Deployment(vllm: .init(model: "/srv/models/sim"))
+        deployment.gateway.adminListen = "0.0.0.0:9091"
+        #expect(try Audit.run(host: host, deployment: deployment, url: "http://gpu-box:8000").findings.contains { $0.id == "exposure.gateway-admin" })
+        host.routes = nil
+        #expect(throws: AuditError.self, "nothing listens: an audit that learned nothing must not pass") { try Audit.run(host: host, url: "http://127.0.0.1:1") }
+    }
+
+    @Test("loopback is recognised however it is written; anything else counts as reachable from elsewhere")
+    func loopbackNames() {
+        for name in ["localhost", "LOCALHOST", "localhost.", "ip6-localhost", "app.localhost", "127.0.0.1", "127.8.9.10", "::1", "[::1]", "0:0:0:0:0:0:0:1", "::ffff:127.0.0.1"] {
+            #expect(Audit.isLoopback(name), "\(name)")
+        }
+        for name in ["gpu-box", "10.0.0.5", "::", "0.0.0.0", "::2", "localhost.example.com", "128.0.0.1"] {
+            #expect(!Audit.isLoopback(name), "\(name)")
+        }
     }
 
     @Test("--url must be http://host:port")

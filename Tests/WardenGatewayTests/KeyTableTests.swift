@@ -130,6 +130,19 @@ struct KeyTableTests {
         #expect(refusal("empty.sqlite", create: true) == "opened", "an empty file becomes a store")
     }
 
+    @Test("a store no gateway has run on (no ledger tables) reads as no usage when opened read-only, and gets its tables from a writer")
+    func storeWithoutLedger() throws {
+        try withStore { store, _, _ in
+            try store.database.execute("DROP TABLE usage; DROP TABLE bans;")
+            let reader = try KeyStore(path: store.path, access: .readOnly)
+            #expect(try !reader.hasLedger && reader.usage(since: 0).isEmpty && reader.list().count == 1)
+            #expect(throws: GatewaySetupError.self, "a read-only opening verifies nothing") { try reader.loadTable() }
+            let writer = try KeyStore(path: store.path, access: .readWrite)
+            #expect(try writer.hasLedger && writer.usage(since: 0).isEmpty)
+            #expect(try KeyStore(path: store.path, access: .readOnly).hasLedger)
+        }
+    }
+
     private func withStore(expires: Int64? = nil, _ body: (KeyStore, APIKeyToken, KeyRecord) throws -> Void) throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("keytable-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: directory) }

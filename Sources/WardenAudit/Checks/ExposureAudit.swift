@@ -23,14 +23,18 @@ enum ExposureAudit {
         }
         if let address = context.probeAddress { findings += probe(address, exposed: exposed, host: context.host) }
         findings += distributedPorts(context, invocation: invocation)
-        if let deployment = context.deployment, let admin = ListenAddress(deployment.gateway.adminListen),
-           !["127.0.0.1", "::1", "localhost"].contains(admin.host) {
-            findings.append(Finding("exposure.gateway-admin", .high, "the Warden gateway's admin listener is off loopback",
-                                    evidence: ["gateway.admin_listen: \(deployment.gateway.adminListen)", "it serves /metrics and readiness without a key"],
-                                    fix: "set gateway.admin_listen: 127.0.0.1:9091 and scrape through an SSH tunnel or a local agent",
-                                    wardenFix: "warden install"))
-        }
+        findings += gatewayAdmin(context.deployment)
         return findings
+    }
+
+    /// The Warden gateway's admin listener (metrics and readiness, no key) off loopback.
+    static func gatewayAdmin(_ deployment: Deployment?) -> [Finding] {
+        guard let deployment, let admin = ListenAddress(deployment.gateway.adminListen),
+              !["127.0.0.1", "::1", "localhost"].contains(admin.host) else { return [] }
+        return [Finding("exposure.gateway-admin", .high, "the Warden gateway's admin listener is off loopback",
+                        evidence: ["gateway.admin_listen: \(deployment.gateway.adminListen)", "it serves /metrics and readiness without a key"],
+                        fix: "set gateway.admin_listen: 127.0.0.1:9091 and scrape through an SSH tunnel or a local agent",
+                        wardenFix: "warden install")]
     }
 
     /// Unauthenticated `GET`s on the routes vLLM leaves open, and on `/v1/models` to learn whether a key is set at all.

@@ -45,6 +45,7 @@ public final class KeyStore: @unchecked Sendable {
     public init(path: String, access mode: Access) throws {
         self.path = path
         let create = mode == .create
+        let isNew = access(path, F_OK) != 0
         let directory = parentDirectory(of: path)
         if create {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
@@ -57,7 +58,7 @@ public final class KeyStore: @unchecked Sendable {
         let database = try Self.openDatabase(path, readOnly: mode == .readOnly)
         self.database = database
         // Every table of another program's database, none of them Warden's: never written into.
-        let tables = Set(try Self.read(path) { try database.query("SELECT name FROM sqlite_master WHERE type = 'table'").compactMap { $0[0].text } })
+        let tables = Set(try Self.read(path, immutable: database.isImmutable) { try database.query("SELECT name FROM sqlite_master WHERE type = 'table'").compactMap { $0[0].text } })
         if !tables.isEmpty, !tables.contains("keys") {
             throw GatewaySetupError("\(path) is an SQLite database of something else (tables: \(tables.sorted().prefix(5).joined(separator: ", "))): "
                                     + "give gateway.key_store a file of its own")
@@ -66,7 +67,7 @@ public final class KeyStore: @unchecked Sendable {
             throw GatewaySetupError("\(path) holds no keys table: it is not a key store; check gateway.key_store, or create a key with `warden keys create`")
         }
         // Stores written by an older release lack later columns: the writer adds them, a reader reads none.
-        var columns = Set(try Self.read(path) { try database.query("PRAGMA table_info(keys)").compactMap { $0[1].text } })
+        var columns = Set(try Self.read(path, immutable: database.isImmutable) { try database.query("PRAGMA table_info(keys)").compactMap { $0[1].text } })
         if tables.contains("keys") {
             guard columns.contains("public_id"), columns.contains("secret_hash") else {
                 throw GatewaySetupError("\(path) has a keys table that is not Warden's (no public_id or secret_hash): give gateway.key_store a file of its own")
@@ -74,7 +75,8 @@ public final class KeyStore: @unchecked Sendable {
         }
         hmacKey = mode == .readOnly ? nil : SymmetricKey(data: try Self.loadSecret(at: Self.secretPath(for: path), create: create))
         if create {
-            chmod(path, 0o600)
+            // Only a file made now: modes an operator chose for an existing store stay.
+            if isNew { chmod(path, 0o600) }
             try Self.read(path) {
                 try database.execute("""
                     PRAGMA journal_mode=WAL;
@@ -109,32 +111,45 @@ public final class KeyStore: @unchecked Sendable {
 
     /// Opens the database file, naming it and the way out when SQLite cannot read it.
     private static func openDatabase(_ path: String, readOnly: Bool) throws -> SQLiteDatabase {
-        try read(path) {
-            // A read-only account cannot make the WAL's shared-memory file: when no writer has the store open (no
-            // `-wal` file), the file is read as it stands, as SQLite allows for a file nobody changes.
-            if readOnly, access(path + "-wal", F_OK) != 0, access(parentDirectory(of: path), W_OK) != 0 {
-                return try SQLiteDatabase(path: path, readOnly: true, immutable: true)
-            }
-            return try SQLiteDatabase(path: path, readOnly: readOnly)
-        }
+        // A read-only account cannot make a WAL store's shared-memory file: when no writer has the store open (no
+        // `-wal` file), the file is read as it stands, as SQLite allows for a file nobody changes.
+        let immutable = readOnly && isWAL(path) && access(path + "-wal", F_OK) != 0 && access(parentDirectory(of: path), W_OK) != 0
+        return try read(path, immutable: immutable) { try SQLiteDatabase(path: path, readOnly: readOnly, immutable: immutable) }
+    }
+
+    /// Whether the file's header says WAL mode (bytes 18 and 19 are 2); a rollback-journal store needs no
+    /// shared memory to be read.
+    private static func isWAL(_ path: String) -> Bool {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { return false }
+        defer { close(descriptor) }
+        var header = [UInt8](repeating: 0, count: 20)
+        return header.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, 20, 0) } == 20 && header[18] == 2 && header[19] == 2
     }
 
     /// Runs a read of the file, turning SQLite's bare complaint into one that names the file and what to do:
     /// only a damaged file is worth restoring.
-    private static func read<T>(_ path: String, _ body: () throws -> T) throws -> T {
+    private static func read<T>(_ path: String, immutable: Bool = false, _ body: () throws -> T) throws -> T {
         do {
             return try body()
         } catch let error as SQLiteError {
             switch error.kind {
+            case .damaged where immutable:
+                // Read without locks: a writer that started meanwhile can make a sound file look damaged.
+                throw GatewaySetupError("the key store at \(path) changed while it was read (\(error)); try again")
             case .damaged:
                 throw GatewaySetupError("cannot read the key store at \(path) (\(error)): restore it from backup, or move it aside and create keys anew")
             case .permission:
-                throw GatewaySetupError("cannot use the key store at \(path) (\(error)): this account may not read or write its files; "
+                throw GatewaySetupError("cannot use the key store at \(path) (\(error)): this account may not read or write its files or its directory; "
                                         + "run as root or as the gateway's user")
+            case .moved:
+                throw GatewaySetupError("the key store at \(path) was replaced or moved while open (\(error)); restart whatever uses it")
             case .busy:
                 throw GatewaySetupError("the key store at \(path) is locked by another process (\(error)); try again in a moment")
+            case .full:
+                throw GatewaySetupError("the disk holding the key store at \(path) is full (\(error)); free space and try again")
             case .other:
-                throw GatewaySetupError("cannot read the key store at \(path) (\(error))")
+                throw GatewaySetupError("cannot use the key store at \(path) (\(error))")
             }
         }
     }

@@ -1,20 +1,23 @@
 import CSQLite
 
-/// A SQLite failure with SQLite's own message and its result code.
+/// A SQLite failure with SQLite's own message and its (extended) result code.
 public struct SQLiteError: Error, CustomStringConvertible {
     public var description: String
-    /// SQLite's primary result code (`SQLITE_CANTOPEN`, `SQLITE_NOTADB`, …).
+    /// SQLite's extended result code (`SQLITE_CANTOPEN`, `SQLITE_READONLY_DBMOVED`, …).
     public var code: Int32 = SQLITE_ERROR
 
     /// What an operator does about it.
-    public enum Kind: Sendable { case damaged, permission, busy, other }
+    public enum Kind: Sendable { case damaged, permission, moved, busy, full, other }
 
     public var kind: Kind {
-        switch code {
-        case SQLITE_NOTADB, SQLITE_CORRUPT: .damaged
-        case SQLITE_CANTOPEN, SQLITE_READONLY, SQLITE_PERM, SQLITE_AUTH: .permission
-        case SQLITE_BUSY, SQLITE_LOCKED: .busy
-        default: .other
+        // SQLITE_READONLY_DBMOVED, a macro Swift does not import: the file was replaced or moved under an open connection.
+        if code == SQLITE_READONLY | (4 << 8) { return .moved }
+        switch code & 0xFF {
+        case SQLITE_NOTADB, SQLITE_CORRUPT: return .damaged
+        case SQLITE_CANTOPEN, SQLITE_READONLY, SQLITE_PERM, SQLITE_AUTH: return .permission
+        case SQLITE_BUSY, SQLITE_LOCKED: return .busy
+        case SQLITE_FULL: return .full
+        default: return .other
         }
     }
 }
@@ -22,18 +25,24 @@ public struct SQLiteError: Error, CustomStringConvertible {
 /// The little of SQLite the key store needs: one connection, prepared statements, typed columns.
 final class SQLiteDatabase {
     private var handle: OpaquePointer?
+    /// Opened with `immutable=1`: read without locks.
+    let isImmutable: Bool
 
     /// `immutable`: the file is read as it stands, without the WAL's shared memory (for a reader that may not
     /// create it, when no writer has the file open).
     init(path: String, readOnly: Bool = false, immutable: Bool = false) throws(SQLiteError) {
+        isImmutable = immutable
         let flags = readOnly ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)
-        let name = immutable ? "file:" + Self.uriEscaped(path) + "?immutable=1" : path
+        // An absolute path after `file://` (an empty authority): `file:` alone would read `//x` as a host.
+        let name = immutable ? "file://" + Self.uriEscaped(path) + "?immutable=1" : path
         let status = sqlite3_open_v2(name, &handle, flags | SQLITE_OPEN_FULLMUTEX | (immutable ? SQLITE_OPEN_URI : 0), nil)
         guard status == SQLITE_OK else {
             let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
+            let code = handle.map { sqlite3_extended_errcode($0) } ?? status
             sqlite3_close(handle)
-            throw SQLiteError(description: "cannot open \(path): \(message)", code: status & 0xFF)
+            throw SQLiteError(description: "cannot open \(path): \(message)", code: code)
         }
+        sqlite3_extended_result_codes(handle, 1)
         sqlite3_busy_timeout(handle, 5000)
     }
 
@@ -45,7 +54,7 @@ final class SQLiteDatabase {
         guard status == SQLITE_OK else {
             let message = error.map { String(cString: $0) } ?? "unknown error"
             sqlite3_free(error)
-            throw SQLiteError(description: message, code: status & 0xFF)
+            throw SQLiteError(description: message, code: sqlite3_extended_errcode(handle))
         }
     }
 
@@ -90,7 +99,7 @@ final class SQLiteDatabase {
     }
 
     private func lastError() -> SQLiteError {
-        SQLiteError(description: String(cString: sqlite3_errmsg(handle)), code: sqlite3_errcode(handle) & 0xFF)
+        SQLiteError(description: String(cString: sqlite3_errmsg(handle)), code: sqlite3_extended_errcode(handle))
     }
 
     /// A path as a `file:` URI's path: `%`, `?` and `#` escaped.
