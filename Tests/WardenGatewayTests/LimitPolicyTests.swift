@@ -233,6 +233,40 @@ struct LimitPolicyTests {
         #expect(largest <= 10_000)
         #expect(bans.banRemaining(attacker, now: .seconds(1000)) != nil, "an active ban is not evicted")
     }
+
+    @Test("bans: a table full of running bans never grows; new addresses are tracked again once the earliest ban ends")
+    func banTableFullOfBans() {
+        var bans = BanTable(policy: .init(maxFailures: 2, banTime: .seconds(100), capacity: 100))
+        for index in 0..<100 {
+            let group = IPAddress(ipv4: 0x6400_0000 + UInt32(index))
+            _ = bans.recordFailure(group, now: .seconds(Int64(index)))
+            let banned = bans.recordFailure(group, now: .seconds(Int64(index)))
+            #expect(banned == .seconds(100))
+        }
+        #expect(bans.count == 100 && bans.activeBanCount(now: .seconds(99)) == 100)
+        // A spray of new addresses while every entry is a running ban: none is tracked, none can be banned, none evicts a ban.
+        for index in 0..<10_000 {
+            let newcomer = IPAddress(ipv4: 0x0A00_0000 + UInt32(index))
+            let (first, second) = (bans.recordFailure(newcomer, now: .seconds(99)), bans.recordFailure(newcomer, now: .seconds(99)))
+            #expect(first == nil && second == nil)
+        }
+        #expect(bans.count == 100 && bans.activeBanCount(now: .seconds(99)) == 100)
+        // Lifting a ban by hand makes room at once.
+        let unbanned = bans.unban(IPAddress(ipv4: 0x6400_0063), now: .seconds(99))
+        let lifted = IPAddress(ipv4: 0x0B00_0001)
+        _ = bans.recordFailure(lifted, now: .seconds(99))
+        let liftedBan = bans.recordFailure(lifted, now: .seconds(99))
+        #expect(unbanned && liftedBan == .seconds(100) && bans.count == 100)
+        // Full again until the first ban ends at 100 s; then there is room, and a newcomer can be banned.
+        let early = IPAddress(ipv4: 0x0B00_0002)
+        let (earlyFirst, earlySecond) = (bans.recordFailure(early, now: .milliseconds(99_500)), bans.recordFailure(early, now: .milliseconds(99_500)))
+        #expect(earlyFirst == nil && earlySecond == nil)
+        let late = IPAddress(ipv4: 0x0B00_0003)
+        _ = bans.recordFailure(late, now: .seconds(101))
+        let lateBan = bans.recordFailure(late, now: .seconds(101))
+        #expect(lateBan == .seconds(100))
+        #expect(bans.count <= 100 && bans.banRemaining(late, now: .seconds(102)) != nil)
+    }
 }
 
 /// A small deterministic generator for property tests (SplitMix64).

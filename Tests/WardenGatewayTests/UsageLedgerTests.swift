@@ -114,4 +114,25 @@ struct UsageLedgerTests {
             await second.drain()
         }
     }
+
+    @Test("a model vLLM refuses is no ledger row of its own, and an absurdly long model name is refused before it is logged")
+    func inventedModels() async throws {
+        try await withGateway { harness in
+            let id = try #require(try harness.store.list().first?.publicID)
+            for index in 0..<20 {
+                let invented = try request(port: harness.port, "POST", "/v1/completions",
+                                           json: #"{"model":"invented-\#(index)","prompt":"x","max_tokens":1}"#, headers: harness.bearer)
+                #expect(invented.status == 404, "vllm-sim refuses a model it does not serve, as vLLM does")
+            }
+            let answered = try request(port: harness.port, "POST", "/v1/completions", json: #"{"model":"qwen","prompt":"x","max_tokens":2}"#, headers: harness.bearer)
+            #expect(answered.status == 200)
+            let long = String(repeating: "m", count: Admission.maxModelNameBytes + 1)
+            let refused = try request(port: harness.port, "POST", "/v1/completions", json: #"{"model":"\#(long)","prompt":"x"}"#, headers: harness.bearer)
+            #expect(refused.status == 400 && refused.body.contains("at most 1024 bytes") && !refused.body.contains(long))
+            harness.gateway.persistUsage()
+            let models = Set(try harness.store.usage(since: 0).filter { $0.0.key == id }.map(\.0.model))
+            #expect(models == ["", "qwen"], "20 invented names make one unnamed row, not 20: \(models)")
+            #expect(!harness.accessLog.contents.contains { $0.contains(long) })
+        }
+    }
 }

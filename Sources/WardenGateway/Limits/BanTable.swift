@@ -41,6 +41,10 @@ public struct BanTable: Sendable {
     private var arrivalsHead = 0
     /// Changes whenever a ban starts or is lifted: the gateway persists the bans when it moved.
     private(set) var generation = 0
+    /// Set while every entry is a running ban: the end of the earliest. Until then a new group is not tracked (its
+    /// requests are still refused as unauthenticated), so the table never outgrows `capacity` and no request pays a
+    /// scan for room that is not there.
+    private var fullUntil: Duration?
 
     public init(policy: Policy) {
         self.policy = policy
@@ -58,7 +62,15 @@ public struct BanTable: Sendable {
     public mutating func recordFailure(_ address: IPAddress, now: Duration) -> Duration? {
         guard !policy.ignore.contains(where: { $0.contains(address) }) else { return nil }
         let group = AddressGroup(address)
-        if entries[group] == nil, entries.count >= policy.capacity { evict(now: now) }
+        if entries[group] == nil, entries.count >= policy.capacity {
+            if let fullUntil, now < fullUntil { return nil }
+            evict(now: now)
+            guard entries.count < policy.capacity else {
+                fullUntil = entries.values.lazy.compactMap(\.bannedUntil).min() ?? now
+                return nil
+            }
+            fullUntil = nil
+        }
         if entries[group] == nil { arrivals.append(group) }
         var entry = entries[group] ?? Entry(lastSeen: now)
         entry.lastSeen = now
@@ -88,6 +100,7 @@ public struct BanTable: Sendable {
         entries[group]?.bannedUntil = nil
         entries[group]?.failures = []
         generation += 1
+        fullUntil = nil
         return true
     }
 
@@ -95,6 +108,11 @@ public struct BanTable: Sendable {
         public var group: String
         public var remaining: Duration
         public var bans: Int
+    }
+
+    /// How many bans are running, without describing them (the gateway's gauge reads it every second).
+    public func activeBanCount(now: Duration) -> Int {
+        entries.values.reduce(0) { $0 + (($1.bannedUntil ?? now) > now ? 1 : 0) }
     }
 
     public func activeBans(now: Duration) -> [Ban] {

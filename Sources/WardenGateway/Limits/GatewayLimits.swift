@@ -111,6 +111,11 @@ final class GatewayLimits: Sendable {
         return state.withLock { $0.defaults.bansEnabled ? $0.bans.recordFailure(address, now: now) : nil }
     }
 
+    func activeBanCount() -> Int {
+        let now = self.now
+        return state.withLock { $0.bans.activeBanCount(now: now) }
+    }
+
     func activeBans() -> [BanTable.Ban] {
         let now = self.now
         return state.withLock { $0.bans.activeBans(now: now) }

@@ -40,7 +40,10 @@ final class GatewayCore: Sendable {
         guard let key = record.key else { return }
         metrics.countTokens(key: key, prompt: record.promptTokens ?? 0, completion: record.completionTokens ?? 0)
         let epoch = limits.epoch
-        ledger.add(UsageCell(key: key, model: record.model ?? "", route: route, hour: epoch - epoch % 3600, outcome: refusal),
+        // The model only when vLLM served it: a name it refused (any string a client sends) is no row of its own,
+        // or one key could add a ledger row per request for as long as rows are kept.
+        let served = record.upstreamStatus.map { (200..<300).contains($0) } == true
+        ledger.add(UsageCell(key: key, model: served ? record.model ?? "" : "", route: route, hour: epoch - epoch % 3600, outcome: refusal),
                    UsageCounts(requests: 1, promptTokens: record.promptTokens ?? 0, completionTokens: record.completionTokens ?? 0,
                                chargedTokens: record.chargedTokens ?? 0))
     }

@@ -138,7 +138,7 @@ final class AdminHandler: ChannelDuplexHandler {
             let body = JSONValue.object([
                 ("ready", .bool(!draining && problem == nil)), ("draining", .bool(draining)), ("upstream_error", problem.map(JSONValue.string) ?? .null),
                 ("in_flight", .number(String(core.state.inFlight.load(ordering: .relaxed)))),
-                ("bans", .number(String(core.limits.activeBans().count))),
+                ("bans", .number(String(core.limits.activeBanCount()))),
                 ("rejections_window_minutes", .number(String(minutes))),
                 ("rejections", .object(rejections.sorted { $0.key < $1.key }.map { ($0.key, .number(String($0.value))) })),
             ]).serialized

@@ -188,6 +188,11 @@ enum Admission {
         } catch {
             return reject(error)
         }
+        if let model = metered.model, model.utf8.count > maxModelNameBytes, model != context.configuration.servedModelName {
+            // Logged with every request and echoed in refusals: a 4 MiB "model" must not become a 4 MiB log line.
+            return reject(.badRequest("`model` is \(model.utf8.count) bytes long; model names are at most \(maxModelNameBytes) bytes.",
+                                      code: "invalid_value", param: "model"))
+        }
         if let model = metered.model, !key.allows(model: model) { return reject(.modelNotAllowed(model)) }
         let admission: GatewayLimits.Admission
         switch context.limits.admit(key: key, model: metered.model ?? context.configuration.servedModelName, reserve: metered.reservation) {
@@ -243,6 +248,9 @@ enum Admission {
         spliced.writeBytes(view[view.index(after: brace)...])
         return spliced
     }
+
+    /// The longest `model` a request may name (the served name itself may be longer: a model path).
+    static let maxModelNameBytes = 1024
 
     /// What the route's meter reads from a request.
     struct Metered {

@@ -282,7 +282,7 @@ public final class GatewayServer: Service, Sendable {
                 }
             }
         }
-        core.metrics.bansActive.set(Double(core.limits.activeBans().count))
+        core.metrics.bansActive.set(Double(core.limits.activeBanCount()))
         for use in core.limits.quotaUse(core.state.policy.keys.all) {
             core.metrics.setQuotaUsed(key: use.key, period: use.period.rawValue, ratio: Double(use.used) / Double(max(1, use.limit)))
         }
