@@ -44,7 +44,7 @@ public enum Audit {
     /// an audit that checked nothing must not pass.
     static func probeOnly(url: String, host: any AuditHost, deployment: Deployment?) throws -> AuditReport {
         let address = try parse(url: url)
-        var findings = ExposureAudit.probe(address, exposed: !isLoopback(address.host), host: host)
+        var findings = ExposureAudit.probe(address, exposed: !isLoopbackHost(address.host), host: host)
         // Medium is the probe's verdict when every route was inconclusive (refused, timed out, redirected, failed).
         if let unchecked = findings.first(where: { $0.id == "exposure.probe-inconclusive" }), unchecked.severity == .medium {
             throw AuditError(description: "no vLLM found on this host, and the probes at \(url) learned nothing (\(unchecked.evidence.first ?? "no answer")): "
@@ -56,13 +56,6 @@ public enum Audit {
                                            "not checked: its unit's sandbox, secrets, command-line settings, advisories for its version, the GPU host"],
                                 fix: "run `warden audit` as root on vLLM's own host for the rest"))
         return AuditReport(target: VLLMTarget(), findings: worstFirst(findings), probedOnly: url)
-    }
-
-    /// A host name or address that only this machine reaches.
-    static func isLoopback(_ host: String) -> Bool {
-        var name = host.lowercased()
-        if name.hasSuffix(".") { name.removeLast() }
-        return ["localhost", "ip6-localhost", "ip6-loopback"].contains(name) || name.hasSuffix(".localhost") || IPAddress(name)?.isLoopback == true
     }
 
     /// Most severe first; equally severe ones in the order the checks found them.

@@ -122,3 +122,37 @@ public struct ListenAddress: Sendable, Hashable, CustomStringConvertible {
 
     public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 }
+
+/// `http://host:port` split into parts.
+public struct UpstreamAddress: Sendable {
+    public let host: String
+    public let port: Int
+
+    public init?(_ url: String) {
+        guard url.hasPrefix("http://") else { return nil }
+        var authority = url.dropFirst("http://".count).prefix { $0 != "/" }
+        var host: Substring
+        var port = 80
+        if authority.hasPrefix("[") {
+            guard let close = authority.firstIndex(of: "]") else { return nil }
+            host = authority[authority.index(after: authority.startIndex)..<close]
+            authority = authority[authority.index(after: close)...]
+            if authority.hasPrefix(":") { port = Int(authority.dropFirst()) ?? -1 }
+        } else if let colon = authority.lastIndex(of: ":") {
+            host = authority[..<colon]
+            port = Int(authority[authority.index(after: colon)...]) ?? -1
+        } else {
+            host = authority
+        }
+        guard !host.isEmpty, (1...65_535).contains(port) else { return nil }
+        self.host = String(host)
+        self.port = port
+    }
+}
+
+/// A host name or address that only this machine reaches (`localhost` however written, 127.0.0.0/8, ::1).
+public func isLoopbackHost(_ host: String) -> Bool {
+    var name = host.lowercased()
+    if name.hasSuffix(".") { name.removeLast() }
+    return ["localhost", "ip6-localhost", "ip6-loopback"].contains(name) || name.hasSuffix(".localhost") || IPAddress(name)?.isLoopback == true
+}

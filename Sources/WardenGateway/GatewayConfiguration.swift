@@ -110,30 +110,3 @@ public struct GatewayConfiguration: Sendable {
         host.utf8.contains(UInt8(ascii: ":")) ? "[\(host)]:\(port)" : "\(host):\(port)"
     }
 }
-
-/// `http://host:port` split into parts.
-struct UpstreamAddress {
-    let host: String
-    let port: Int
-
-    init?(_ url: String) {
-        guard url.hasPrefix("http://") else { return nil }
-        var authority = url.dropFirst("http://".count).prefix { $0 != "/" }
-        var host: Substring
-        var port = 80
-        if authority.hasPrefix("[") {
-            guard let close = authority.firstIndex(of: "]") else { return nil }
-            host = authority[authority.index(after: authority.startIndex)..<close]
-            authority = authority[authority.index(after: close)...]
-            if authority.hasPrefix(":") { port = Int(authority.dropFirst()) ?? -1 }
-        } else if let colon = authority.lastIndex(of: ":") {
-            host = authority[..<colon]
-            port = Int(authority[authority.index(after: colon)...]) ?? -1
-        } else {
-            host = authority
-        }
-        guard !host.isEmpty, (1...65_535).contains(port) else { return nil }
-        self.host = String(host)
-        self.port = port
-    }
-}

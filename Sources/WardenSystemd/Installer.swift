@@ -115,6 +115,9 @@ public struct Installer: Sendable {
         }
         let owners = try OwnerResolver(root: root)
         for entry in plan(deployment: deployment, deploymentText: deploymentText, systemd: systemd, binary: binary) {
+            if entry.path.hasPrefix(layout.unitDirectory + "/"), let setAside = try setAsideForeignUnit(entry.path, dryRun: dryRun) {
+                changes.append(setAside)
+            }
             changes.append(try apply(entry, owners: owners, dryRun: dryRun, pendingAccounts: dryRun && isLiveSystem))
         }
         let unitsChanged = changes.contains { $0.path.hasSuffix(".service") && $0.kind != .unchanged }
@@ -124,13 +127,18 @@ public struct Installer: Sendable {
         return changes
     }
 
-    /// Removes what install created (units, start script, binary, monitoring files), keeping models, keys, state and the deployment file.
+    /// Removes what install created (units, start script, binary, monitoring files), keeping models, keys, state and
+    /// the deployment file. A unit Warden did not write (the operator's own `vllm.service`) is neither stopped nor removed.
     public func uninstall(dryRun: Bool) throws -> [InstallChange] {
-        let units = ["vllm.service", "warden-gateway.service"]
-        if isLiveSystem, !dryRun {
+        let names = ["vllm.service", "warden-gateway.service"]
+        let units = names.filter { Self.isWardenUnit(onTarget(layout.unitDirectory + "/" + $0)) }
+        var changes: [InstallChange] = []
+        for name in names where !units.contains(name) && FileManager.default.fileExists(atPath: onTarget(layout.unitDirectory + "/" + name)) {
+            changes.append(InstallChange(path: layout.unitDirectory + "/" + name, kind: .unchanged, details: ["not written by Warden: left in place, not stopped"]))
+        }
+        if isLiveSystem, !dryRun, !units.isEmpty {
             _ = try? runner.run("systemctl", ["disable", "--now"] + units)
         }
-        var changes: [InstallChange] = []
         for path in units.map({ layout.unitDirectory + "/" + $0 }) + [layout.startScript, layout.wardenBinary, GrafanaDashboard.path, AlertRules.path] {
             guard FileManager.default.fileExists(atPath: onTarget(path)) else { continue }
             if !dryRun { try FileManager.default.removeItem(atPath: onTarget(path)) }
@@ -140,6 +148,31 @@ public struct Installer: Sendable {
             _ = try runner.run("systemctl", ["daemon-reload"])
         }
         return changes
+    }
+
+    /// The header every unit Warden renders starts with: what install may replace and uninstall may remove.
+    static let unitMarker = "rendered by `warden unit render` (vLLM Warden"
+
+    /// A regular file whose first lines carry ``unitMarker``.
+    static func isWardenUnit(_ path: String) -> Bool {
+        var info = stat()
+        guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFREG, let bytes = FileManager.default.contents(atPath: path) else { return false }
+        return String(decoding: bytes.prefix(1024), as: UTF8.self).contains(unitMarker)
+    }
+
+    /// Moves a unit Warden did not write (the guide's `vllm.service`, a link, a mask) aside before Warden's takes
+    /// its name, so nothing of the operator's is lost; `nil` when the path is free or already Warden's.
+    private func setAsideForeignUnit(_ path: String, dryRun: Bool) throws -> InstallChange? {
+        let target = onTarget(path)
+        var info = stat()
+        guard lstat(target, &info) == 0, !Self.isWardenUnit(target) else { return nil }
+        var backup = target + ".before-warden"
+        if lstat(backup, &info) == 0 { backup += "." + String(Int(Date().timeIntervalSince1970)) }
+        if !dryRun, rename(target, backup) != 0 {
+            throw InstallError(description: "cannot move \(target), which Warden did not write, aside to \(backup): \(String(cString: strerror(errno)))")
+        }
+        let shown = isLiveSystem ? backup : String(backup.dropFirst(root.count))
+        return InstallChange(path: path, kind: .removed, details: ["not written by Warden: moved aside to \(shown) (nothing of it is lost)"])
     }
 
     private func ensureAccounts(deployment: Deployment, dryRun: Bool) throws -> [InstallChange] {
@@ -199,13 +232,39 @@ public struct Installer: Sendable {
         case .secret(let bytes):
             if !existed { try Self.writeAtomically(bytes, to: target, mode: entry.mode) }
         }
-        guard chmod(target, mode_t(entry.mode)) == 0 else {
-            throw InstallError(description: "cannot chmod \(target) to \(String(entry.mode, radix: 8)): \(String(cString: strerror(errno)))")
-        }
-        if let uid, let gid, chown(target, uid, gid) != 0 {
-            throw InstallError(description: "cannot chown \(target) to \(entry.owner):\(entry.group): \(String(cString: strerror(errno)))")
-        }
+        try Self.setOwnership(target, mode: mode_t(entry.mode), uid: uid, gid: gid, names: "\(entry.owner):\(entry.group)")
         return InstallChange(path: entry.path, kind: kind, details: existed ? details : [])
+    }
+
+    /// Sets a path's mode and owner through a descriptor opened without following a link, so a link an account
+    /// planted in a directory it may write never turns root's chown onto another file. A link in a directory only
+    /// root may write is the operator's own (a models directory on a bigger disk) and is followed.
+    public static func setOwnership(_ path: String, mode: mode_t?, uid: uid_t?, gid: gid_t?, names: String) throws {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { throw InstallError(description: "cannot read \(path): \(String(cString: strerror(errno)))") }
+        let isLink = info.st_mode & S_IFMT == S_IFLNK
+        if isLink, !onlyRootWrites(parent(of: path)) {
+            throw InstallError(description: "\(path) is a symbolic link in a directory another account may write: Warden does not change "
+                               + "ownership through it (it could point anywhere); replace it with a real directory or file and rerun")
+        }
+        let descriptor = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | (isLink ? 0 : O_NOFOLLOW))
+        guard descriptor >= 0 else { throw InstallError(description: "cannot open \(path): \(String(cString: strerror(errno)))") }
+        defer { close(descriptor) }
+        guard fstat(descriptor, &info) == 0, [S_IFREG, S_IFDIR].contains(info.st_mode & S_IFMT) else {
+            throw InstallError(description: "\(path) is neither a file nor a directory: move it aside and rerun")
+        }
+        if let mode, fchmod(descriptor, mode) != 0 {
+            throw InstallError(description: "cannot chmod \(path) to \(String(mode, radix: 8)): \(String(cString: strerror(errno)))")
+        }
+        if let uid, let gid, fchown(descriptor, uid, gid) != 0 {
+            throw InstallError(description: "cannot chown \(path) to \(names): \(String(cString: strerror(errno)))")
+        }
+    }
+
+    /// A directory owned by root that neither its group nor others may write.
+    static func onlyRootWrites(_ directory: String) -> Bool {
+        var info = stat()
+        return stat(directory, &info) == 0 && info.st_uid == 0 && info.st_mode & 0o022 == 0
     }
 
     /// Content changes as diff lines; key files and binaries are never printed.
@@ -220,7 +279,9 @@ public struct Installer: Sendable {
     /// Write to a temporary file beside the target, fsync, then rename: readers see the old or the new file, never half.
     static func writeAtomically(_ bytes: [UInt8], to path: String, mode: UInt16) throws {
         let temporary = path + ".warden-new"
-        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode_t(mode))
+        // Made afresh, never opened through whatever stands at the name (a link another account left there).
+        unlink(temporary)
+        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode_t(mode))
         guard descriptor >= 0 else { throw InstallError(description: "cannot write \(temporary): \(String(cString: strerror(errno)))") }
         var offset = 0
         while offset < bytes.count {

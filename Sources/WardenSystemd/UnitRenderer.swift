@@ -90,7 +90,12 @@ public enum UnitRenderer {
         let gateway = deployment.gateway
         let listen = ListenAddress(gateway.listen)
         let privilegedPort = (listen?.port ?? 8080) < 1024
-        let loopbackOnly = ["127.0.0.1", "::1", "localhost"].contains(listen?.host ?? "")
+        // The firewall pins the gateway to local clients, trusted proxies and vLLM; it is left off when a peer
+        // cannot be named by address (vLLM by host name, or an admin listener scraped from elsewhere).
+        let upstreamHost = UpstreamAddress(gateway.upstream)?.host ?? "localhost"
+        let upstreamPeer = isLoopbackHost(upstreamHost) ? nil : upstreamHost
+        let adminLocal = ListenAddress(gateway.adminListen).map { isLoopbackHost($0.host) } ?? true
+        let firewalled = isLoopbackHost(listen?.host ?? "") && adminLocal && upstreamPeer.map { IPAddress($0) != nil } != false
         var unit = UnitFile(header: header("The vLLM Warden gateway (no GPU access)", systemd))
         unit.section("Unit") { lines in
             lines.add("Description", "vLLM Warden gateway in front of vLLM")
@@ -139,9 +144,9 @@ public enum UnitRenderer {
             lines.add("SystemCallFilter", "~@privileged @resources")
             lines.add("SystemCallErrorNumber", "EPERM")
             lines.add("RestrictAddressFamilies", "AF_UNIX AF_INET AF_INET6")
-            if loopbackOnly {
-                let peers = ["localhost"] + gateway.trustedProxies
-                lines.add("IPAddressDeny", "any", "the gateway listens on loopback: only local clients and trusted proxies")
+            if firewalled {
+                let peers = ["localhost"] + gateway.trustedProxies + (upstreamPeer.map { [$0] } ?? [])
+                lines.add("IPAddressDeny", "any", "the gateway listens on loopback: only local clients, trusted proxies and vLLM")
                 lines.add("IPAddressAllow", peers.joined(separator: " "))
             }
             lines.add("UMask", "0077")

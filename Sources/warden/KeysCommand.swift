@@ -6,6 +6,7 @@ import Glibc
 import WardenConfig
 import WardenJSON
 import WardenGateway
+import WardenSystemd
 
 /// `warden keys`: manage the gateway's API keys. The running gateway picks up changes within a second.
 struct KeysCommand: AsyncParsableCommand {
@@ -87,8 +88,13 @@ struct KeysCommand: AsyncParsableCommand {
     static func handOverToGatewayUser(_ path: String) {
         guard getuid() == 0, let account = getpwnam("warden") else { return }
         let directory = parentDirectory(of: path)
+        // Through descriptors, never through a link: the directory is the gateway account's, which could plant one.
         for file in [directory, path, path + "-wal", path + "-shm", KeyStore.secretPath(for: path)] where FileManager.default.fileExists(atPath: file) {
-            chown(file, account.pointee.pw_uid, account.pointee.pw_gid)
+            do {
+                try Installer.setOwnership(file, mode: nil, uid: account.pointee.pw_uid, gid: account.pointee.pw_gid, names: "warden:warden")
+            } catch {
+                printError("keys: \(error)")
+            }
         }
     }
 

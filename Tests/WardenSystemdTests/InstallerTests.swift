@@ -120,6 +120,56 @@ struct InstallerTests {
         #expect(FileManager.default.fileExists(atPath: root.path + "/srv/models"))
     }
 
+    @Test("the operator's own vllm.service (the guide's) is moved aside, never overwritten; uninstall leaves a unit Warden did not write")
+    func foreignUnits() throws {
+        let root = try Root()
+        defer { try? FileManager.default.removeItem(at: root.url) }
+        let units = root.path + "/etc/systemd/system"
+        try FileManager.default.createDirectory(atPath: units, withIntermediateDirectories: true)
+        let guide = "[Service]\nExecStart=/opt/vllm/bin/vllm serve /models/mine --api-key mine\n"
+        try guide.write(toFile: units + "/vllm.service", atomically: true, encoding: .utf8)
+        let dry = try install(root, dryRun: true)
+        #expect(dry.contains { $0.path == "/etc/systemd/system/vllm.service" && $0.kind == .removed })
+        #expect(try root.read("/etc/systemd/system/vllm.service") == guide, "a dry run moves nothing")
+        let changes = try install(root)
+        let setAside = try #require(changes.first { $0.path == "/etc/systemd/system/vllm.service" && $0.kind == .removed })
+        #expect(setAside.details == ["not written by Warden: moved aside to /etc/systemd/system/vllm.service.before-warden (nothing of it is lost)"])
+        #expect(try root.read("/etc/systemd/system/vllm.service.before-warden") == guide)
+        #expect(try root.read("/etc/systemd/system/vllm.service").contains(Installer.unitMarker))
+        #expect(try install(root).allSatisfy { $0.kind == .unchanged }, "Warden's own unit is not moved aside again")
+
+        // The operator puts their unit back; uninstall removes Warden's gateway unit and leaves theirs, unstopped.
+        try FileManager.default.removeItem(atPath: units + "/vllm.service")
+        try guide.write(toFile: units + "/vllm.service", atomically: true, encoding: .utf8)
+        let runner = RecordingRunner()
+        let removed = try Installer(root: root.path, runner: runner).uninstall(dryRun: false)
+        #expect(try root.read("/etc/systemd/system/vllm.service") == guide)
+        #expect(removed.contains { $0.path == "/etc/systemd/system/vllm.service" && $0.kind == .unchanged })
+        #expect(removed.contains { $0.path == "/etc/systemd/system/warden-gateway.service" && $0.kind == .removed })
+    }
+
+    @Test("ownership is never changed through a link another account could plant; the operator's own link is followed")
+    func linksInDirectoriesOthersWrite() throws {
+        let root = try Root()
+        defer { try? FileManager.default.removeItem(at: root.url) }
+        let shared = root.path + "/shared"
+        try FileManager.default.createDirectory(atPath: shared, withIntermediateDirectories: true)
+        let victim = root.path + "/victim"
+        try "root's".write(toFile: victim, atomically: true, encoding: .utf8)
+        #expect(chmod(victim, 0o600) == 0)
+        #expect(symlink(victim, shared + "/planted") == 0)
+        #expect(chmod(shared, 0o777) == 0)
+        #expect(throws: InstallError.self) { try Installer.setOwnership(shared + "/planted", mode: 0o644, uid: nil, gid: nil, names: "x") }
+        var info = stat()
+        #expect(stat(victim, &info) == 0 && info.st_mode & 0o777 == 0o600, "the link's target is untouched")
+        #expect(chmod(shared, 0o755) == 0)
+        if getuid() == 0 {
+            // Only root may write the directory (root owns it when the tests run as root): the link is the operator's.
+            try Installer.setOwnership(shared + "/planted", mode: 0o640, uid: nil, gid: nil, names: "x")
+            #expect(stat(victim, &info) == 0 && info.st_mode & 0o777 == 0o640)
+        }
+    }
+
     @Test("the line diff shows changed lines with context")
     func lineDiff() {
         #expect(LineDiff.render(old: "a\nb\nc\nd", new: "a\nB\nc\nd") == ["  a", "- b", "+ B", "  c"])

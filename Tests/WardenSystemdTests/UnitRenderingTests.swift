@@ -118,6 +118,22 @@ struct UnitRenderingTests {
         #expect(!exposed.contains("IPAddressDeny"))
     }
 
+    @Test("the gateway's firewall lets it reach vLLM wherever vLLM listens, and is left off when a peer has no address to pin")
+    func gatewayFirewallPeers() throws {
+        var deployment = try goldenDeployment()
+        #expect(UnitRenderer.render(deployment, systemd: .debian12).gatewayService.contains("IPAddressDeny=any\nIPAddressAllow=localhost\n"))
+        deployment.gateway.upstream = "http://10.0.0.5:8000"
+        #expect(UnitRenderer.render(deployment, systemd: .debian12).gatewayService.contains("IPAddressDeny=any\nIPAddressAllow=localhost 10.0.0.5\n"),
+                "vLLM on the box's LAN address: allowed, or every request would fail with 502")
+        deployment.gateway.upstream = "http://[fd00::5]:8000"
+        #expect(UnitRenderer.render(deployment, systemd: .debian12).gatewayService.contains("IPAddressAllow=localhost fd00::5\n"))
+        deployment.gateway.upstream = "http://gpu-box:8000"
+        #expect(!UnitRenderer.render(deployment, systemd: .debian12).gatewayService.contains("IPAddressDeny"), "a host name cannot be pinned")
+        deployment.gateway.upstream = "http://127.0.0.1:8000"
+        deployment.gateway.adminListen = "10.0.0.2:9091"
+        #expect(!UnitRenderer.render(deployment, systemd: .debian12).gatewayService.contains("IPAddressDeny"), "scrapers come from elsewhere")
+    }
+
     @Test("systemctl --version is parsed")
     func versionParsing() {
         #expect(SystemdVersion(systemctlOutput: "systemd 252 (252.38-1~deb12u1)\n+PAM +AUDIT") == SystemdVersion(252))
