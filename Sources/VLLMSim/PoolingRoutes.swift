@@ -86,12 +86,13 @@ enum PoolingRoutes {
         var items: [String] = []
         for (index, text) in inputs.enumerated() {
             let bytes = floatBytes(SimulatorUtilityRoutes.vector(for: text))
-            items.append("{\"index\":\(index),\"embed_dtype\":\"float32\",\"endianness\":\"native\",\"start\":\(body.count),\"end\":\(body.count + bytes.count),\"shape\":[8]}")
+            items.append("{\"index\": \(index), \"embed_dtype\": \"float32\", \"endianness\": \"native\", \"start\": \(body.count), \"end\": \(body.count + bytes.count), \"shape\": [8]}")
             body += bytes
         }
         var headers = Headers(contentType: "application/octet-stream")
         if withMetadata {
-            headers.extra = [("metadata", "{\"id\":\"embd-sim\(created)\",\"created\":\(created),\"model\":\(model),\"data\":[\(items.joined(separator: ","))],\"usage\":{\"prompt_tokens\":\(tokens),\"total_tokens\":\(tokens)}}")]
+            // As vLLM writes it: Python's json.dumps, with ", " and ": " between items.
+            headers.extra = [("metadata", "{\"id\": \"embd-sim\(created)\", \"created\": \(created), \"model\": \(model), \"data\": [\(items.joined(separator: ", "))], \"usage\": {\"prompt_tokens\": \(tokens), \"total_tokens\": \(tokens)}}")]
         }
         return (.ok, headers, ByteBuffer(bytes: body))
     }

@@ -19,6 +19,8 @@ public struct GatewayConfiguration: Sendable {
     /// The allow-list and how its routes are metered (re-read on SIGHUP).
     public var routes: Routes
     public var servedModelName: String
+    /// `vllm.max_model_len`: what a pooling request padded to the model's length costs per input (unset: refused).
+    public var maxModelLength: Int?
     public var maxBodyBytes: Int
     public var maxHeaderBytes = 32 * 1024
     public var maxHeaderFields = 100
@@ -79,6 +81,7 @@ public struct GatewayConfiguration: Sendable {
         self.keyStorePath = gateway.keyStore
         self.routes = Routes(gateway)
         self.servedModelName = deployment.vllm.servedModelName
+        self.maxModelLength = deployment.vllm.maxModelLen
         self.maxBodyBytes = gateway.maxBodyBytes
         self.drainTimeout = .seconds(gateway.drainTimeout)
         self.trustedProxies = gateway.trustedProxies.compactMap(IPNetwork.init)

@@ -69,6 +69,23 @@ struct AdmissionTests {
         #expect(throws: GatewayError.self) { try budget(#"{"documents":["a"]}"#, path: "/v1/rerank") }
     }
 
+    @Test("pooling with padding: max_length reserves every input at the model's full length, and is refused when that length is unknown")
+    func paddedPooling() throws {
+        func padded(_ body: String, path: String, contextLength: Int?) throws -> Int {
+            try InferenceRequest.parse(Array(body.utf8), meter: RouteCatalog.meters["POST \(path)"]!, servedModel: "qwen",
+                                       defaultMaxTokens: 16, contextLength: contextLength).budget.promptTokens
+        }
+        let thousand = "[" + Array(repeating: #""a""#, count: 1000).joined(separator: ",") + "]"
+        #expect(try padded(#"{"input":\#(thousand)}"#, path: "/v1/embeddings", contextLength: 8192) == 1000, "no padding: the text's estimate")
+        #expect(try padded(#"{"input":\#(thousand),"padding":"max_length","encoding_format":"bytes_only"}"#, path: "/v1/embeddings",
+                           contextLength: 8192) == 8_192_000)
+        #expect(try padded(#"{"input":"one","padding":"do_not_pad"}"#, path: "/v1/embeddings", contextLength: 512) == 1)
+        #expect(try padded(#"{"query":"q","documents":["x","y","z"],"padding":"max_length"}"#, path: "/v1/rerank", contextLength: 512) == 6 * 512)
+        #expect(throws: GatewayError.self, "the length is unknown: refused, not reserved as text") {
+            try padded(#"{"input":"one","padding":"max_length"}"#, path: "/v1/embeddings", contextLength: nil)
+        }
+    }
+
     @Test("audio: WAV length read from its header, other files bounded by size at 16 kbit/s, forms without a file refused")
     func audioSeconds() throws {
         #expect(AudioRequest.seconds(of: ArraySlice(AudioFixtures.wave(seconds: 4))) == 4)

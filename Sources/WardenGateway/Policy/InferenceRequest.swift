@@ -31,9 +31,9 @@ public struct InferenceRequest: Sendable {
     public static let completionsDefaultMaxTokens = 16
 
     /// Parses and validates a JSON body for `meter`. `defaultMaxTokens` is the cap given to a request that sets
-    /// none (vLLM would otherwise generate up to the context length).
+    /// none (vLLM would otherwise generate up to the context length); `contextLength` is the model's, when known.
     public static func parse(_ bytes: some Collection<UInt8>, meter: RouteMeter, servedModel: String,
-                             defaultMaxTokens: Int) throws(GatewayError) -> InferenceRequest {
+                             defaultMaxTokens: Int, contextLength: Int? = nil) throws(GatewayError) -> InferenceRequest {
         let body: JSONValue
         do {
             body = try JSONValue.parse(bytes)
@@ -71,7 +71,7 @@ public struct InferenceRequest: Sendable {
             request.budget = TokenBudget(promptTokens: prompts.tokens, sequences: prompts.count.saturatingMultiplied(by: try choices(body)),
                                          cap: cap, defaultCap: defaultMaxTokens)
         default:
-            try RouteBudgets.parse(&request, meter: meter, defaultMaxTokens: defaultMaxTokens)
+            try RouteBudgets.parse(&request, meter: meter, defaultMaxTokens: defaultMaxTokens, contextLength: contextLength)
         }
         return request
     }

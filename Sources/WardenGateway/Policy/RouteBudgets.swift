@@ -4,7 +4,7 @@ import WardenJSON
 /// The reservations of the routes beyond chat and completions, each read from the fields vLLM reads on that
 /// route (its protocol models in `vllm/entrypoints/`): what one request can cost at most.
 enum RouteBudgets {
-    static func parse(_ request: inout InferenceRequest, meter: RouteMeter, defaultMaxTokens: Int) throws(GatewayError) {
+    static func parse(_ request: inout InferenceRequest, meter: RouteMeter, defaultMaxTokens: Int, contextLength: Int? = nil) throws(GatewayError) {
         let body = request.body
         switch meter {
         case .batchChat:
@@ -19,7 +19,7 @@ enum RouteBudgets {
             }
             request.budget = TokenBudget(promptTokens: InferenceRequest.chatPromptEstimate(body), sequences: 1, cap: .limited(cap), defaultCap: cap)
         case .pooling:
-            try pooling(&request)
+            try pooling(&request, contextLength: contextLength)
         case .requestOnly, .audio, .chat, .completions:
             request.budget = TokenBudget(promptTokens: 0, sequences: 0, cap: .limited(0), defaultCap: 0)
         }
@@ -60,7 +60,7 @@ enum RouteBudgets {
     /// Embeddings, rerank, score, classify, pooling: input-only. A query is scored against every document, so it
     /// counts once per document; a response without usage (`encoding_format: bytes_only`) is charged one token per
     /// byte, a bound no tokenizer exceeds, since there is nothing to settle it against.
-    private static func pooling(_ request: inout InferenceRequest) throws(GatewayError) {
+    private static func pooling(_ request: inout InferenceRequest, contextLength: Int?) throws(GatewayError) {
         let body = request.body
         switch try InferenceRequest.optional(body, "encoding_format", "a string", { $0.stringValue }) {
         case "bytes"?: request.encoding = .bytes
@@ -69,10 +69,13 @@ enum RouteBudgets {
         }
         var tokens = 0
         var present = false
+        /// Sequences vLLM runs: what `padding: max_length` multiplies by the model's length.
+        var sequences = 0
         for key in ["input", "texts", "inputs", "messages"] {
             guard let value = body[key], !value.isNull else { continue }
             present = true
             tokens = tokens.saturatingAdded(try inputTokens(value, param: key, bytesOnly: request.encoding == .bytesOnly))
+            sequences = sequences.saturatingAdded(key == "messages" ? 1 : items(value))
         }
         // Pairs: `query` × `documents` (rerank), `text_1` × `text_2` / `queries` × `documents` / `data_1` × `data_2` (score).
         for (left, right) in [("query", "documents"), ("text_1", "text_2"), ("queries", "documents"), ("data_1", "data_2")] {
@@ -83,10 +86,19 @@ enum RouteBudgets {
             let pairs = max(items(first), items(second))
             tokens = tokens.saturatingAdded(lefts.saturatingMultiplied(by: items(first) == 1 ? pairs : 1))
                 .saturatingAdded(rights.saturatingMultiplied(by: items(second) == 1 ? pairs : 1))
+            sequences = sequences.saturatingAdded(pairs.saturatingMultiplied(by: 2))
             break
         }
         guard present else {
             throw .badRequest("`input` (or `query` with `documents`, `text_1` with `text_2`) is required.", code: "missing_field", param: "input")
+        }
+        // vLLM pads every input to the model's full length: that, not the text, is what it processes.
+        if try InferenceRequest.optional(body, "padding", "a string", { $0.stringValue }) == "max_length" {
+            guard let contextLength else {
+                throw .badRequest("`padding: max_length` pads every input to the model's full length, which the gateway can meter only when "
+                                  + "the operator sets vllm.max_model_len in the deployment file.", code: "padding_not_metered", param: "padding")
+            }
+            tokens = max(tokens, sequences.saturatingMultiplied(by: contextLength))
         }
         request.budget = TokenBudget(promptTokens: tokens, sequences: 0, cap: .limited(0), defaultCap: 0)
     }

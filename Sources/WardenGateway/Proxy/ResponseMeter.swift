@@ -1,3 +1,4 @@
+import WardenJSON
 import NIOCore
 import WardenConfig
 #if canImport(Glibc)
@@ -88,12 +89,12 @@ struct ResponseMeter {
     }
 
     /// Usage vLLM sends in a response header (`metadata`, for `encoding_format: bytes` embeddings).
+    /// vLLM writes it with Python's `json.dumps` (`"usage": {"prompt_tokens": 5, …}`, spaces after `:` and `,`), so
+    /// it is read as JSON and its top-level `usage` handed to the scanner in the compact form the scanner matches.
     mutating func readHead(metadata: String?) {
-        guard let metadata else { return }
-        var bytes = Array(metadata.utf8)
-        let found = bytes.withUnsafeBytes { UsageScanner.firstUsage(in: $0, shape: shape)?.0 }
-        if let found { final = found }
-        bytes.removeAll()
+        guard let metadata, let document = try? JSONValue.parse(metadata), let usage = document["usage"], usage.objectValue != nil else { return }
+        let compact = Array(("{\"usage\":" + usage.serialized + "}").utf8)
+        if let found = compact.withUnsafeBytes({ UsageScanner.firstUsage(in: $0, shape: shape)?.0 }) { final = found }
     }
 
     /// Consumes bytes from vLLM; returns what goes to the client (`nil`: the input unchanged, no copy made).

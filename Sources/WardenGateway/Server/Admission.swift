@@ -278,7 +278,8 @@ enum Admission {
         default:
             guard head.method == .POST else { return Metered(inference: nil, model: nil, reservation: 0, shape: .openAI) }
             var parsed = try InferenceRequest.parse(body.readableBytesView, meter: meter, servedModel: served,
-                                                    defaultMaxTokens: context.limits.defaults.defaultMaxTokens)
+                                                    defaultMaxTokens: context.limits.defaults.defaultMaxTokens,
+                                                    contextLength: context.configuration.maxModelLength)
             if parsed.background, !context.policy.metering.allowBackgroundResponses {
                 throw .badRequest("`background: true` is refused: vLLM would keep generating after this request returns, where the gateway cannot meter it (the operator may allow it with gateway.allow_background_responses).",
                                   code: "background_not_allowed", param: "background")
