@@ -98,6 +98,17 @@ struct AdmissionTests {
         #expect(parsed == AudioRequest(model: "whisper", seconds: 2))
         #expect(throws: GatewayError.self) { try AudioRequest.parse(Array("--b\r\n\r\n--b--".utf8), contentType: "multipart/form-data; boundary=b") }
         #expect(throws: GatewayError.self) { try AudioRequest.parse(form, contentType: "application/json") }
+        // Ambiguous audio: two `file` parts (vLLM's form parser keeps the last), or a WAV with two format chunks.
+        let (_, long) = AudioFixtures.form(file: AudioFixtures.wave(seconds: 120), fields: [:])
+        let twoFiles = Array(form.dropLast("--warden-test-boundary--\r\n".utf8.count)) + long
+        #expect(throws: GatewayError.self, "a short first file must not reserve for a long second one") {
+            try AudioRequest.parse(twoFiles, contentType: type)
+        }
+        var twoFormats = AudioFixtures.wave(seconds: 2)
+        var fast = Array(twoFormats[12..<36])
+        fast.replaceSubrange(12..<20, with: [0, 0, 0, 0x10, 0, 0, 0, 0x10])  // sample and byte rates of 268 million a second
+        twoFormats.insert(contentsOf: fast, at: 36)  // after the real format chunk, before the data: decoders read the first
+        #expect(AudioRequest.seconds(of: ArraySlice(twoFormats)) == (twoFormats.count + 1_999) / 2_000, "untrusted: bounded by its size")
     }
 
     /// A manual clock for the limits.

@@ -368,6 +368,9 @@ struct ResponseMeterTests {
         var audio = ResponseMeter(format: .json, shape: .audio(tokensPerSecond: 50))
         _ = run(&audio, #"{"text":"hi","usage":{"type":"duration","seconds":2.25}}"#, chunkSize: 5)
         #expect(audio.final == Usage(prompt: 150, completion: 0), "3 seconds (2.25 rounded up) × 50")
+        var counted = ResponseMeter(format: .json, shape: .audio(tokensPerSecond: 50))
+        _ = run(&counted, #"{"text":"hi","usage":{"prompt_tokens":4,"completion_tokens":2,"total_tokens":6}}"#, chunkSize: 7)
+        #expect(counted.final == nil, "token counts say nothing of the seconds decoded: the reservation stands")
     }
 }
 

@@ -68,7 +68,10 @@ enum UsageScanner {
     /// The prompt and completion counts of the usage object at `object`, by `shape`'s names (the completion count
     /// is absent for pooling requests: 0); audio's `{"type":"duration","seconds":S}` is S × the rate, rounded up.
     static func counts(in bytes: UnsafeRawBufferPointer, object: Range<Int>, shape: UsageShape) -> Usage? {
-        if let rate = shape.tokensPerSecond, let seconds = number(after: secondsKey, in: bytes, within: object, roundingUp: true) {
+        if let rate = shape.tokensPerSecond {
+            // Audio is charged by its length: token counts (a stream's usage) say nothing of the seconds decoded,
+            // so without `seconds` there is no usage to settle with, and the reservation stands.
+            guard let seconds = number(after: secondsKey, in: bytes, within: object, roundingUp: true) else { return nil }
             return Usage(prompt: seconds.saturatingMultiplied(by: rate), completion: 0)
         }
         guard let prompt = number(after: shape.promptKey, in: bytes, within: object) else { return nil }
