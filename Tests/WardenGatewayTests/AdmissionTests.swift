@@ -18,7 +18,8 @@ struct AdmissionTests {
     @Test("prompt-bearing fields: exactly vLLM's, by name (same-length near misses are not)")
     func promptFields() {
         let prompt = ["messages", "prompt", "input", "content", "text", "query", "documents", "instructions", "system",
-                      "text_1", "text_2", "queries", "texts", "inputs", "data_1", "data_2"]
+                      "text_1", "text_2", "queries", "texts", "inputs", "data_1", "data_2",
+                      "tool_calls", "function", "arguments", "reasoning", "reasoning_content", "output"]
         for name in prompt { #expect(InferenceRequest.isPromptField(name), "\(name)") }
         for name in ["model", "tex", "textx", "prompts", "Content", "data_3", "instruction", "documentz", "messagez", "", "max_tokens"] {
             #expect(!InferenceRequest.isPromptField(name), "\(name)")
@@ -67,6 +68,28 @@ struct AdmissionTests {
         #expect(score.promptTokens == 4, "paired lists count each text once")
         #expect(try budget(#"{"input":[1,2,3,4,5,6,7]}"#, path: "/v1/embeddings").promptTokens == 7, "token ids count exactly")
         #expect(throws: GatewayError.self) { try budget(#"{"documents":["a"]}"#, path: "/v1/rerank") }
+    }
+
+    @Test("what chat templates render besides content is reserved too: tool-call arguments, reasoning, chat_template_kwargs; media parts at an image's cost")
+    func hiddenPrompt() throws {
+        let chat = "/v1/chat/completions"
+        let long = String(repeating: "x", count: 4000)
+        let plain = try budget(#"{"messages":[{"role":"user","content":"hi"}],"max_tokens":1}"#, path: chat).promptTokens
+        for body in [#"{"messages":[{"role":"assistant","tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"\#(long)"}}]}],"max_tokens":1}"#,
+                     #"{"messages":[{"role":"assistant","content":"","reasoning_content":"\#(long)"}],"max_tokens":1}"#,
+                     #"{"messages":[{"role":"user","content":"hi"}],"chat_template_kwargs":{"documents":[{"text":"\#(long)"}]},"max_tokens":1}"#] {
+            #expect(try budget(body, path: chat).promptTokens >= plain + 1000, "\(body.prefix(80))")
+        }
+        let image = #"{"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0KGgo="}}"#
+        let withImages = #"{"messages":[{"role":"user","content":[{"type":"text","text":"what is this?"},\#(image),\#(image)]}],"max_tokens":1}"#
+        #expect(try budget(withImages, path: chat).promptTokens >= 2 * InferenceRequest.mediaPartTokens, "two images, each an image's cost")
+        let bounded = try InferenceRequest.parse(Array(withImages.utf8), meter: RouteCatalog.meters["POST \(chat)"]!, servedModel: "qwen",
+                                                 defaultMaxTokens: 16, contextLength: 8192).budget.promptTokens
+        #expect(bounded <= 8192 + 100, "never more than the model's context for the media")
+        let responses = #"{"input":[{"role":"user","content":[{"type":"input_image","image_url":"data:image/png;base64,AAAA"}]}],"max_output_tokens":5}"#
+        #expect(try budget(responses, path: "/v1/responses").promptTokens >= InferenceRequest.mediaPartTokens)
+        #expect(try budget(#"{"model":"m","images":["data:a","data:b","data:c"],"input_type":"image"}"#, path: "/v2/embed").promptTokens
+                >= 3 * InferenceRequest.mediaPartTokens)
     }
 
     @Test("pooling with padding: max_length reserves every input at the model's full length, and is refused when that length is unknown")

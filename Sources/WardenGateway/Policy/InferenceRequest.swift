@@ -73,7 +73,35 @@ public struct InferenceRequest: Sendable {
         default:
             try RouteBudgets.parse(&request, meter: meter, defaultMaxTokens: defaultMaxTokens, contextLength: contextLength)
         }
+        // Images, audio and video become prompt tokens no text estimate sees: each is reserved at what one image
+        // costs on common vision models, at most the model's whole context when the deployment says what that is.
+        let media = mediaParts(body)
+        if media > 0 {
+            let allowance = media.saturatingMultiplied(by: mediaPartTokens)
+            request.budget.promptTokens = request.budget.promptTokens.saturatingAdded(contextLength.map { min(allowance, $0) } ?? allowance)
+        }
         return request
+    }
+
+    /// Prompt tokens reserved per image, audio clip or video: Qwen2.5-VL's image at its default `max_pixels`.
+    public static let mediaPartTokens = 16_384
+
+    /// Member names under which a request carries media for vLLM to encode (chat content parts, Responses input
+    /// parts, Cohere's `images`).
+    static let mediaFields: Set<String> = ["image_url", "input_image", "input_audio", "audio_url", "video_url", "image_embeds", "audio_embeds",
+                                           "image_pil", "images"]
+
+    /// The media parts anywhere in the body: one per media member, or per item of a list of them.
+    static func mediaParts(_ value: JSONValue) -> Int {
+        switch value {
+        case .array(let items): return items.reduce(0) { $0.saturatingAdded(mediaParts($1)) }
+        case .object(let members):
+            return members.reduce(0) { total, member in
+                guard mediaFields.contains(member.key) else { return total.saturatingAdded(mediaParts(member.value)) }
+                return total.saturatingAdded(member.value.arrayValue.map { max(1, $0.count) } ?? (member.value.isNull ? 0 : 1))
+            }
+        default: return 0
+        }
     }
 
     /// `n`, or `best_of` when larger: the sequences generated per prompt.
@@ -153,11 +181,24 @@ public struct InferenceRequest: Sendable {
         case 4: key == "text"
         case 5: key == "input" || key == "query" || key == "texts"
         case 6: key == "prompt" || key == "system" || key == "text_1" || key == "text_2" || key == "inputs" || key == "data_1" || key == "data_2"
+            || key == "output"
         case 7: key == "content" || key == "queries"
-        case 8: key == "messages"
-        case 9: key == "documents"
+        case 8: key == "messages" || key == "function"
+        case 9: key == "documents" || key == "arguments" || key == "reasoning"
+        case 10: key == "tool_calls"
         case 12: key == "instructions"
+        case 17: key == "reasoning_content"
         default: false
+        }
+    }
+
+    /// UTF-8 bytes of every string in a value, keys included.
+    static func allStringBytes(_ value: JSONValue) -> Int {
+        switch value {
+        case .string(let text): return text.utf8.count
+        case .array(let items): return items.reduce(0) { $0.saturatingAdded(allStringBytes($1)) }
+        case .object(let members): return members.reduce(0) { $0.saturatingAdded($1.key.utf8.count).saturatingAdded(allStringBytes($1.value)) }
+        default: return 0
         }
     }
 
@@ -168,8 +209,9 @@ public struct InferenceRequest: Sendable {
         case .array(let items): return items.reduce(0) { $0.saturatingAdded(textBytes($1)) }
         case .object(let members):
             return members.reduce(0) { total, member in
-                isPromptField(member.key)
-                    ? total.saturatingAdded(textBytes(member.value)) : total
+                // Whatever a client passes to the chat template may be rendered into the prompt.
+                if member.key == "chat_template_kwargs" { return total.saturatingAdded(allStringBytes(member.value)) }
+                return isPromptField(member.key) ? total.saturatingAdded(textBytes(member.value)) : total
             }
         default: return 0
         }

@@ -77,6 +77,11 @@ enum RouteBudgets {
             tokens = tokens.saturatingAdded(try inputTokens(value, param: key, bytesOnly: request.encoding == .bytesOnly))
             sequences = sequences.saturatingAdded(key == "messages" ? 1 : items(value))
         }
+        // Cohere's `images` (data URIs): reserved per image with every request's media parts, not as text.
+        if let images = body["images"]?.arrayValue, !images.isEmpty {
+            present = true
+            sequences = sequences.saturatingAdded(images.count)
+        }
         // Pairs: `query` × `documents` (rerank), `text_1` × `text_2` / `queries` × `documents` / `data_1` × `data_2` (score).
         for (left, right) in [("query", "documents"), ("text_1", "text_2"), ("queries", "documents"), ("data_1", "data_2")] {
             guard let first = body[left], !first.isNull, let second = body[right], !second.isNull else { continue }
