@@ -90,8 +90,8 @@ struct DeploymentReader {
         var paths = Deployment.Paths()
         guard let section else { return paths }
         paths.models = absolutePath(section, "models") ?? paths.models
-        paths.state = absolutePath(section, "state") ?? paths.state
-        paths.cache = absolutePath(section, "cache") ?? paths.cache
+        paths.state = ownDirectory(section, "state", absolutePath(section, "state")) ?? paths.state
+        paths.cache = ownDirectory(section, "cache", absolutePath(section, "cache")) ?? paths.cache
         section.finish()
         return paths
     }
@@ -105,7 +105,9 @@ struct DeploymentReader {
                 section.report("upstream", "'\(upstream)' is not an http:// or https:// URL with a host (e.g. http://127.0.0.1:8000)")
             }
         }
-        gateway.keyStore = absolutePath(section, "key_store") ?? gateway.keyStore
+        if let keyStore = absolutePath(section, "key_store") {
+            if ownDirectory(section, "key_store", parentDirectory(of: keyStore), what: "the directory of") != nil { gateway.keyStore = keyStore }
+        }
         if let endpoints = section.strings("allowed_endpoints") {
             for (index, endpoint) in endpoints.enumerated() where !isValidEndpoint(endpoint) {
                 section.reportItem("allowed_endpoints", index, "'\(endpoint)' must be `METHOD /path`, e.g. `POST /v1/chat/completions`")
@@ -220,6 +222,27 @@ struct DeploymentReader {
             return nil
         }
         return path
+    }
+
+    /// Directories `warden install` makes private to a service account (mode 0700, chowned): never one the system
+    /// shares, or install would lock every other service out of it; never under a tree the units hide.
+    static let sharedDirectories: Set<String> = ["/", "/bin", "/boot", "/data", "/dev", "/etc", "/home", "/lib", "/media", "/mnt", "/opt",
+                                                 "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/usr/local", "/var",
+                                                 "/var/cache", "/var/lib", "/var/log", "/var/tmp"]
+
+    private func ownDirectory(_ section: MappingReader, _ key: String, _ directory: String?, what: String = "") -> String? {
+        guard var directory else { return nil }
+        while directory.count > 1, directory.hasSuffix("/") { directory.removeLast() }
+        if Self.sharedDirectories.contains(directory) {
+            section.report(key, "\(what.isEmpty ? "" : what + " ")'\(directory)' is a directory the system shares, which install would make "
+                           + "private to one service account; give it a directory of its own (e.g. \(directory == "/" ? "" : directory)/warden)")
+            return nil
+        }
+        if ["/home/", "/root/", "/run/user/"].contains(where: { directory.hasPrefix($0) }) {
+            section.report(key, "'\(directory)' is under a tree the units hide from the services (ProtectHome=); use a directory under /var/lib or /srv")
+            return nil
+        }
+        return directory
     }
 
     private func account(_ section: MappingReader, _ key: String) -> String? {

@@ -115,6 +115,10 @@ public enum UnitRenderer {
             lines.add("LimitNOFILE", "65535", "two descriptors per proxied request; systemd's default soft limit of 1024 is exhausted by idle clients")
             lines.add("StateDirectory", "warden", "the key store")
             lines.add("StateDirectoryMode", "0700")
+            let keyStoreDirectory = parent(of: gateway.keyStore)
+            if keyStoreDirectory != "/var/lib/warden" {
+                lines.add("ReadWritePaths", unitPath(keyStoreDirectory), "gateway.key_store lives outside the state directory")
+            }
             lines.add("ProtectSystem", "strict")
             lines.add("ProtectHome", "true")
             lines.add("PrivateTmp", systemd >= GatedDirective.privateTmpDisconnected ? "disconnected" : "true")

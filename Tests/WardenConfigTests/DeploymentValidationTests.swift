@@ -24,6 +24,20 @@ struct DeploymentValidationTests {
         #expect(deployment.paths.state == "/var/lib/vllm")
     }
 
+    @Test("directories install makes private to a service are never ones the system shares, nor under trees the units hide")
+    func privateDirectories() throws {
+        let base = "vllm: {model: /srv/models/m}\n"
+        for (yaml, path) in [("gateway: {key_store: /var/lib/keys.sqlite}", "gateway.key_store"), ("gateway: {key_store: /keys.sqlite}", "gateway.key_store"),
+                             ("paths: {state: /var/lib/}", "paths.state"), ("paths: {cache: /srv}", "paths.cache"),
+                             ("gateway: {key_store: /home/ops/keys.sqlite}", "gateway.key_store")] {
+            let found = issues(base + yaml + "\n")
+            #expect(found.count == 1 && found.first?.path == path, "\(yaml): \(found)")
+        }
+        #expect(issues(base + "gateway: {key_store: /var/lib/keys.sqlite}\n").first?.message.contains("give it a directory of its own (e.g. /var/lib/warden)") == true)
+        let own = try Deployment.parse(yaml: base + "gateway: {key_store: /srv/warden-keys/keys.sqlite}\npaths: {state: /srv/vllm-state}\n")
+        #expect(own.gateway.keyStore == "/srv/warden-keys/keys.sqlite" && own.paths.state == "/srv/vllm-state")
+    }
+
     @Test("the one-line flow form is valid too")
     func oneLineFile() throws {
         let deployment = try Deployment.parse(yaml: "vllm: {model: meta-llama/Llama-3.1-8B-Instruct}")

@@ -129,6 +129,9 @@ struct UnitRenderingTests {
         #expect(UnitRenderer.render(deployment, systemd: .debian12).gatewayService.contains("IPAddressAllow=localhost fd00::5\n"))
         deployment.gateway.upstream = "http://gpu-box:8000"
         #expect(!UnitRenderer.render(deployment, systemd: .debian12).gatewayService.contains("IPAddressDeny"), "a host name cannot be pinned")
+        deployment.gateway.keyStore = "/srv/warden-keys/keys.sqlite"
+        #expect(UnitRenderer.render(deployment, systemd: .debian12).gatewayService.contains("ReadWritePaths=/srv/warden-keys\n"),
+                "ProtectSystem=strict would leave a key store elsewhere read-only")
         deployment.gateway.upstream = "http://127.0.0.1:8000"
         deployment.gateway.adminListen = "10.0.0.2:9091"
         #expect(!UnitRenderer.render(deployment, systemd: .debian12).gatewayService.contains("IPAddressDeny"), "scrapers come from elsewhere")
