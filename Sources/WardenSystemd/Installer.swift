@@ -127,6 +127,21 @@ public struct Installer: Sendable {
         return changes
     }
 
+    /// The services whose files `changes` rewrote: a running one still runs the old configuration until restarted.
+    public func servicesToRestart(after changes: [InstallChange], deployment: Deployment) -> [String] {
+        let changed = Set(changes.filter { $0.kind == .created || $0.kind == .updated }.map(\.path))
+        let shared = [layout.deploymentFile, deployment.vllm.envFile]
+        let inputs = [("vllm.service", [layout.unitDirectory + "/vllm.service", layout.startScript] + shared),
+                      ("warden-gateway.service", [layout.unitDirectory + "/warden-gateway.service", layout.wardenBinary] + shared)]
+        return inputs.filter { _, paths in paths.contains(where: changed.contains) }.map(\.0)
+    }
+
+    /// The ones of `services` systemd reports active (live system only).
+    public func running(_ services: [String]) -> [String] {
+        guard isLiveSystem else { return [] }
+        return services.filter { (try? runner.run("systemctl", ["is-active", "--quiet", $0]))?.status == 0 }
+    }
+
     /// Removes what install created (units, start script, binary, monitoring files), keeping models, keys, state and
     /// the deployment file. A unit Warden did not write (the operator's own `vllm.service`) is neither stopped nor removed.
     public func uninstall(dryRun: Bool) throws -> [InstallChange] {

@@ -46,8 +46,14 @@ struct InstallCommand: AsyncParsableCommand {
             let changes = try installer.install(deployment: deployment, deploymentText: text, systemd: try resolveSystemdVersion(systemdVersion),
                                                 binary: installed, dryRun: dryRun)
             report(changes, dryRun: dryRun)
+            if !dryRun {
+                let stale = installer.running(installer.servicesToRestart(after: changes, deployment: deployment))
+                if !stale.isEmpty {
+                    print("running with the old files: \(stale.joined(separator: " ")); apply with `systemctl restart \(stale.joined(separator: " "))`")
+                }
+            }
         } catch let error as InstallError {
-            printError("install failed: \(error)")
+            printError("install failed: \(error); the entries before it were written, and install is safe to run again once this is fixed")
             throw ExitCode(WardenExit.checkFailed)
         }
     }
@@ -68,8 +74,9 @@ struct UninstallCommand: AsyncParsableCommand {
 }
 
 private func report(_ changes: [InstallChange], dryRun: Bool) {
-    for change in changes where change.kind != .unchanged {
-        print("\(dryRun ? "would be " : "")\(change.kind.rawValue): \(change.path)")
+    // Unchanged entries are listed only when there is something to say (a unit that is not Warden's, kept).
+    for change in changes where change.kind != .unchanged || !change.details.isEmpty {
+        print("\(dryRun && change.kind != .unchanged ? "would be " : "")\(change.kind == .unchanged ? "kept" : change.kind.rawValue): \(change.path)")
         for detail in change.details { print("    \(detail)") }
     }
     let changed = changes.filter { $0.kind != .unchanged }.count

@@ -148,6 +148,20 @@ struct InstallerTests {
         #expect(removed.contains { $0.path == "/etc/systemd/system/warden-gateway.service" && $0.kind == .removed })
     }
 
+    @Test("a second install after an edit names the services whose files changed; one that changed nothing names none")
+    func servicesToRestart() throws {
+        let root = try Root()
+        defer { try? FileManager.default.removeItem(at: root.url) }
+        let installer = Installer(root: root.path, runner: RecordingRunner())
+        let deployment = try Deployment.parse(yaml: deploymentText)
+        #expect(installer.servicesToRestart(after: try install(root), deployment: deployment) == ["vllm.service", "warden-gateway.service"])
+        #expect(installer.servicesToRestart(after: try install(root), deployment: deployment).isEmpty)
+        let edited = "vllm: {model: /srv/models/qwen, port: 8001}\n"
+        #expect(installer.servicesToRestart(after: try install(root, text: edited), deployment: try Deployment.parse(yaml: edited))
+                == ["vllm.service", "warden-gateway.service"], "a new port: vLLM's script and the gateway's upstream")
+        #expect(installer.running(["vllm.service"]).isEmpty, "an image root runs nothing")
+    }
+
     @Test("ownership is never changed through a link another account could plant; the operator's own link is followed")
     func linksInDirectoriesOthersWrite() throws {
         let root = try Root()
