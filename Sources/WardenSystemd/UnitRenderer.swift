@@ -41,6 +41,14 @@ public enum UnitRenderer {
          "Edit the deployment file and render again rather than editing this file; add local changes in a drop-in."]
     }
 
+    /// What vLLM reads or writes from its first second: a model given as a path outside the models directory too.
+    static func mountedPaths(_ deployment: Deployment) -> [String] {
+        var paths = [deployment.paths.models, deployment.vllm.venv, deployment.paths.state, deployment.paths.cache]
+        let model = deployment.vllm.model
+        if model.hasPrefix("/"), !model.hasPrefix(deployment.paths.models + "/") { paths.append(model) }
+        return paths
+    }
+
     static func vllmService(_ deployment: Deployment, systemd: SystemdVersion, layout: InstallLayout) -> String {
         var unit = UnitFile(header: header("vLLM under a hardened sandbox", systemd))
         unit.section("Unit") { lines in
@@ -48,6 +56,8 @@ public enum UnitRenderer {
             lines.add("Documentation", "https://docs.vllm.ai/")
             lines.add("After", "network-online.target nvidia-persistenced.service")
             lines.add("Wants", "network-online.target")
+            lines.add("RequiresMountsFor", mountedPaths(deployment).map(unitPath).joined(separator: " "),
+                      "models, venv and caches on a network or late filesystem are mounted before preflight looks for them")
             lines.add("StartLimitIntervalSec", "1800", "a failed start takes minutes: stop after 3 within 30 minutes instead of looping")
             lines.add("StartLimitBurst", "3")
         }
