@@ -11,8 +11,11 @@ public struct UnitVerifier: Sendable {
         public var target: Double
         /// Remaining exposures worth fixing (≥ 0.2), as `name: description (exposure)`.
         public var topExposures: [String]
+        /// Why no score was taken when this systemd cannot score a unit file offline (older than 250, as on
+        /// Ubuntu 22.04): not a failure of the unit.
+        public var scoreSkipped: String? = nil
 
-        public var passed: Bool { verifyProblems.isEmpty && (exposure.map { $0 <= target } ?? false) }
+        public var passed: Bool { verifyProblems.isEmpty && (scoreSkipped != nil || (exposure.map { $0 <= target } ?? false)) }
     }
 
     let runner: any CommandRunner
@@ -32,9 +35,13 @@ public struct UnitVerifier: Sendable {
             let problems = Self.problems(in: verify.combined, unit: unit).filter { line in
                 !installedPrograms.contains { line.contains("Command \($0) is not executable: No such file") }
             }
-            return UnitReport(unit: unit, verifyProblems: problems,
-                              exposure: Self.exposure(in: security.combined), target: Self.targets[unit] ?? 1.0,
-                              topExposures: Self.topExposures(in: security.stdout))
+            let exposure = Self.exposure(in: security.combined)
+            // systemd before 250 has no --offline: it rejects the option rather than scoring the file.
+            let unsupported = exposure == nil && security.status != 0 && security.combined.contains("offline")
+            return UnitReport(unit: unit, verifyProblems: problems, exposure: exposure, target: Self.targets[unit] ?? 1.0,
+                              topExposures: Self.topExposures(in: security.stdout),
+                              scoreSkipped: unsupported ? "this systemd cannot score a unit file offline (needs systemd 250); once installed, "
+                                  + "`systemd-analyze security \(unit)` scores the loaded unit" : nil)
         }
     }
 

@@ -85,6 +85,7 @@ struct UnitCommand: AsyncParsableCommand {
             for report in reports {
                 let score = report.exposure.map { String($0) } ?? "unknown"
                 print("\(report.passed ? "PASS" : "FAIL")  \(report.unit): exposure \(score) (target ≤ \(report.target)), \(report.verifyProblems.count) verify problem(s)")
+                if let skipped = report.scoreSkipped { print("      score skipped: \(skipped)") }
                 for problem in report.verifyProblems { print("      verify: \(problem)") }
                 for exposure in report.topExposures.prefix(6) { print("      exposure: \(exposure)") }
             }

@@ -77,4 +77,17 @@ struct UnitVerificationTests {
         #expect(UnitVerifier.exposure(in: output) == 1.4)
         #expect(UnitVerifier.topExposures(in: output) == ["PrivateNetwork= Service has access to the host's network (0.5)"])
     }
+
+    @Test("a systemd without security --offline (249, Ubuntu 22.04) skips the score instead of failing the units; a missing score otherwise fails")
+    func scoreUnsupported() throws {
+        let old = RecordingRunner()
+        old.answer = { command in
+            command.contains("security") ? CommandOutput(status: 1, stderr: "systemd-analyze: unrecognized option '--offline=true'\n") : CommandOutput(status: 0)
+        }
+        let reports = try UnitVerifier(runner: old).verify(directory: "/nonexistent")
+        #expect(reports.count == 2 && reports.allSatisfy { $0.passed && $0.scoreSkipped != nil && $0.exposure == nil })
+        let broken = RecordingRunner()
+        broken.answer = { command in command.contains("security") ? CommandOutput(status: 1, stderr: "Failed to load unit\n") : CommandOutput(status: 0) }
+        #expect(try UnitVerifier(runner: broken).verify(directory: "/nonexistent").allSatisfy { !$0.passed && $0.scoreSkipped == nil })
+    }
 }
