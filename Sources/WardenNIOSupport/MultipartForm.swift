@@ -83,12 +83,14 @@ public enum WaveDuration {
         guard file.count >= 12, file[0..<4].elementsEqual("RIFF".utf8), file[8..<12].elementsEqual("WAVE".utf8) else { return nil }
         var offset = 12
         var byteRate = 0
+        var formatSeen = false
         while offset + 8 <= file.count {
             let size = Int(littleEndian32(file, offset + 4))
             let id = file[offset..<offset + 4]
             if id.elementsEqual("fmt ".utf8), offset + 20 <= file.count {
                 // A second format chunk: decoders read the first, this loop would keep the last. Not a WAV to trust.
-                guard byteRate == 0 else { return nil }
+                guard !formatSeen else { return nil }
+                formatSeen = true
                 byteRate = Int(littleEndian32(file, offset + 16))
                 // A decoder plays frames: sample rate × frame size. The header's own byte rate is a claim a client
                 // can inflate to shrink the reservation; the slower of the two gives the longer duration.

@@ -159,6 +159,16 @@ public struct Installer: Sendable {
             if !dryRun { try FileManager.default.removeItem(atPath: onTarget(path)) }
             changes.append(InstallChange(path: path, kind: .removed, details: []))
         }
+        // The operator's own unit that install moved aside takes its name back.
+        for name in units {
+            let path = layout.unitDirectory + "/" + name, backup = onTarget(path) + ".before-warden"
+            var info = stat()
+            guard lstat(backup, &info) == 0 else { continue }
+            if !dryRun, rename(backup, onTarget(path)) != 0 {
+                throw InstallError(description: "cannot move \(backup) back to \(onTarget(path)): \(String(cString: strerror(errno)))")
+            }
+            changes.append(InstallChange(path: path, kind: .created, details: ["the unit install had moved aside is back; start it with `systemctl start \(name)`"]))
+        }
         if isLiveSystem, !dryRun, !changes.isEmpty {
             _ = try runner.run("systemctl", ["daemon-reload"])
         }

@@ -106,11 +106,13 @@ public enum UnitRenderer {
         let upstreamPeer = isLoopbackHost(upstreamHost) ? nil : upstreamHost
         let adminLocal = ListenAddress(gateway.adminListen).map { isLoopbackHost($0.host) } ?? true
         let firewalled = isLoopbackHost(listen?.host ?? "") && adminLocal && upstreamPeer.map { IPAddress($0) != nil } != false
+        let keyStoreDirectory = parent(of: gateway.keyStore)
         var unit = UnitFile(header: header("The vLLM Warden gateway (no GPU access)", systemd))
         unit.section("Unit") { lines in
             lines.add("Description", "vLLM Warden gateway in front of vLLM")
             lines.add("After", "network-online.target vllm.service")
             lines.add("Wants", "network-online.target")
+            if keyStoreDirectory != "/var/lib/warden" { lines.add("RequiresMountsFor", unitPath(keyStoreDirectory)) }
         }
         unit.section("Service") { lines in
             lines.add("Type", "exec")
@@ -125,7 +127,6 @@ public enum UnitRenderer {
             lines.add("LimitNOFILE", "65535", "two descriptors per proxied request; systemd's default soft limit of 1024 is exhausted by idle clients")
             lines.add("StateDirectory", "warden", "the key store")
             lines.add("StateDirectoryMode", "0700")
-            let keyStoreDirectory = parent(of: gateway.keyStore)
             if keyStoreDirectory != "/var/lib/warden" {
                 lines.add("ReadWritePaths", unitPath(keyStoreDirectory), "gateway.key_store lives outside the state directory")
             }

@@ -37,7 +37,7 @@ public struct UnitVerifier: Sendable {
             }
             let exposure = Self.exposure(in: security.combined)
             // systemd before 250 has no --offline: it rejects the option rather than scoring the file.
-            let unsupported = exposure == nil && security.status != 0 && security.combined.contains("offline")
+            let unsupported = exposure == nil && security.status != 0 && security.combined.contains("unrecognized option '--offline")
             return UnitReport(unit: unit, verifyProblems: problems, exposure: exposure, target: Self.targets[unit] ?? 1.0,
                               topExposures: Self.topExposures(in: security.stdout),
                               scoreSkipped: unsupported ? "this systemd cannot score a unit file offline (needs systemd 250); once installed, "

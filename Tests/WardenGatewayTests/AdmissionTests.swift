@@ -86,6 +86,10 @@ struct AdmissionTests {
         let bounded = try InferenceRequest.parse(Array(withImages.utf8), meter: RouteCatalog.meters["POST \(chat)"]!, servedModel: "qwen",
                                                  defaultMaxTokens: 16, contextLength: 8192).budget.promptTokens
         #expect(bounded <= 8192 + 100, "never more than the model's context for the media")
+        let tools = #"{"messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","properties":{"image_url":{"type":"string"},"images":{"type":"array"}}}}}],"max_tokens":1}"#
+        #expect(try budget(tools, path: chat).promptTokens < 200, "a tool's property named image_url is no image")
+        let anthropic = #"{"messages":[{"role":"user","content":[{"type":"image","source":{"type":"base64","media_type":"image/png","data":"AAAA"}}]}],"max_tokens":5}"#
+        #expect(try budget(anthropic, path: "/v1/messages").promptTokens >= InferenceRequest.mediaPartTokens)
         let responses = #"{"input":[{"role":"user","content":[{"type":"input_image","image_url":"data:image/png;base64,AAAA"}]}],"max_output_tokens":5}"#
         #expect(try budget(responses, path: "/v1/responses").promptTokens >= InferenceRequest.mediaPartTokens)
         #expect(try budget(#"{"model":"m","images":["data:a","data:b","data:c"],"input_type":"image"}"#, path: "/v2/embed").promptTokens
@@ -127,6 +131,10 @@ struct AdmissionTests {
         #expect(throws: GatewayError.self, "a short first file must not reserve for a long second one") {
             try AudioRequest.parse(twoFiles, contentType: type)
         }
+        // A list field repeats, as the SDKs send `timestamp_granularities[]`: accepted.
+        let listField = "--warden-test-boundary\r\nContent-Disposition: form-data; name=\"timestamp_granularities[]\"\r\n\r\nword\r\n"
+        let granularities = Array((listField + listField.replacingOccurrences(of: "word", with: "segment")).utf8) + form
+        #expect(try AudioRequest.parse(granularities, contentType: type).seconds == 2)
         var twoFormats = AudioFixtures.wave(seconds: 2)
         var fast = Array(twoFormats[12..<36])
         fast.replaceSubrange(12..<20, with: [0, 0, 0, 0x10, 0, 0, 0, 0x10])  // sample and byte rates of 268 million a second

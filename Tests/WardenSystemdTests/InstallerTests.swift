@@ -138,8 +138,16 @@ struct InstallerTests {
         #expect(try root.read("/etc/systemd/system/vllm.service").contains(Installer.unitMarker))
         #expect(try install(root).allSatisfy { $0.kind == .unchanged }, "Warden's own unit is not moved aside again")
 
-        // The operator puts their unit back; uninstall removes Warden's gateway unit and leaves theirs, unstopped.
+        // Uninstall removes Warden's units and gives the operator's its name back.
+        let restored = try Installer(root: root.path, runner: RecordingRunner()).uninstall(dryRun: false)
+        #expect(try root.read("/etc/systemd/system/vllm.service") == guide)
+        #expect(!FileManager.default.fileExists(atPath: units + "/vllm.service.before-warden"))
+        #expect(restored.contains { $0.path == "/etc/systemd/system/vllm.service" && $0.kind == .created })
+
+        // Installed again, then the operator puts their own unit in place by hand: uninstall leaves it, unstopped.
+        _ = try install(root)
         try FileManager.default.removeItem(atPath: units + "/vllm.service")
+        try FileManager.default.removeItem(atPath: units + "/vllm.service.before-warden")
         try guide.write(toFile: units + "/vllm.service", atomically: true, encoding: .utf8)
         let runner = RecordingRunner()
         let removed = try Installer(root: root.path, runner: runner).uninstall(dryRun: false)

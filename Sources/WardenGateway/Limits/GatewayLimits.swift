@@ -275,9 +275,10 @@ extension GatewayError {
     /// The request's worst case is more than the key may use in a whole minute: it could never be admitted.
     static func exceedsTokenLimit(worstCase: Int, perMinute: Int, headers: [(String, String)]) -> GatewayError {
         GatewayError(status: .badRequest, type: "invalid_request_error", code: "token_limit_exceeded",
-                     message: "This request may use up to \(worstCase) tokens (prompt estimate + max_tokens × choices × prompts), "
+                     message: "This request may use up to \(worstCase) tokens (prompt estimate, in which each image, audio or video part "
+                         + "counts \(InferenceRequest.mediaPartTokens) unless the deployment sets vllm.max_model_len, + max_tokens × choices × prompts), "
                          + "more than this key's limit of \(perMinute) tokens per minute by \(worstCase.saturatingAdded(-perMinute)). "
-                         + "Lower max_tokens, n or the number of prompts.",
+                         + "Lower max_tokens, n, the number of prompts or of media parts.",
                      headers: headers, decision: "rejected:token_limit_exceeded")
     }
 

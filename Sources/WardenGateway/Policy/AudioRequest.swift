@@ -14,11 +14,10 @@ struct AudioRequest: Equatable {
         guard let form = MultipartForm(Array(body), contentType: contentType) else {
             throw .badRequest("Audio requests must be multipart/form-data with a boundary.", code: "invalid_body")
         }
-        // Two parts of one name are read differently by the gateway (the first) and vLLM's form parser (the last):
-        // a short first file would reserve for a long second one.
-        var seen: Set<String> = []
-        if let repeated = form.parts.first(where: { !seen.insert($0.name).inserted }) {
-            throw .badRequest("The form has more than one `\(repeated.name)` part; send each field once.", code: "invalid_body", param: repeated.name)
+        // Two parts of a field the gateway reads are read differently by it (the first) and vLLM's form parser (the
+        // last): a short first file would reserve for a long second one. List fields (`timestamp_granularities[]`) repeat.
+        for name in ["file", "model"] where form.parts.filter({ $0.name == name }).count > 1 {
+            throw .badRequest("The form has more than one `\(name)` part; send it once.", code: "invalid_body", param: name)
         }
         guard let file = form["file"] else { throw .badRequest("The form has no `file` part.", code: "missing_field", param: "file") }
         return AudioRequest(model: form.text("model"), seconds: seconds(of: file))

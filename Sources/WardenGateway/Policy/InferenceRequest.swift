@@ -86,19 +86,22 @@ public struct InferenceRequest: Sendable {
     /// Prompt tokens reserved per image, audio clip or video: Qwen2.5-VL's image at its default `max_pixels`.
     public static let mediaPartTokens = 16_384
 
-    /// Member names under which a request carries media for vLLM to encode (chat content parts, Responses input
-    /// parts, Cohere's `images`).
+    /// Member names under which a prompt carries media for vLLM to encode (chat and Responses content parts,
+    /// Anthropic's `source` blocks, Cohere's `images`).
     static let mediaFields: Set<String> = ["image_url", "input_image", "input_audio", "audio_url", "video_url", "image_embeds", "audio_embeds",
-                                           "image_pil", "images"]
+                                           "image_pil", "images", "source"]
 
-    /// The media parts anywhere in the body: one per media member, or per item of a list of them.
+    /// The media parts of the prompt: one per media member, or per item of a list of them, found where the prompt
+    /// text is (through the prompt fields only, so a tool's or a schema's property named `image_url` is no image).
     static func mediaParts(_ value: JSONValue) -> Int {
         switch value {
         case .array(let items): return items.reduce(0) { $0.saturatingAdded(mediaParts($1)) }
         case .object(let members):
             return members.reduce(0) { total, member in
-                guard mediaFields.contains(member.key) else { return total.saturatingAdded(mediaParts(member.value)) }
-                return total.saturatingAdded(member.value.arrayValue.map { max(1, $0.count) } ?? (member.value.isNull ? 0 : 1))
+                if mediaFields.contains(member.key) {
+                    return total.saturatingAdded(member.value.arrayValue.map { max(1, $0.count) } ?? (member.value.isNull ? 0 : 1))
+                }
+                return isPromptField(member.key) ? total.saturatingAdded(mediaParts(member.value)) : total
             }
         default: return 0
         }
