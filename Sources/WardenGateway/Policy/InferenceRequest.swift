@@ -87,9 +87,17 @@ public struct InferenceRequest: Sendable {
     public static let mediaPartTokens = 16_384
 
     /// Member names under which a prompt carries media for vLLM to encode (chat and Responses content parts,
-    /// Anthropic's `source` blocks, Cohere's `images`).
-    static let mediaFields: Set<String> = ["image_url", "input_image", "input_audio", "audio_url", "video_url", "image_embeds", "audio_embeds",
-                                           "image_pil", "images", "source"]
+    /// Anthropic's `source` blocks, Cohere's `images`). Compared by length first, as ``isPromptField``: it runs for
+    /// every member on the prompt's path of every request.
+    static func isMediaField(_ key: String) -> Bool {
+        switch key.utf8.count {
+        case 6: key == "images" || key == "source"
+        case 9: key == "image_url" || key == "audio_url" || key == "video_url" || key == "image_pil"
+        case 11: key == "input_image" || key == "input_audio"
+        case 12: key == "image_embeds" || key == "audio_embeds"
+        default: false
+        }
+    }
 
     /// The media parts of the prompt: one per media member, or per item of a list of them, found where the prompt
     /// text is (through the prompt fields only, so a tool's or a schema's property named `image_url` is no image).
@@ -98,7 +106,7 @@ public struct InferenceRequest: Sendable {
         case .array(let items): return items.reduce(0) { $0.saturatingAdded(mediaParts($1)) }
         case .object(let members):
             return members.reduce(0) { total, member in
-                if mediaFields.contains(member.key) {
+                if isMediaField(member.key) {
                     return total.saturatingAdded(member.value.arrayValue.map { max(1, $0.count) } ?? (member.value.isNull ? 0 : 1))
                 }
                 return isPromptField(member.key) ? total.saturatingAdded(mediaParts(member.value)) : total
@@ -213,7 +221,7 @@ public struct InferenceRequest: Sendable {
         case .object(let members):
             return members.reduce(0) { total, member in
                 // Whatever a client passes to the chat template may be rendered into the prompt.
-                if member.key == "chat_template_kwargs" { return total.saturatingAdded(allStringBytes(member.value)) }
+                if member.key.utf8.count == 20, member.key == "chat_template_kwargs" { return total.saturatingAdded(allStringBytes(member.value)) }
                 return isPromptField(member.key) ? total.saturatingAdded(textBytes(member.value)) : total
             }
         default: return 0
