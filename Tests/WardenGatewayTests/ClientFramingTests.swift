@@ -266,6 +266,33 @@ struct UpstreamFramingTests {
         }
     }
 
+    @Test("vLLM's body reaches the client byte for byte whether it joins the head's write (small) or follows it (over the join limit)")
+    func joinedAndSeparateBodies() async throws {
+        let small = #"{"usage":{"prompt_tokens":3,"completion_tokens":1}}"#
+        // Over the join limit, with a usage object at the end, so metering still reads the whole of it.
+        let large = "{\"pad\":\"" + String(repeating: "x", count: ProxyExchange.joinedBodyLimit + 5000) + "\",\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1}}"
+        let (upstream, upstreamPort, _) = try await ScriptedUpstream.start { requestLine in
+            let body = requestLine.contains("large") ? large : small
+            return "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: \(body.utf8.count)\r\n\r\n" + body
+        }
+        defer { upstream.close(promise: nil) }
+        try await withGateway(configure: { $0.upstreamPort = upstreamPort }) { harness in
+            let connection = try TestHTTPConnection(port: harness.port)
+            for (query, expected) in [("small", small), ("large", large), ("small-again", small)] {
+                connection.post("/v1/chat/completions?\(query)", json: #"{"messages":[{"role":"user","content":"hi"}],"max_tokens":4}"#,
+                                headers: harness.bearer)
+                let answer = try connection.readResponse()
+                #expect(answer.status == 200)
+                #expect(answer.headers["content-length"] == String(expected.utf8.count))
+                #expect(answer.body == expected, "\(query): \(answer.body.utf8.count) bytes, expected \(expected.utf8.count)")
+            }
+            // Nothing of the large body is left over: the next answer on the connection parses from its first byte
+            // (200 or 503, whether or not the readiness probe has run yet).
+            connection.get("/health")
+            #expect([200, 503].contains(try connection.readResponse().status))
+        }
+    }
+
     @Test("vLLM named by a host name is resolved and reached; by an IP literal it is connected to directly")
     func upstreamHostName() async throws {
         for host in ["localhost", "127.0.0.1"] {

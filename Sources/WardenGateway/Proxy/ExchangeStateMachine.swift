@@ -105,6 +105,16 @@ struct ExchangeStateMachine {
         case writeStreamError(message: String, code: String)
         case endResponse(keepAlive: Bool)
         case closeClient
+
+        /// Writes to, flushes or closes the client's connection other than with body bytes: a head held back to
+        /// be joined by the body must go out before it.
+        var overtakesHeldHead: Bool {
+            switch self {
+            case .flush, .respond, .respondModels, .writeStreamError, .endResponse, .closeClient, .writeHead: true
+            case .writeBody, .acquireConnection, .sendRequest, .pauseUpstream, .resumeUpstream, .startStallTimer, .cancelStallTimer,
+                 .releaseUpstream, .closeUpstream, .finish: false
+            }
+        }
     }
 
     let request: Request

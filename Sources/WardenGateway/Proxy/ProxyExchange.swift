@@ -7,30 +7,31 @@ import WardenJSON
 /// One proxied request on its client's event loop: feeds what the client's and vLLM's channels report into an
 /// ``ExchangeStateMachine`` and carries out the actions it returns. No decision is taken here.
 final class ProxyExchange {
+    /// The admitted request as admission handed it over: moved in whole, not copied field by field (every copy
+    /// and destroy of a many-field struct retained and released each of its strings, arrays and buffers).
     struct Request {
         var head: ClientHead
-        var target: RequestTarget
-        /// The allow-listed route: the metric label, and the meter that settles it.
-        var route: AllowedRoute
-        var body: ByteBuffer
-        var key: KeyRecord
-        /// The body's model, for the access log (the parsed body itself is not kept for the length of a stream).
-        var model: String?
-        /// The gateway's id: sent to vLLM, logged, and echoed to the client.
-        var requestID: String
-        /// The id the client sent: logged and echoed back, never sent to vLLM.
-        var clientRequestID: String?
-        var clientAddress: String
+        var identity: Admission.Identity
+        var forward: Admission.Forward
         var received: NIODeadline
-        var admission: GatewayLimits.Admission
-        /// Response headers the gateway adds besides the rate limits (an injected cap).
-        var responseHeaders: [(String, String)]
-        /// The gateway added `include_usage` to a stream whose client did not ask for usage.
-        var dropUsageEvent: Bool
-        var shape: UsageShape
 
+        var target: RequestTarget { forward.target }
+        /// The allow-listed route: the metric label, and the meter that settles it.
+        var route: AllowedRoute { forward.route }
+        var body: ByteBuffer { forward.body }
+        var key: KeyRecord { forward.key }
+        /// The body's model, for the access log.
+        var model: String? { forward.model }
+        /// The gateway's id: sent to vLLM, logged, and echoed to the client.
+        var requestID: String { identity.requestID }
+        /// The id the client sent: logged and echoed back, never sent to vLLM.
+        var clientRequestID: String? { identity.clientRequestID }
+        var clientAddress: String { identity.client }
+        var admission: GatewayLimits.Admission { forward.admission }
+        /// Response headers the gateway adds besides the rate limits (an injected cap).
+        var responseHeaders: [(String, String)] { forward.responseHeaders }
         /// The id the client sees in `x-request-id`: its own when it sent one.
-        var echoedRequestID: String { clientRequestID ?? requestID }
+        var echoedRequestID: String { identity.clientRequestID ?? identity.requestID }
     }
 
     private let request: Request
@@ -50,6 +51,9 @@ final class ProxyExchange {
     private var performing = false
     /// The machine's actions for the event being handled: one buffer reused for every event of the exchange.
     private var actions: [ExchangeStateMachine.Action] = []
+    /// vLLM's head as the client gets it, held until the body bytes of the same read join it: one write to the
+    /// client's channel instead of two. Any other write to the client writes it first, so nothing overtakes it.
+    private var heldHead: ByteBuffer?
     private var connection: UpstreamConnection?
     private var stallTimer: Scheduled<Void>?
     private var sentAt: NIODeadline?
@@ -57,15 +61,16 @@ final class ProxyExchange {
     private var upstreamDoneAt: NIODeadline?
 
     init(request: Request, context: ChannelHandlerContext, core: GatewayCore, onFinished: @escaping (ProxyExchange, _ closesConnection: Bool) -> Void) {
-        self.request = request
         self.context = context
         self.core = core
         self.onFinished = onFinished
         response = ClientResponse(answering: request.head)
         machine = ExchangeStateMachine(request: .init(
-            requestID: request.requestID, keepAlive: request.head.isKeepAlive, reservedTokens: request.admission.reservedTokens,
-            dropUsageEvent: request.dropUsageEvent, shape: request.shape, visibleModels: request.key.models,
-            isModelList: request.target.path == "/v1/models"))
+            requestID: request.identity.requestID, keepAlive: request.head.isKeepAlive, reservedTokens: request.forward.admission.reservedTokens,
+            dropUsageEvent: request.forward.dropUsageEvent, shape: request.forward.shape, visibleModels: request.forward.key.models,
+            isModelList: request.forward.target.path == "/v1/models"))
+        // Stored last: its last use, so it is moved rather than copied.
+        self.request = request
     }
 
     func start() {
@@ -132,6 +137,7 @@ final class ProxyExchange {
     // MARK: - Actions
 
     private func perform(_ action: ExchangeStateMachine.Action) {
+        if heldHead != nil, action.overtakesHeldHead { writeHeldHead() }
         switch action {
         case .acquireConnection(let fresh):
             acquire(fresh: fresh)
@@ -139,9 +145,11 @@ final class ProxyExchange {
             send()
         case .writeHead(let upstream):
             let rateLimited = request.admission.rateLimits != RateLimitFields()
-            context.write(NIOAny(response.head(upstream.status, forwarding: upstream, keeping: { forwards($0, of: upstream, rateLimited: rateLimited) },
-                                               fields: gatewayFields, rateLimits: request.admission.rateLimits, allocator: context.channel.allocator)),
-                          promise: nil)
+            // Room for a small body (or a first event) to join the head; a larger one is written on its own.
+            let joining = min(upstream.contentLength ?? (upstream.isEventStream ? 512 : 0), Self.joinedBodyLimit)
+            heldHead = response.head(upstream.status, forwarding: upstream, keeping: { forwards($0, of: upstream, rateLimited: rateLimited) },
+                                     fields: gatewayFields, rateLimits: request.admission.rateLimits, reserving: joining,
+                                     allocator: context.channel.allocator)
         case .writeBody(let buffer):
             writeBody(buffer)
         case .flush:
@@ -188,8 +196,24 @@ final class ProxyExchange {
     }
 
     private func writeBody(_ buffer: ByteBuffer) {
-        if let bytes = response.body(buffer, allocator: context.channel.allocator) { context.write(NIOAny(bytes), promise: nil) }
+        guard let bytes = response.body(buffer, allocator: context.channel.allocator) else { return }
+        if var head = heldHead.take() {
+            guard bytes.readableBytes <= Self.joinedBodyLimit else {
+                context.write(NIOAny(head), promise: nil)
+                return context.write(NIOAny(bytes), promise: nil)
+            }
+            head.writeImmutableBuffer(bytes)
+            return context.write(NIOAny(head), promise: nil)
+        }
+        context.write(NIOAny(bytes), promise: nil)
     }
+
+    private func writeHeldHead() {
+        if let head = heldHead.take() { context.write(NIOAny(head), promise: nil) }
+    }
+
+    /// The most body bytes copied into the head's buffer rather than written after it.
+    static let joinedBodyLimit = 16 * 1024
 
     /// Whether one of vLLM's fields reaches the client: not hop-by-hop ones, and not those the gateway sets itself
     /// (its request id, the limits, its added fields), nor vLLM's length on an event stream.

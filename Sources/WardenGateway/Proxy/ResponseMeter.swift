@@ -12,21 +12,39 @@ struct Usage: Sendable, Equatable {
     var total: Int { prompt.saturatingAdded(completion) }
 }
 
-/// How one route family reports usage (read in vLLM's serving code for each).
-struct UsageShape: Equatable {
+/// How one route family reports usage (read in vLLM's serving code for each). Immutable and shared by reference:
+/// every exchange and meter holds one, and a struct of four byte arrays cost four retains per copy.
+final class UsageShape: Equatable, Sendable {
     /// Where the counts sit: `"usage":{` everywhere but Cohere's `/v2/embed` (`"tokens":{` in `meta`).
-    var marker = Array(#""usage":{"#.utf8)
-    var promptKey: [UInt8]
-    var completionKey: [UInt8]
+    let marker: [UInt8]
+    let promptKey: [UInt8]
+    let completionKey: [UInt8]
     /// How the stream event with the summed usage is recognised.
-    var finalEvent: FinalEvent
+    let finalEvent: FinalEvent
     /// Audio: `{"type":"duration","seconds":S}` costs S × this.
-    var tokensPerSecond: Int?
+    let tokensPerSecond: Int?
     /// Responses: the response id (`"id":"resp_…"`) is read, so later requests can be tied to the key.
-    var capturesResponseID = false
+    let capturesResponseID: Bool
     /// Responses: the answer echoes the client's `tools`, `text` and `metadata`, so the usage is the member of the
     /// response object itself (``ShallowUsageReader``), never merely the first or last `"usage":{` in the bytes.
-    var usageAtTopLevel = false
+    let usageAtTopLevel: Bool
+
+    init(marker: [UInt8] = Array(#""usage":{"#.utf8), promptKey: [UInt8], completionKey: [UInt8], finalEvent: FinalEvent,
+         tokensPerSecond: Int? = nil, capturesResponseID: Bool = false, usageAtTopLevel: Bool = false) {
+        self.marker = marker
+        self.promptKey = promptKey
+        self.completionKey = completionKey
+        self.finalEvent = finalEvent
+        self.tokensPerSecond = tokensPerSecond
+        self.capturesResponseID = capturesResponseID
+        self.usageAtTopLevel = usageAtTopLevel
+    }
+
+    static func == (lhs: UsageShape, rhs: UsageShape) -> Bool {
+        lhs === rhs || (lhs.marker == rhs.marker && lhs.promptKey == rhs.promptKey && lhs.completionKey == rhs.completionKey
+            && lhs.finalEvent == rhs.finalEvent && lhs.tokensPerSecond == rhs.tokensPerSecond
+            && lhs.capturesResponseID == rhs.capturesResponseID && lhs.usageAtTopLevel == rhs.usageAtTopLevel)
+    }
 
     enum FinalEvent: Equatable {
         /// Chat and completions: the usage event has `"choices":[]`; usage on other events counts one choice.

@@ -75,19 +75,36 @@ enum Admission {
         var banStarted: Duration?
     }
 
-    struct Forward {
-        var target: RequestTarget
-        var route: AllowedRoute
+    /// Held by reference: the exchange keeps it for the length of the response, and a struct of this many strings,
+    /// arrays and buffers was copied (each retained) and destroyed on its way out of the decision.
+    final class Forward {
+        let target: RequestTarget
+        let route: AllowedRoute
         /// How vLLM's answer reports usage on this route.
-        var shape: UsageShape
-        var key: KeyRecord
-        var inference: InferenceRequest?
-        var body: ByteBuffer
-        var admission: GatewayLimits.Admission
-        var responseHeaders: [(String, String)]
-        var dropUsageEvent: Bool
+        let shape: UsageShape
+        let key: KeyRecord
+        /// The body's model, for the access log (the parsed body itself is not kept for the length of a stream).
+        let model: String?
+        let body: ByteBuffer
+        let admission: GatewayLimits.Admission
+        let responseHeaders: [(String, String)]
+        let dropUsageEvent: Bool
         /// What the connection may reuse for its next request.
-        var authenticated: RecentKey?
+        let authenticated: RecentKey?
+
+        init(target: RequestTarget, route: AllowedRoute, shape: UsageShape, key: KeyRecord, model: String?, body: ByteBuffer,
+             admission: GatewayLimits.Admission, responseHeaders: [(String, String)], dropUsageEvent: Bool, authenticated: RecentKey?) {
+            self.target = target
+            self.route = route
+            self.shape = shape
+            self.key = key
+            self.model = model
+            self.body = body
+            self.admission = admission
+            self.responseHeaders = responseHeaders
+            self.dropUsageEvent = dropUsageEvent
+            self.authenticated = authenticated
+        }
     }
 
     enum Decision {
@@ -219,7 +236,7 @@ enum Admission {
         let authenticated = head.authorization.map {
             RecentKey(authorization: $0, generation: context.policy.keys.generation, record: key)
         }
-        return .forward(Forward(target: target, route: route, shape: metered.shape, key: key, inference: metered.inference, body: forwarded,
+        return .forward(Forward(target: target, route: route, shape: metered.shape, key: key, model: metered.model, body: forwarded,
                                 admission: admission, responseHeaders: responseHeaders, dropUsageEvent: dropUsageEvent,
                                 authenticated: authenticated))
     }

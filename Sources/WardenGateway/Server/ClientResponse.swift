@@ -36,15 +36,16 @@ struct ClientResponse {
     /// `transfer-encoding: chunked` when no `content-length` is among them, or `connection: close` for an HTTP/1.0
     /// client (`connection: keep-alive` when its connection stays open). A repeated `content-length` is written once;
     /// a bodyless status gets none.
+    /// `reserving` bytes more are allocated for body bytes that will join the head in the same buffer.
     mutating func head(_ status: HTTPResponseStatus, forwarding upstream: UpstreamHead? = nil,
                        keeping keep: (_ name: UnsafeRawBufferPointer) -> Bool = { _ in true }, fields: [(String, String)],
-                       rateLimits: RateLimitFields = RateLimitFields(), allocator: ByteBufferAllocator) -> ByteBuffer {
+                       rateLimits: RateLimitFields = RateLimitFields(), reserving extra: Int = 0, allocator: ByteBufferAllocator) -> ByteBuffer {
         let bodyless = !status.mayHaveResponseBody
         let reason = status.reasonPhrase
         // The status line and final CRLF take 14 bytes and the code's at most 20; the framing field at most 28.
         var size = 62 + reason.utf8.count + rateLimits.measuredSize + (upstream.map { $0.fieldLines.readableBytes + 2 } ?? 0)
         for (name, value) in fields { size += name.utf8.count + value.utf8.count + 4 }
-        var buffer = allocator.buffer(capacity: size)
+        var buffer = allocator.buffer(capacity: size + extra)
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { bytes in
             var head = HeadBytes(bytes)
             head.append("HTTP/1.1 ")

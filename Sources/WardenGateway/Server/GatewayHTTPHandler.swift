@@ -109,17 +109,16 @@ final class GatewayHTTPHandler: ChannelDuplexHandler {
     private func receive(_ part: ClientRequestParser.Part, context: ChannelHandlerContext) {
         switch part {
         case .head(let requestHead):
-            head = requestHead
             body.clear()
             bodyViolation = nil
             let admission = admissionContext(context)
-            let identity = Admission.identify(requestHead, context: admission)
-            self.identity = identity
-            self.admission = admission
+            identity = Admission.identify(requestHead, context: admission)
             // HTTP/1.0 clients do not know 100 Continue (RFC 9110 §10.1.1): their expectation is ignored.
-            if requestHead.version != .http1_0, requestHead.expectation?.lowercased() == "100-continue" {
-                answerExpectation(context: context, head: requestHead, identity: identity, admission: admission)
-            }
+            let expectsContinue = requestHead.version != .http1_0 && requestHead.expectation?.lowercased() == "100-continue"
+            // Stored by their last uses, so they are moved rather than copied.
+            self.admission = admission
+            head = requestHead
+            if expectsContinue { answerExpectation(context: context) }
         case .body(var chunk):
             if body.readableBytes + chunk.readableBytes > core.configuration.maxBodyBytes {
                 bodyViolation = .bodyTooLarge
@@ -128,8 +127,11 @@ final class GatewayHTTPHandler: ChannelDuplexHandler {
             }
         case .end:
             awaitingRequest = false
-            guard let requestHead = head, let identity, var admission else { return }
-            forgetRequest()
+            // Taken out (moved, not copied): nothing of the request is kept for its end.
+            guard let requestHead = head.take(), let identity = identity.take(), var admission = admission.take() else {
+                forgetRequest()
+                return
+            }
             admission.policy = core.state.policy
             admission.draining = core.state.draining.load(ordering: .relaxed)
             admission.epochSeconds = Int64(epochSeconds())
@@ -186,7 +188,8 @@ final class GatewayHTTPHandler: ChannelDuplexHandler {
 
     /// `Expect: 100-continue`: the body is invited only once the head passes every check that needs no body.
     /// A declared length over the body limit is refused here too, rather than invited and read for nothing.
-    private func answerExpectation(context: ChannelHandlerContext, head: ClientHead, identity: Admission.Identity, admission: Admission.Context) {
+    private func answerExpectation(context: ChannelHandlerContext) {
+        guard let head, let identity, let admission else { return }
         let invitation = context.channel.allocator.buffer(staticString: "HTTP/1.1 100 Continue\r\n\r\n")
         // A health probe needs no key (a body, if it has one, is read and dropped): invited, never refused with 401.
         if Admission.isHealthProbe(head) { return context.writeAndFlush(NIOAny(invitation), promise: nil) }
@@ -230,12 +233,8 @@ final class GatewayHTTPHandler: ChannelDuplexHandler {
             refuse(rejection, head: head, identity: identity, received: received, context: context)
         case .forward(let forward):
             recentKey = forward.authenticated
-            let request = ProxyExchange.Request(head: head, target: forward.target, route: forward.route, body: forward.body, key: forward.key,
-                                                model: forward.inference?.model, requestID: identity.requestID, clientRequestID: identity.clientRequestID,
-                                                clientAddress: identity.client, received: received, admission: forward.admission,
-                                                responseHeaders: forward.responseHeaders, dropUsageEvent: forward.dropUsageEvent, shape: forward.shape)
             closing = !head.isKeepAlive
-            let proxied = ProxyExchange(request: request, context: context, core: core) { [weak self] finished, closesConnection in
+            let proxied = ProxyExchange(request: .init(head: head, identity: identity, forward: forward, received: received), context: context, core: core) { [weak self] finished, closesConnection in
                 guard let self, self.exchange === finished else { return }
                 self.exchange = nil
                 // Whatever the client pipelined behind an answer that ends the connection is never answered.
