@@ -37,8 +37,7 @@ public struct KeyTable: Sendable {
     /// As above, but a connection's last successful authentication is reused when the same header comes again
     /// under the same table (no HMAC): revocations and key changes make a new table, so they still apply at once.
     func authenticate(authorization: String?, now: Int64, recent: RecentKey?) -> Result<KeyRecord, Failure> {
-        if let recent, recent.generation == generation, let authorization, Self.sameBytes(recent.authorization, authorization),
-           recent.record.isUsable(at: now) {
+        if let recent, let authorization, recent.matches(authorization, generation: generation), recent.record.isUsable(at: now) {
             return .success(recent.record)
         }
         return verify(authorization: authorization, now: now)
@@ -127,10 +126,21 @@ extension KeyRecord {
 }
 
 /// A connection's last successful authentication.
-struct RecentKey {
-    var authorization: String
-    var generation: UInt64
-    var record: KeyRecord
+final class RecentKey {
+    let authorization: String
+    let generation: UInt64
+    let record: KeyRecord
+
+    init(authorization: String, generation: UInt64, record: KeyRecord) {
+        self.authorization = authorization
+        self.generation = generation
+        self.record = record
+    }
+
+    /// The same header, byte for byte, under the same table.
+    func matches(_ authorization: String, generation: UInt64) -> Bool {
+        self.generation == generation && KeyTable.sameBytes(self.authorization, authorization)
+    }
 }
 
 func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {

@@ -127,11 +127,15 @@ final class ProxyExchange {
     }
 
     private func run(_ event: ExchangeStateMachine.Event) {
-        machine.handle(event, into: &actions)
-        for action in actions { perform(action) }
-        // Emptied at once, not at the next event: a written body part would otherwise hold its read buffer for as long
-        // as the stream waits for its next token.
-        actions.removeAll(keepingCapacity: true)
+        var batch: [ExchangeStateMachine.Action] = []
+        swap(&batch, &actions)
+        machine.handle(event, into: &batch)
+        // Moved out one by one, last first after a reverse: iterating would copy each action (retaining its payload)
+        // and destroy it again with the array. Emptied at once, not at the next event: a written body part would
+        // otherwise hold its read buffer for as long as the stream waits for its next token.
+        batch.reverse()
+        while let action = batch.popLast() { perform(action) }
+        swap(&batch, &actions)
     }
 
     // MARK: - Actions

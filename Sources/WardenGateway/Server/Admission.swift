@@ -233,8 +233,11 @@ enum Admission {
             }
             if !injected.isEmpty { forwarded = setting(injected, in: body, parsed: inference.body) }
         }
-        let authenticated = head.authorization.map {
-            RecentKey(authorization: $0, generation: context.policy.keys.generation, record: key)
+        // The connection's last authentication, when this request reused it; a new one otherwise.
+        let generation = context.policy.keys.generation
+        let authenticated = head.authorization.map { authorization in
+            context.recentKey.flatMap { $0.matches(authorization, generation: generation) ? $0 : nil }
+                ?? RecentKey(authorization: authorization, generation: generation, record: key)
         }
         return .forward(Forward(target: target, route: route, shape: metered.shape, key: key, model: metered.model, body: forwarded,
                                 admission: admission, responseHeaders: responseHeaders, dropUsageEvent: dropUsageEvent,

@@ -199,7 +199,12 @@ public final class GatewayServer: Service, Sendable {
         if core.state.inFlight.load(ordering: .relaxed) > 0 {
             core.logger.warning("drain timeout reached; ending remaining requests", metadata: ["in_flight": "\(core.state.inFlight.load(ordering: .relaxed))"])
             core.state.terminateAll()
-            try? await Task.sleep(for: .milliseconds(100))
+            // Each exchange ends on its own event loop: waited for (up to a second, not a fixed pause a loaded machine
+            // outruns), so a stream gets its error event and vLLM its abort before the connections are closed.
+            let ended = ContinuousClock.now + .seconds(1)
+            while core.state.inFlight.load(ordering: .relaxed) > 0, ContinuousClock.now < ended {
+                try? await Task.sleep(for: .milliseconds(10))
+            }
         }
         await connections.closeAll()
         persistUsage()
