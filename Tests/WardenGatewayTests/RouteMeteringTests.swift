@@ -202,6 +202,8 @@ struct RouteMeteringTests {
                 #expect(response.bodyBytes == harness.simulator.lastResponseBody)
                 #expect(response.body.contains(#""type":"duration","seconds":3"#))
                 #expect(try lastCharge(harness) == 3 * AudioRoutes.tokensPerSecond)
+                // The form's model is logged (and so counted in the usage ledger under it), as a JSON body's is.
+                #expect(try jsonObject(#require(harness.accessLog.contents.last))["model"] as? String == "qwen")
             }
             let broken = try request(port: harness.port, "POST", "/v1/audio/transcriptions", body: Array("not a form".utf8),
                                      contentType: "text/plain", headers: harness.bearer)

@@ -149,8 +149,10 @@ final class ProxyExchange {
             send()
         case .writeHead(let upstream):
             let rateLimited = request.admission.rateLimits != RateLimitFields()
-            // Room for a small body (or a first event) to join the head; a larger one is written on its own.
-            let joining = min(upstream.contentLength ?? (upstream.isEventStream ? 512 : 0), Self.joinedBodyLimit)
+            // Room for a small body (or a first event) to join the head; a larger one is written on its own, and an
+            // answer without a body (HEAD, 204, 304) reserves none.
+            let bodyFollows = !response.suppressesBody && upstream.status.mayHaveResponseBody
+            let joining = bodyFollows ? min(upstream.contentLength ?? (upstream.isEventStream ? 512 : 0), Self.joinedBodyLimit) : 0
             heldHead = response.head(upstream.status, forwarding: upstream, keeping: { forwards($0, of: upstream, rateLimited: rateLimited) },
                                      fields: gatewayFields, rateLimits: request.admission.rateLimits, reserving: joining,
                                      allocator: context.channel.allocator)

@@ -199,10 +199,13 @@ public final class GatewayServer: Service, Sendable {
         if core.state.inFlight.load(ordering: .relaxed) > 0 {
             core.logger.warning("drain timeout reached; ending remaining requests", metadata: ["in_flight": "\(core.state.inFlight.load(ordering: .relaxed))"])
             core.state.terminateAll()
-            // Each exchange ends on its own event loop: waited for (up to a second, not a fixed pause a loaded machine
-            // outruns), so a stream gets its error event and vLLM its abort before the connections are closed.
-            let ended = ContinuousClock.now + .seconds(1)
-            while core.state.inFlight.load(ordering: .relaxed) > 0, ContinuousClock.now < ended {
+            // Each exchange ends on its own event loop, then writes its last bytes (a stream's error event) and closes
+            // its connection once they are out. Given at least 100 ms for those writes, and up to a second for every
+            // exchange to end — a fixed 100 ms was outrun by a loaded machine, and the connections still open after
+            // that are closed below.
+            let terminated = ContinuousClock.now
+            while ContinuousClock.now < terminated + .seconds(1),
+                  core.state.inFlight.load(ordering: .relaxed) > 0 || ContinuousClock.now < terminated + .milliseconds(100) {
                 try? await Task.sleep(for: .milliseconds(10))
             }
         }
