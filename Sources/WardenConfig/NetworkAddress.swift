@@ -42,7 +42,21 @@ public struct IPAddress: Sendable, Hashable, CustomStringConvertible {
     public var isLoopback: Bool { isIPv4 ? bytes[12] == 127 : bytes.dropLast().allSatisfy { $0 == 0 } && bytes[15] == 1 }
 
     public var description: String {
-        if isIPv4 { return bytes.suffix(4).map(String.init).joined(separator: ".") }
+        if isIPv4 {
+            // Digits written straight into the string's own storage (at most 15 bytes, so no allocation): the gateway
+            // formats every new connection's peer, where four strings joined cost it 2.4k instructions.
+            return String(unsafeUninitializedCapacity: 15) { text in
+                var count = 0
+                for (index, octet) in bytes.suffix(4).enumerated() {
+                    if index > 0 { text[count] = UInt8(ascii: "."); count += 1 }
+                    if octet >= 100 { text[count] = UInt8(ascii: "0") + octet / 100; count += 1 }
+                    if octet >= 10 { text[count] = UInt8(ascii: "0") + octet / 10 % 10; count += 1 }
+                    text[count] = UInt8(ascii: "0") + octet % 10
+                    count += 1
+                }
+                return count
+            }
+        }
         var address = in6_addr()
         withUnsafeMutableBytes(of: &address) { $0.copyBytes(from: bytes) }
         var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))

@@ -20,6 +20,11 @@ struct NetworkAddressTests {
     @Test("addresses print in their usual text form")
     func addressDescription() {
         #expect(IPAddress("192.168.0.1")?.description == "192.168.0.1")
+        // Every digit count of an octet, and the longest form.
+        for text in ["0.0.0.0", "9.10.99.100", "255.255.255.255", "127.0.0.1", "10.200.7.64"] {
+            #expect(IPAddress(text)?.description == text)
+        }
+        #expect(IPAddress("::ffff:10.1.2.3")?.description == "10.1.2.3", "a mapped IPv4 address prints as IPv4")
         #expect(IPAddress("[2001:DB8::1]")?.description == "2001:db8::1")
         #expect(IPNetwork("10.0.0.0/8")?.description == "10.0.0.0/8")
     }
