@@ -115,7 +115,7 @@ public enum UnitRenderer {
             if keyStoreDirectory != "/var/lib/warden" { lines.add("RequiresMountsFor", unitPath(keyStoreDirectory)) }
         }
         unit.section("Service") { lines in
-            lines.add("Type", "exec")
+            lines.add("Type", "notify", "ready once both listeners accept: `systemctl start` waits for it, and a reload never finds SIGHUP untrapped")
             lines.add("User", layout.gatewayUser)
             lines.add("Group", layout.gatewayUser)
             lines.add("EnvironmentFile", "-" + deployment.vllm.envFile, "vLLM's key, injected upstream; read by systemd before privileges drop")

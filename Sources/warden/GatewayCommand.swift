@@ -14,16 +14,16 @@ struct GatewayCommand: AsyncParsableCommand {
     @OptionGroup var options: ConfigOptions
 
     func run() async throws {
+        // Trapped first: a stop sent the moment the process is up still drains, never kills.
+        let stopSignals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
         let deployment = try options.load()
         let logger = Logger(label: "warden-gateway")
         for warning in deployment.warnings() { logger.warning("\(warning)") }
-        // Trapped before the listeners open: a stop sent the moment the unit is up still drains, never kills.
-        let stopSignals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
         let server: GatewayServer
         do {
             let configuration = try GatewayConfiguration(deployment: deployment, deploymentPath: options.path,
                                                          upstreamKey: ProcessEnvironment.value("VLLM_API_KEY"))
-            server = try GatewayServer(configuration: configuration, logger: logger)
+            server = try GatewayServer(configuration: configuration, logger: logger, notifier: .fromEnvironment())
             try await server.start()
         } catch let error as GatewaySetupError {
             printError("gateway: \(error)")

@@ -20,23 +20,24 @@ func withGatewayProcess(_ body: (GatewayProcess) async throws -> Void) async thr
     let scratch = try ScratchDirectory()
     let store = scratch.url.appendingPathComponent("keys.sqlite").path
     _ = try KeyStore(path: store, create: true)
-    let ports = try freePorts(2)
-    let path = try scratch.write("warden.yaml", """
+    let gateway = try await launchGateway(in: scratch, upstreamKey: "upstream-key") { port, adminPort in
+        """
         vllm: {model: /models/qwen, served_model_name: qwen, port: \(simPort)}
         gateway:
-          listen: 127.0.0.1:\(ports[0])
-          admin_listen: 127.0.0.1:\(ports[1])
+          listen: 127.0.0.1:\(port)
+          admin_listen: 127.0.0.1:\(adminPort)
           key_store: \(store)
-        """)
-    let process = try startGatewayProcess(config: path, upstreamKey: "upstream-key")
+        """
+    }
+    let process = gateway.process
     defer {
         if process.isRunning { process.terminate() }
         process.waitUntilExit()
     }
-    _ = try await eventually(timeout: .seconds(10)) { (try? request(port: ports[0], "GET", "/health").status) == 200 }
+    _ = try await eventually(timeout: .seconds(10)) { (try? request(port: gateway.port, "GET", "/health").status) == 200 }
     do {
-        try await explainingFailures(of: process, config: path) {
-            try await body(GatewayProcess(config: path, store: store, port: ports[0], adminPort: ports[1], simulatorPort: simPort))
+        try await explainingFailures(of: process, config: gateway.config) {
+            try await body(GatewayProcess(config: gateway.config, store: store, port: gateway.port, adminPort: gateway.adminPort, simulatorPort: simPort))
         }
     } catch {
         await simulator.shutdown()
@@ -45,15 +46,52 @@ func withGatewayProcess(_ body: (GatewayProcess) async throws -> Void) async thr
     await simulator.shutdown()
 }
 
-/// Starts the built `warden gateway` with a deployment file and vLLM's key in its environment, as the unit does.
-/// Its standard error goes to `<config>.stderr`, for `explainingFailures`.
-func startGatewayProcess(config: String, upstreamKey: String) throws -> Process {
+/// A `warden gateway` process that said `READY=1` on its `$NOTIFY_SOCKET`, as a `Type=notify` unit's does.
+struct LaunchedGateway {
+    let process: Process
+    let config: String
+    let port: Int
+    let adminPort: Int
+    let notifications: NotifySocket
+}
+
+struct GatewayDidNotStart: Error, CustomStringConvertible {
+    let description: String
+}
+
+/// Writes the deployment file `deployment(port, adminPort)` renders as `name`, starts the built `warden gateway` on it
+/// with `$NOTIFY_SOCKET` set, and returns once the process says `READY=1`: readiness comes from this process, never
+/// from a port probe that another test's server could answer. Ports are chosen here; when another test took one in
+/// the moment between, the gateway exits naming the address, and is started again on fresh ports.
+func launchGateway(in scratch: ScratchDirectory, upstreamKey: String, name: String = "warden.yaml",
+                   deployment: (_ port: Int, _ adminPort: Int) -> String) async throws -> LaunchedGateway {
+    var log = ""
+    for attempt in 1...3 {
+        let ports = try freePorts(2)
+        let config = try scratch.write(name, deployment(ports[0], ports[1]))
+        let notifications = try NotifySocket(path: config + ".notify-\(attempt)")
+        let process = try startGatewayProcess(config: config, upstreamKey: upstreamKey, notifySocket: notifications.path)
+        _ = try await eventually(timeout: .seconds(15)) { notifications.received("READY=1") || !process.isRunning }
+        if process.isRunning, notifications.received("READY=1") {
+            return LaunchedGateway(process: process, config: config, port: ports[0], adminPort: ports[1], notifications: notifications)
+        }
+        if process.isRunning { process.terminate() }
+        process.waitUntilExit()
+        log = (try? String(contentsOfFile: config + ".stderr", encoding: .utf8)) ?? ""
+        guard log.contains("cannot listen on") else { break }
+    }
+    throw GatewayDidNotStart(description: "warden gateway did not say READY=1; its standard error ends:\n\(log.suffix(4_000))")
+}
+
+/// Starts the built `warden gateway` with a deployment file, vLLM's key and `$NOTIFY_SOCKET` in its environment, as
+/// the unit does. Its standard error goes to `<config>.stderr`, for `explainingFailures`.
+func startGatewayProcess(config: String, upstreamKey: String, notifySocket: String) throws -> Process {
     let process = Process()
     process.executableURL = BuiltProduct.directory.appendingPathComponent("warden")
     process.arguments = ["gateway", "--config", config]
-    process.environment = ["VLLM_API_KEY": upstreamKey, "PATH": "/usr/bin:/bin"]
+    process.environment = ["VLLM_API_KEY": upstreamKey, "PATH": "/usr/bin:/bin", "NOTIFY_SOCKET": notifySocket]
     process.standardOutput = FileHandle.nullDevice
-    FileManager.default.createFile(atPath: config + ".stderr", contents: nil)
+    _ = FileManager.default.createFile(atPath: config + ".stderr", contents: nil)
     process.standardError = FileHandle(forWritingAtPath: config + ".stderr")
     try process.run()
     return process

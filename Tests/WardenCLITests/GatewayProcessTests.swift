@@ -16,9 +16,7 @@ struct GatewayProcessTests {
         let scratch = try ScratchDirectory()
         let store = scratch.url.appendingPathComponent("keys.sqlite").path
         let (token, _) = try KeyStore(path: store, create: true).create(name: "cli")
-        let ports = try freePorts(2)
-        let (port, adminPort) = (ports[0], ports[1])
-        func config(_ endpoints: [String]) -> String {
+        func config(_ endpoints: [String], port: Int, adminPort: Int) -> String {
             """
             vllm: {model: /models/qwen, served_model_name: qwen}
             gateway:
@@ -31,8 +29,10 @@ struct GatewayProcessTests {
               allowed_endpoints: [\(endpoints.map { "\"\($0)\"" }.joined(separator: ", "))]
             """
         }
-        let path = try scratch.write("warden.yaml", config(["GET /v1/models", "POST /v1/completions"]))
-        let process = try startGatewayProcess(config: path, upstreamKey: "upstream-key")
+        let gateway = try await launchGateway(in: scratch, upstreamKey: "upstream-key") {
+            config(["GET /v1/models", "POST /v1/completions"], port: $0, adminPort: $1)
+        }
+        let (process, path, port, adminPort) = (gateway.process, gateway.config, gateway.port, gateway.adminPort)
         defer { if process.isRunning { process.terminate() } }
         let bearer = ["Authorization": "Bearer \(token.text)"]
         #expect(try await eventually(timeout: .seconds(10)) { (try? request(port: port, "GET", "/v1/models", headers: bearer).status) == 200 })
@@ -54,7 +54,7 @@ struct GatewayProcessTests {
         let stream = try TestHTTPConnection(port: port)
         stream.post("/v1/completions", json: #"{"prompt":"x","stream":true}"#, headers: bearer)
         _ = try stream.read(through: "data: ")
-        _ = try scratch.write("warden.yaml", config(["GET /v1/models", "POST /v1/completions", "POST /tokenize"]))
+        _ = try scratch.write("warden.yaml", config(["GET /v1/models", "POST /v1/completions", "POST /tokenize"], port: port, adminPort: adminPort))
         kill(process.processIdentifier, SIGHUP)
         #expect(try await eventually { (try? request(port: port, "POST", "/tokenize", json: #"{"prompt":"x"}"#, headers: bearer).status) == 200 })
 
@@ -74,27 +74,29 @@ struct GatewayProcessTests {
         let scratch = try ScratchDirectory()
         let store = scratch.url.appendingPathComponent("keys.sqlite").path
         let (token, record) = try KeyStore(path: store, create: true).create(name: "team-a")
-        let ports = try freePorts(2)
-        let path = try scratch.write("warden.yaml", """
+        func deployment(port: Int, adminPort: Int) -> String {
+            """
             vllm: {model: /models/qwen, served_model_name: qwen}
             gateway:
-              listen: 127.0.0.1:\(ports[0])
-              admin_listen: 127.0.0.1:\(ports[1])
+              listen: 127.0.0.1:\(port)
+              admin_listen: 127.0.0.1:\(adminPort)
               upstream: http://127.0.0.1:\(simPort)
               key_store: \(store)
               bans: {max_failures: 2, ban_time: 1h, ignore_networks: []}
-            """)
+            """
+        }
         let bearer = ["Authorization": "Bearer \(token.text)"]
-        let first = try startGatewayProcess(config: path, upstreamKey: "upstream-key")
+        let launched = try await launchGateway(in: scratch, upstreamKey: "upstream-key", deployment: deployment)
+        let (first, path, port) = (launched.process, launched.config, launched.port)
         defer { if first.isRunning { first.terminate() } }
         try await explainingFailures(of: first, config: path) {
-            #expect(try await eventually(timeout: .seconds(10)) { (try? request(port: ports[0], "GET", "/v1/models", headers: bearer).status) == 200 })
+            #expect(try await eventually(timeout: .seconds(10)) { (try? request(port: port, "GET", "/v1/models", headers: bearer).status) == 200 })
             for _ in 0..<3 {
-                #expect(try request(port: ports[0], "POST", "/v1/completions", json: #"{"prompt":"x","max_tokens":4}"#, headers: bearer).status == 200)
+                #expect(try request(port: port, "POST", "/v1/completions", json: #"{"prompt":"x","max_tokens":4}"#, headers: bearer).status == 200)
             }
             let bad = ["Authorization": "Bearer sk-warden-000000000000-\(String(repeating: "a", count: 64))"]
-            for _ in 0..<2 { _ = try request(port: ports[0], "GET", "/v1/models", headers: bad) }
-            #expect(try request(port: ports[0], "GET", "/v1/models", headers: bearer).status == 403)
+            for _ in 0..<2 { _ = try request(port: port, "GET", "/v1/models", headers: bad) }
+            #expect(try request(port: port, "GET", "/v1/models", headers: bearer).status == 403)
             // The ledger and the bans are written every second: kill only once both are on disk, however late a loaded
             // machine runs that write.
             let reader = try KeyStore(path: store, create: false)
@@ -112,10 +114,11 @@ struct GatewayProcessTests {
         #expect(rows.filter { $0.0.outcome.isEmpty && $0.0.route == "/v1/completions" }.map(\.1.requests) == [3])
         #expect(rows.filter { $0.0.outcome.isEmpty }.reduce(0) { $0 + $1.1.completionTokens } == 12)
 
-        let second = try startGatewayProcess(config: path, upstreamKey: "upstream-key")
+        // Restarted on the same key store (and on fresh ports, should another test have taken the first ones).
+        let restarted = try await launchGateway(in: scratch, upstreamKey: "upstream-key", name: "warden-restarted.yaml", deployment: deployment)
+        let second = restarted.process
         defer { if second.isRunning { second.terminate() } }
-        #expect(try await eventually(timeout: .seconds(10)) { (try? request(port: ports[1], "GET", "/healthz").status) == 200 })
-        #expect(try request(port: ports[0], "GET", "/v1/models", headers: bearer).status == 403, "the ban outlived the process")
+        #expect(try request(port: restarted.port, "GET", "/v1/models", headers: bearer).status == 403, "the ban outlived the process")
         let report = try BuiltProduct.run("warden", ["usage", "--config", path, "--format", "csv"])
         #expect(report.stdout.contains("\(record.publicID),team-a,4,0,"), "3 completions and /v1/models answered (a ban refuses before any key)")
         kill(second.processIdentifier, SIGTERM)
@@ -123,27 +126,33 @@ struct GatewayProcessTests {
         #expect(second.terminationStatus == 0)
     }
 
-    @Test("SIGHUP and SIGTERM sent the moment the listener is up: a reload, then a drain with exit 0 (never the default action)")
-    func signalsRightAfterStart() async throws {
+    @Test("READY=1 only once both listeners accept; SIGHUP and SIGTERM sent the moment it comes: a reload, then STOPPING=1 and a drain with exit 0 (never the default action)")
+    func signalsRightAfterReady() async throws {
         try await withGatewayProcess { _ in }  // warms the binary's page cache so starts are quick
         let scratch = try ScratchDirectory()
         let store = scratch.url.appendingPathComponent("keys.sqlite").path
         _ = try KeyStore(path: store, create: true)
-        for _ in 0..<3 {
-            let ports = try freePorts(2)
-            let path = try scratch.write("warden.yaml", """
+        for round in 0..<3 {
+            let gateway = try await launchGateway(in: scratch, upstreamKey: "upstream-key", name: "warden-\(round).yaml") { port, adminPort in
+                """
                 vllm: {model: /models/qwen, served_model_name: qwen}
-                gateway: {listen: "127.0.0.1:\(ports[0])", admin_listen: "127.0.0.1:\(ports[1])", key_store: \(store)}
-                """)
-            let process = try startGatewayProcess(config: path, upstreamKey: "upstream-key")
+                gateway: {listen: "127.0.0.1:\(port)", admin_listen: "127.0.0.1:\(adminPort)", key_store: \(store)}
+                """
+            }
+            let process = gateway.process
             defer { if process.isRunning { process.terminate() } }
-            #expect(try await eventually(timeout: .seconds(10)) { (try? request(port: ports[1], "GET", "/healthz").status) == 200 })
             kill(process.processIdentifier, SIGHUP)
+            // No retries: systemd reports the unit started at READY=1, and clients may connect from then on.
+            #expect(try request(port: gateway.adminPort, "GET", "/healthz").status == 200)
+            #expect(try request(port: gateway.port, "GET", "/v1/models").status == 401)
             try await Task.sleep(for: .milliseconds(200))
             #expect(process.isRunning, "SIGHUP reloads; it must not terminate")
+            #expect(try await eventually { gateway.notifications.received("STATUS=reloaded: 0 keys, 4 endpoints") })
+            #expect(!gateway.notifications.received("STOPPING=1"))
             kill(process.processIdentifier, SIGTERM)
             #expect(try await eventually(timeout: .seconds(15)) { !process.isRunning })
             #expect(process.terminationReason == .exit && process.terminationStatus == 0)
+            #expect(gateway.notifications.received("STOPPING=1"))
         }
     }
 }

@@ -12,7 +12,7 @@ struct UnprivilegedProcessTests {
 
     /// Starts a copied binary (the build folder may not be reachable by `nobody`) as an unprivileged user.
     /// Its standard output and error go to `log` in the scratch directory (read for its port, shown on failure).
-    func launch(_ binary: String, _ arguments: [String], in scratch: ScratchDirectory, log: String) throws -> Process {
+    func launch(_ binary: String, _ arguments: [String], in scratch: ScratchDirectory, log: String, notifySocket: String? = nil) throws -> Process {
         let copy = try BuiltProduct.copy(binary, into: scratch)
         let output = scratch.url.appendingPathComponent(log)
         _ = FileManager.default.createFile(atPath: output.path, contents: nil)
@@ -24,7 +24,7 @@ struct UnprivilegedProcessTests {
             process.executableURL = URL(fileURLWithPath: copy)
             process.arguments = arguments
         }
-        process.environment = ["VLLM_API_KEY": "upstream-key", "PATH": "/usr/bin:/bin"]
+        process.environment = ["VLLM_API_KEY": "upstream-key", "PATH": "/usr/bin:/bin"].merging(notifySocket.map { ["NOTIFY_SOCKET": $0] } ?? [:]) { $1 }
         let handle = try FileHandle(forWritingTo: output)
         process.standardOutput = handle
         process.standardError = handle
@@ -71,9 +71,12 @@ struct UnprivilegedProcessTests {
                   upstream: http://127.0.0.1:\(simPort)
                   key_store: \(store)
                 """)
-            let gateway = try launch("warden", ["gateway", "--config", config], in: scratch, log: "gateway-\(attempt).log")
-            if try await eventually(timeout: .seconds(10), { !gateway.isRunning || (try? request(port: ports[1], "GET", "/readyz").status) == 200 }),
-               gateway.isRunning {
+            // Ready when it says so on its $NOTIFY_SOCKET (writable by all, as systemd's is), not when some server
+            // answers on the port.
+            let notifications = try NotifySocket(path: config + ".notify")
+            #expect(chmod(notifications.path, 0o666) == 0)
+            let gateway = try launch("warden", ["gateway", "--config", config], in: scratch, log: "gateway-\(attempt).log", notifySocket: notifications.path)
+            if try await eventually(timeout: .seconds(10), { !gateway.isRunning || notifications.received("READY=1") }), gateway.isRunning {
                 started = (gateway, ports[0], ports[1])
             } else {
                 gateway.terminate()

@@ -18,6 +18,7 @@ public final class GatewayServer: Service, Sendable {
     private let listeners = NIOLockedValueBox<(servers: [any Channel], admin: (any Channel)?)>(([], nil))
     private let connections = ConnectionRegistry()
     private let limiter: ConnectionLimiter
+    private let notifier: ServiceManagerNotifier
     /// SIGHUP, trapped in ``start()`` before the listeners open and iterated in ``run()``.
     private let hangups = NIOLockedValueBox<UnixSignalsSequence?>(nil)
     /// The open key store, the `PRAGMA data_version` last seen on it (it changes when another process commits),
@@ -32,8 +33,11 @@ public final class GatewayServer: Service, Sendable {
     }
 
     /// Opens the key store and builds the first policy; fails with an actionable message when either is unusable.
+    /// `notifier` tells systemd when the gateway is ready, reloaded and draining (the command passes `$NOTIFY_SOCKET`'s).
     public init(configuration: GatewayConfiguration, accessLog: any AccessLogSink = BufferedStandardOutputSink(),
-                logger: Logger = Logger(label: "warden-gateway"), group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) throws {
+                logger: Logger = Logger(label: "warden-gateway"), group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+                notifier: ServiceManagerNotifier = .none) throws {
+        self.notifier = notifier
         let store = try KeyStore(path: configuration.keyStorePath, create: false)
         keyStore = NIOLockedValueBox(StoreState(store: store, version: try store.dataVersion()))
         let policy = GatewayPolicy(keys: try store.loadTable(), gateway: configuration.routes)
@@ -93,6 +97,7 @@ public final class GatewayServer: Service, Sendable {
         let ports = (servers.first?.localAddress?.port ?? configuration.listenPort, admin.localAddress?.port ?? configuration.adminPort)
         core.logger.info("gateway listening", metadata: ["listen": "\(configuration.listenHost):\(ports.0)", "admin": "\(configuration.adminHost):\(ports.1)",
                                                          "upstream": "\(configuration.upstreamAuthority)", "keys": "\(core.state.policy.keys.count)"])
+        notifier.notify("READY=1\nSTATUS=listening on \(configuration.listenHost):\(ports.0), admin on \(configuration.adminHost):\(ports.1)")
         return ports
     }
 
@@ -185,6 +190,7 @@ public final class GatewayServer: Service, Sendable {
     public func beginDrain() {
         guard !core.state.draining.exchange(true, ordering: .relaxed) else { return }
         core.logger.info("draining", metadata: ["in_flight": "\(core.state.inFlight.load(ordering: .relaxed))"])
+        notifier.notify("STOPPING=1\nSTATUS=draining \(core.state.inFlight.load(ordering: .relaxed)) in-flight requests")
         for server in listeners.withLockedValue({ $0.servers }) { server.close(promise: nil) }
     }
 
@@ -231,6 +237,7 @@ public final class GatewayServer: Service, Sendable {
         try seedQuotas(from: store)
         keyStore.withLockedValue { $0 = StoreState(store: store, version: version) }
         core.logger.info("reloaded", metadata: ["keys": "\(core.state.policy.keys.count)", "endpoints": "\(routes.allowedEndpoints.count)"])
+        notifier.notify("STATUS=reloaded: \(core.state.policy.keys.count) keys, \(routes.allowedEndpoints.count) endpoints")
     }
 
     /// Reloads the keys when `warden keys` changed the store (checked every second).
