@@ -73,6 +73,30 @@ struct GuideDeploymentTests {
         #expect(report.findings.contains { $0.id == "exposure.listen" })
     }
 
+    @Test("credentials in the unit's Environment= and a Hugging Face token on the command line are found, masked; cache settings are not")
+    func credentialsInTheUnit() throws {
+        var host = try Guide.host()
+        let unit = try Guide.read("vllm.service").replacing("EnvironmentFile=/etc/vllm/vllm.env", with: """
+            EnvironmentFile=/etc/vllm/vllm.env
+            Environment=HF_HOME=/var/cache/vllm/hf "HF_TOKEN=hf_abcdefghijklmnop" WANDB_API_KEY=wandb-0123456789
+            Environment=HF_TOKEN_PATH=/etc/vllm/hf-token
+            """)
+        host.unit("vllm.service", text: unit, mainPID: 4242, exposure: 4.3)
+        var argv = try #require(host.processTable[4242]).argv
+        argv += ["--hf-token", "hf_zyxwvutsrqponmlk"]
+        host.process(4242, argv, unit: "vllm.service", environment: ["VLLM_API_KEY": "changeme-vllm-key"], sockets: [777])
+        let report = try Audit.run(host: host)
+        let inUnit = try #require(report.findings.first { $0.id == "secrets.unit-key" })
+        #expect(inUnit.severity == .high)
+        #expect(inUnit.evidence.prefix(2) == ["Environment=HF_TOKEN=hf_a…<19 characters>", "Environment=WANDB_API_KEY=wand…<16 characters>"])
+        #expect(inUnit.evidence.count == 3, "HF_HOME and HF_TOKEN_PATH are no secrets: \(inUnit.evidence)")
+        let onCommandLine = try #require(report.findings.first { $0.id == "secrets.cmdline-token" })
+        #expect(onCommandLine.evidence == ["--hf-token hf_z…<19 characters> in process 4242"])
+        for secret in ["hf_abcdefghijklmnop", "wandb-0123456789", "hf_zyxwvutsrqponmlk"] {
+            #expect(!report.text.contains(secret) && !report.json.contains(secret))
+        }
+    }
+
     @Test("JSON names what was found and each finding's fields")
     func json() throws {
         let text = try Audit.run(host: Guide.host()).json

@@ -1,6 +1,7 @@
+import WardenConfig
 import WardenPreflight
 
-/// API keys: on the command line, in the unit, weak, or missing.
+/// API keys and other credentials: on the command line, in the unit, weak, or missing.
 enum SecretAudit {
     static func findings(_ context: AuditContext) -> [Finding] {
         let target = context.target
@@ -18,13 +19,23 @@ enum SecretAudit {
                                     fix: "remove --api-key; put VLLM_API_KEY=… in a root-owned 0640 EnvironmentFile= instead, then rotate the key",
                                     wardenFix: "warden install (writes the key file and a start script without it)"))
         }
+        let hfTokens = invocation.values("--hf-token")
+        if !hfTokens.isEmpty {
+            let resolved = hfTokens.map { resolve($0, environment: target.environment) }
+            findings.append(Finding("secrets.cmdline-token", .high, "Hugging Face token visible in the process command line",
+                                    evidence: ["--hf-token \(resolved.map(masked).joined(separator: " ")) in \(target.invocationSource ?? "the command line")"],
+                                    fix: "remove --hf-token; put HF_TOKEN=… in a root-owned 0640 EnvironmentFile= instead, then replace the token at huggingface.co/settings/tokens",
+                                    wardenFix: "warden install, with HF_TOKEN in vllm.env_file"))
+        }
         if let directives = target.directives {
-            let inUnit = directives.values("Environment").flatMap { shellWords($0) }.filter { $0.hasPrefix("VLLM_API_KEY=") }
-                + directives.values("ExecStart").filter { $0.contains("--api-key") }.map { _ in "ExecStart= … --api-key" }
+            // Any credential, not only vLLM's key: an HF_TOKEN here hands the account's gated models to every local user.
+            let inUnit = directives.values("Environment").flatMap { shellWords($0) }.compactMap { assignment -> String? in
+                guard let equals = assignment.firstIndex(of: "="), isSecretVariableName(String(assignment[..<equals])) else { return nil }
+                return "Environment=\(assignment[..<equals])=\(masked(String(assignment[assignment.index(after: equals)...])))"
+            } + secretVLLMFlags.filter { flag in directives.values("ExecStart").contains { $0.contains(flag) } }.map { "ExecStart= … \($0)" }
             if !inUnit.isEmpty {
-                findings.append(Finding("secrets.unit-key", .high, "API key written in the unit file",
-                                        evidence: inUnit.map { $0.hasPrefix("VLLM_API_KEY=") ? "Environment=VLLM_API_KEY=\(masked(String($0.dropFirst(13))))" : $0 }
-                                            + ["unit files are world-readable, and `systemctl show` prints Environment= to any user"],
+                findings.append(Finding("secrets.unit-key", .high, "API key or other credential written in the unit file",
+                                        evidence: inUnit + ["unit files are world-readable, and `systemctl show` prints Environment= to any user"],
                                         fix: "move it to an EnvironmentFile= owned by root, mode 0640, then rotate it", wardenFix: "warden install"))
             }
         }
