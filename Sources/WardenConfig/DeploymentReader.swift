@@ -76,13 +76,8 @@ struct DeploymentReader {
         vllm.envFile = absolutePath(section, "env_file") ?? vllm.envFile
         section.finish()
 
-        for flag in secretVLLMFlags {
-            guard let argument = vllm.extraArgs.first(where: { $0 == flag || $0.hasPrefix(flag + "=") }) else { continue }
-            let variable = flag == "--api-key" ? "VLLM_API_KEY" : "HF_TOKEN"
-            section.report("extra_args", "'\(argument)' puts a secret on the command line, where `ps` shows it; put \(variable) in \(vllm.envFile) instead")
-        }
-        for name in vllm.environment.keys.sorted() where isSecretVariableName(name) {
-            section.report("environment", "'\(name)' looks like a secret, and vllm.service's Environment= is readable by every local user (the unit file, `systemctl show`): put \(name)=… in \(vllm.envFile) (root-owned, mode 0640), which the unit already reads")
+        if let argument = vllm.extraArgs.first(where: { $0 == "--api-key" || $0.hasPrefix("--api-key=") }) {
+            section.report("extra_args", "'\(argument)' puts the key on the command line, where `ps` shows it; put VLLM_API_KEY in \(vllm.envFile) instead")
         }
         guard let model, !model.isEmpty else {
             section.report("model", "required: a local model directory or a Hugging Face model name")

@@ -23,7 +23,7 @@ extension Deployment {
                 found.append(ConfigIssue(path: path, message: "\(entry) has host bits set: it covers its whole network, not that one address; write the network's first address, or a /32 (/128) for one host"))
             }
         }
-        return found
+        return found + credentialsInUnit()
     }
 
     static func isLoopback(_ host: String) -> Bool {

@@ -20,7 +20,7 @@ struct InstallCommand: AsyncParsableCommand {
     var binary: String?
 
     func run() async throws {
-        let deployment = try options.load()
+        let deployment = try options.loadForUnits()
         let text = try String(contentsOfFile: options.path, encoding: .utf8)
         // The installed deployment file is always the default one: units must not read a file the sandbox hides.
         var layout = RunningBinary.layout(deploymentFile: Deployment.defaultPath)

@@ -19,7 +19,7 @@ struct SelftestCommand: AsyncParsableCommand {
     var workload = "cuda"
 
     func run() async throws {
-        let deployment = try options.load()
+        let deployment = try options.loadForUnits()
         let chosen = try Self.workload(named: workload)
         guard FileManager.default.fileExists(atPath: "/run/systemd/system") else {
             printError("selftest needs a host booted with systemd (no /run/systemd/system here); run it on the GPU host as root")

@@ -24,7 +24,7 @@ struct UnitCommand: AsyncParsableCommand {
         @Option(help: "Directory to write into (created when missing).") var out: String
 
         func run() async throws {
-            let deployment = try options.load()
+            let deployment = try options.loadForUnits()
             let version = try resolveSystemdVersion(systemdVersion)
             let units = UnitRenderer.render(deployment, systemd: version, layout: RunningBinary.layout(deploymentFile: options.path))
             var isDirectory = false

@@ -47,6 +47,20 @@ struct ConfigOptions: ParsableArguments {
     }
 }
 
+extension ConfigOptions {
+    /// Loads the deployment file for a command that writes units (or runs vLLM's sandbox): credentials they would show
+    /// to every local user are refused, exit 2, where other commands only warn of them.
+    func loadForUnits() throws -> Deployment {
+        let deployment = try load()
+        let credentials = deployment.credentialsInUnit()
+        guard credentials.isEmpty else {
+            printError(ConfigError(file: path, issues: credentials).description)
+            throw ExitCode(WardenExit.usage)
+        }
+        return deployment
+    }
+}
+
 /// `--format text|json`, the one output flag of every command that prints a report or a list.
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
     case text, json
