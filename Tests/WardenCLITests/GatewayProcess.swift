@@ -20,14 +20,20 @@ func withGatewayProcess(_ body: (GatewayProcess) async throws -> Void) async thr
     let scratch = try ScratchDirectory()
     let store = scratch.url.appendingPathComponent("keys.sqlite").path
     _ = try KeyStore(path: store, create: true)
-    let gateway = try await launchGateway(in: scratch, upstreamKey: "upstream-key") { port, adminPort in
-        """
-        vllm: {model: /models/qwen, served_model_name: qwen, port: \(simPort)}
-        gateway:
-          listen: 127.0.0.1:\(port)
-          admin_listen: 127.0.0.1:\(adminPort)
-          key_store: \(store)
-        """
+    let gateway: LaunchedGateway
+    do {
+        gateway = try await launchGateway(in: scratch, upstreamKey: "upstream-key") { port, adminPort in
+            """
+            vllm: {model: /models/qwen, served_model_name: qwen, port: \(simPort)}
+            gateway:
+              listen: 127.0.0.1:\(port)
+              admin_listen: 127.0.0.1:\(adminPort)
+              key_store: \(store)
+            """
+        }
+    } catch {
+        await simulator.shutdown()
+        throw error
     }
     let process = gateway.process
     defer {
@@ -69,7 +75,8 @@ func launchGateway(in scratch: ScratchDirectory, upstreamKey: String, name: Stri
     for attempt in 1...3 {
         let ports = try freePorts(2)
         let config = try scratch.write(name, deployment(ports[0], ports[1]))
-        let notifications = try NotifySocket(path: config + ".notify-\(attempt)")
+        // Abstract: a path under a long $TMPDIR could outgrow sun_path's 108 bytes.
+        let notifications = try NotifySocket(path: "@warden-test-\(UUID().uuidString)")
         let process = try startGatewayProcess(config: config, upstreamKey: upstreamKey, notifySocket: notifications.path)
         _ = try await eventually(timeout: .seconds(15)) { notifications.received("READY=1") || !process.isRunning }
         if process.isRunning, notifications.received("READY=1") {

@@ -99,11 +99,34 @@ struct DeploymentValidationTests {
         #expect(refused.allSatisfy { $0.message.contains("/etc/warden/vllm.env (root-owned, mode 0640)") })
         #expect(try credentials("vllm: {model: m, env_file: /etc/v.env, environment: {hf_token: x}}").first?.message.contains("put hf_token=… in /etc/v.env") == true)
         #expect(try credentials("vllm: {model: m, environment: {HF_TOKEN_PATH: /p, SSL_KEY_FILE: /k, VLLM_MAX_TOKENS_PER_BATCH: '8', KEYBOARD: x, HF_HUB_OFFLINE: '1'}}").isEmpty)
+        #expect(try credentials(#"vllm: {model: m, extra_args: ["--hf-token", "--trust-remote-code"]}"#).isEmpty, "a bare --hf-token uses the stored login")
+        #expect(try credentials(#"vllm: {model: m, extra_args: ["--hf-token"]}"#).isEmpty)
         for arguments in [#"["--hf-token", "hf_x"]"#, #"["--hf-token=hf_x"]"#] {
             let flagged = try credentials("vllm: {model: m, extra_args: \(arguments)}")
             #expect(flagged.map(\.path) == ["vllm.extra_args"])
             #expect(flagged.first?.message.contains("put HF_TOKEN in /etc/warden/vllm.env") == true)
         }
+    }
+
+    @Test("secrets told from settings by name and value: tokens, keys, passwords, OTLP headers and URL passwords; paths, switches and locations are not")
+    func secretVariables() {
+        let secrets: [(String, String)] = [
+            ("HF_TOKEN", "hf_x"), ("HUGGING_FACE_HUB_TOKEN", "hf_x"), ("WANDB_API_KEY", "w"), ("AWS_SECRET_ACCESS_KEY", "s"),
+            ("DB_PASSWORD", "p"), ("SMTP_PASS", "p"), ("DB_PWD", "p"), ("GPG_PASSPHRASE", "p"), ("SERVICE_APIKEY", "k"),
+            ("GCP_SA_KEY_JSON", "{}"), ("GOOGLE_APPLICATION_CREDENTIALS", "{\"type\":\"service_account\"}"), ("vault_token", "t"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "api-key=k"), ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "x"),
+            ("HTTPS_PROXY", "http://user:pass@proxy:3128"), ("DATABASE_URL", "postgres://app:s3cret@db/app"),
+        ]
+        for (name, value) in secrets { #expect(isSecretVariable(name: name, value: value), "\(name)=\(value)") }
+        let settings: [(String, String)] = [
+            ("HF_HOME", "/var/cache/hf"), ("HF_TOKEN_PATH", "/etc/hf"), ("HF_HUB_DISABLE_IMPLICIT_TOKEN", "1"),
+            ("GOOGLE_APPLICATION_CREDENTIALS", "/etc/gcp.json"), ("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://169.254.170.2/creds"),
+            ("SSL_KEY_FILE", "k.pem"), ("VLLM_MAX_TOKENS_PER_BATCH", "8"), ("TOKENIZERS_PARALLELISM", "false"), ("KEYBOARD", "x"),
+            ("PWD", "x"), ("NCCL_SOCKET_IFNAME", "eth0"), ("HTTPS_PROXY", "http://proxy:3128"), ("NO_PROXY", "localhost"),
+            ("VLLM_API_KEY", "/run/credentials/key"), ("OTEL_SERVICE_NAME", "vllm"), ("PASS", "x"),
+        ]
+        for (name, value) in settings { #expect(!isSecretVariable(name: name, value: value), "\(name)=\(value)") }
+        #expect(flagValues("--hf-token", in: ["--hf-token", "--x", "--hf-token=", "--hf-token=a", "--hf-token", "b"]) == ["a", "b"])
     }
 
     @Test("addresses the gateway could not bind are refused by config check: a dotted number that is no IPv4 address, the admin listener on the public one")

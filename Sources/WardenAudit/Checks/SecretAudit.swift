@@ -30,12 +30,16 @@ enum SecretAudit {
         if let directives = target.directives {
             // Any credential, not only vLLM's key: an HF_TOKEN here hands the account's gated models to every local user.
             let inUnit = directives.values("Environment").flatMap { shellWords($0) }.compactMap { assignment -> String? in
-                guard let equals = assignment.firstIndex(of: "="), isSecretVariableName(String(assignment[..<equals])) else { return nil }
-                return "Environment=\(assignment[..<equals])=\(masked(String(assignment[assignment.index(after: equals)...])))"
-            } + secretVLLMFlags.filter { flag in directives.values("ExecStart").contains { $0.contains(flag) } }.map { "ExecStart= … \($0)" }
-            if !inUnit.isEmpty {
+                guard let equals = assignment.firstIndex(of: "=") else { return nil }
+                let name = String(assignment[..<equals]), value = String(assignment[assignment.index(after: equals)...])
+                return isSecretVariable(name: name, value: value) ? "Environment=\(name)=\(masked(value))" : nil
+            }
+            let execStart = directives.values("ExecStart")
+            let flags = (execStart.contains { $0.contains("--api-key") } ? ["ExecStart= … --api-key"] : [])
+                + (execStart.contains { !flagValues("--hf-token", in: shellWords($0)).isEmpty } ? ["ExecStart= … --hf-token"] : [])
+            if !inUnit.isEmpty || !flags.isEmpty {
                 findings.append(Finding("secrets.unit-key", .high, "API key or other credential written in the unit file",
-                                        evidence: inUnit + ["unit files are world-readable, and `systemctl show` prints Environment= to any user"],
+                                        evidence: inUnit + flags + ["unit files are world-readable, and `systemctl show` prints Environment= to any user"],
                                         fix: "move it to an EnvironmentFile= owned by root, mode 0640, then rotate it", wardenFix: "warden install"))
             }
         }

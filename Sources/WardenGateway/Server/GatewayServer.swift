@@ -97,7 +97,7 @@ public final class GatewayServer: Service, Sendable {
         let ports = (servers.first?.localAddress?.port ?? configuration.listenPort, admin.localAddress?.port ?? configuration.adminPort)
         core.logger.info("gateway listening", metadata: ["listen": "\(configuration.listenHost):\(ports.0)", "admin": "\(configuration.adminHost):\(ports.1)",
                                                          "upstream": "\(configuration.upstreamAuthority)", "keys": "\(core.state.policy.keys.count)"])
-        notifier.notify("READY=1\nSTATUS=listening on \(configuration.listenHost):\(ports.0), admin on \(configuration.adminHost):\(ports.1)")
+        tellServiceManager("READY=1\nSTATUS=listening on \(configuration.listenHost):\(ports.0), admin on \(configuration.adminHost):\(ports.1)")
         return ports
     }
 
@@ -157,6 +157,7 @@ public final class GatewayServer: Service, Sendable {
                             try self.reload()
                         } catch {
                             self.core.logger.error("reload failed; keeping the running configuration", metadata: ["error": "\(error)"])
+                            self.tellServiceManager("STATUS=reload failed, running the configuration loaded before: " + "\(error)".replacing("\n", with: " "))
                         }
                     }
                 }
@@ -190,7 +191,7 @@ public final class GatewayServer: Service, Sendable {
     public func beginDrain() {
         guard !core.state.draining.exchange(true, ordering: .relaxed) else { return }
         core.logger.info("draining", metadata: ["in_flight": "\(core.state.inFlight.load(ordering: .relaxed))"])
-        notifier.notify("STOPPING=1\nSTATUS=draining \(core.state.inFlight.load(ordering: .relaxed)) in-flight requests")
+        tellServiceManager("STOPPING=1\nSTATUS=draining \(core.state.inFlight.load(ordering: .relaxed)) in-flight requests")
         for server in listeners.withLockedValue({ $0.servers }) { server.close(promise: nil) }
     }
 
@@ -237,7 +238,17 @@ public final class GatewayServer: Service, Sendable {
         try seedQuotas(from: store)
         keyStore.withLockedValue { $0 = StoreState(store: store, version: version) }
         core.logger.info("reloaded", metadata: ["keys": "\(core.state.policy.keys.count)", "endpoints": "\(routes.allowedEndpoints.count)"])
-        notifier.notify("STATUS=reloaded: \(core.state.policy.keys.count) keys, \(routes.allowedEndpoints.count) endpoints")
+        tellServiceManager("STATUS=reloaded: \(core.state.policy.keys.count) keys, \(routes.allowedEndpoints.count) endpoints")
+    }
+
+    /// Sends to systemd (``ServiceManagerNotifier``); a failure is logged, since a lost `READY=1` shows only as a
+    /// start that times out.
+    private func tellServiceManager(_ assignments: String) {
+        do {
+            try notifier.notify(assignments)
+        } catch {
+            core.logger.warning("cannot notify systemd", metadata: ["error": "\(error)", "message": "\(assignments.prefix { $0 != "\n" })"])
+        }
     }
 
     /// Reloads the keys when `warden keys` changed the store (checked every second).

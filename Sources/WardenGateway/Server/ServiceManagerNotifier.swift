@@ -24,24 +24,39 @@ public struct ServiceManagerNotifier: Sendable {
     /// A notifier that sends nothing (in-process servers, tests).
     public static let none = ServiceManagerNotifier(socketPath: nil)
 
-    /// Sends newline-separated `KEY=value` assignments in one datagram; `false` when there is no socket to send
-    /// to or the send failed. Never blocks: a full queue drops the message, as systemd's own client does.
-    @discardableResult
-    public func notify(_ assignments: String) -> Bool {
-        guard let socketPath, var address = Self.address(socketPath) else { return false }
+    /// Why a notification did not reach systemd.
+    public struct Failure: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// Sends newline-separated `KEY=value` assignments in one datagram; does nothing without a socket. Waits up to a
+    /// second for room in systemd's queue (a container's `net.unix.max_dgram_qlen` is 10), as `sd_notify` waits: a
+    /// lost `READY=1` leaves the unit activating until `TimeoutStartSec=` kills it. Callers run off the event loops.
+    public func notify(_ assignments: String) throws(Failure) {
+        guard let socketPath else { return }
+        guard var address = Self.address(socketPath) else {
+            throw Failure(description: "$NOTIFY_SOCKET '\(socketPath)' is neither an absolute path nor an @abstract name that fits sun_path")
+        }
         let descriptor = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard descriptor >= 0 else { return false }
+        guard descriptor >= 0 else { throw Failure(description: "socket: \(String(cString: strerror(errno)))") }
         defer { close(descriptor) }
+        var timeout = timeval(tv_sec: 1, tv_usec: 0)
+        setsockopt(descriptor, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         let length = socklen_t(MemoryLayout<sa_family_t>.size + address.pathLength)
         var message = assignments
-        let sent = message.withUTF8 { bytes in
-            withUnsafePointer(to: &address.storage) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    sendto(descriptor, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT), $0, length)
+        var sent = -1
+        repeat {
+            sent = message.withUTF8 { bytes in
+                withUnsafePointer(to: &address.storage) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        sendto(descriptor, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL), $0, length)
+                    }
                 }
             }
+        } while sent < 0 && errno == EINTR
+        guard sent == message.utf8.count else {
+            throw Failure(description: "sending to \(socketPath): \(sent < 0 ? String(cString: strerror(errno)) : "a short write")")
         }
-        return sent == message.utf8.count
     }
 
     /// `sockaddr_un` for an absolute path (with its terminating NUL) or an abstract `@name` (exactly its bytes,
