@@ -26,6 +26,28 @@ struct ClientResponseTests {
         #expect(!response.closesConnection)
     }
 
+    @Test("a chunk still queued is never rewritten by the next; once let go its buffer carries the next chunk; a large one is not kept")
+    func chunkBufferReuse() throws {
+        var response = ClientResponse(answering: Self.head())
+        _ = response.head(.ok, fields: [], allocator: .init())
+        let first = response.body(ByteBuffer(string: "data: a\n\n"), allocator: .init())
+        let queued = try #require(first)
+        var second = response.body(ByteBuffer(string: "data: bc\n\n"), allocator: .init())
+        #expect(String(buffer: queued) == "9\r\ndata: a\n\n\r\n", "the channel's pending write is untouched")
+        #expect(second.map { String(buffer: $0) } == "a\r\ndata: bc\n\n\r\n")
+        let address = second?.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) }
+        second = nil  // written and released, as the channel does
+        let third = response.body(ByteBuffer(string: "data: d\n\n"), allocator: .init())
+        #expect(third?.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) } == address, "refilled in place, not allocated")
+        #expect(third.map { String(buffer: $0) } == "9\r\ndata: d\n\n\r\n")
+
+        let large = response.body(ByteBuffer(repeating: UInt8(ascii: "x"), count: 8192), allocator: .init())
+        let afterLarge = response.body(ByteBuffer(string: "y"), allocator: .init())
+        #expect(afterLarge.map { String(buffer: $0) } == "1\r\ny\r\n")
+        #expect(large?.readableBytes == 8192 + 8)
+        #expect(afterLarge?.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) } != large?.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) })
+    }
+
     @Test("chunk sizes are lower-case hex without leading zeros", arguments: [(1, "1"), (15, "f"), (16, "10"), (4096, "1000"), (65_535, "ffff"), (1 << 20, "100000")])
     func hexSizes(size: Int, expected: String) {
         var buffer = ByteBuffer()

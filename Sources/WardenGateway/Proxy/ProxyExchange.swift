@@ -36,6 +36,8 @@ final class ProxyExchange {
 
     private let request: Request
     private let context: ChannelHandlerContext
+    /// The client channel's allocator, looked up once (each lookup goes through the channel's protocol witness).
+    private let allocator: ByteBufferAllocator
     private let core: GatewayCore
     /// Told once the exchange is settled and its last bytes are written, and whether the client's connection closes.
     private let onFinished: (ProxyExchange, _ closesConnection: Bool) -> Void
@@ -62,6 +64,7 @@ final class ProxyExchange {
 
     init(request: Request, context: ChannelHandlerContext, core: GatewayCore, onFinished: @escaping (ProxyExchange, _ closesConnection: Bool) -> Void) {
         self.context = context
+        allocator = context.channel.allocator
         self.core = core
         self.onFinished = onFinished
         response = ClientResponse(answering: request.head)
@@ -133,7 +136,7 @@ final class ProxyExchange {
         // Moved out one by one, last first after a reverse: iterating would copy each action (retaining its payload)
         // and destroy it again with the array. Emptied at once, not at the next event: a written body part would
         // otherwise hold its read buffer for as long as the stream waits for its next token.
-        batch.reverse()
+        if batch.count > 1 { batch.reverse() }
         while let action = batch.popLast() { perform(action) }
         swap(&batch, &actions)
     }
@@ -155,7 +158,7 @@ final class ProxyExchange {
             let joining = bodyFollows ? min(upstream.contentLength ?? (upstream.isEventStream ? 512 : 0), Self.joinedBodyLimit) : 0
             heldHead = response.head(upstream.status, forwarding: upstream, keeping: { forwards($0, of: upstream, rateLimited: rateLimited) },
                                      fields: gatewayFields, rateLimits: request.admission.rateLimits, reserving: joining,
-                                     allocator: context.channel.allocator)
+                                     allocator: allocator)
         case .writeBody(let buffer):
             writeBody(buffer)
         case .flush:
@@ -190,9 +193,9 @@ final class ProxyExchange {
             var event = "data: {\"error\":{\"message\":"
             event.appendJSONString(message)
             event += ",\"type\":\"upstream_error\",\"param\":null,\"code\":\"\(code)\"}}\n\ndata: [DONE]\n\n"
-            writeBody(context.channel.allocator.buffer(string: event))
+            writeBody(allocator.buffer(string: event))
         case .endResponse(let keepAlive):
-            if let end = response.end { context.write(NIOAny(context.channel.allocator.buffer(staticString: end)), promise: nil) }
+            if let end = response.end { context.write(NIOAny(allocator.buffer(staticString: end)), promise: nil) }
             closesClient = closesClient || !keepAlive || response.closesConnection
             GatewayResponder.endResponse(context, keepAlive: !closesClient)
         case .closeClient:
@@ -202,7 +205,7 @@ final class ProxyExchange {
     }
 
     private func writeBody(_ buffer: ByteBuffer) {
-        guard let bytes = response.body(buffer, allocator: context.channel.allocator) else { return }
+        guard let bytes = response.body(buffer, allocator: allocator) else { return }
         if var head = heldHead.take() {
             guard bytes.readableBytes <= Self.joinedBodyLimit else {
                 context.write(NIOAny(head), promise: nil)

@@ -100,18 +100,29 @@ struct ClientResponse {
     }
 
     /// `data` as the body's next bytes on the wire, or nil when nothing goes out (an empty part, a HEAD answer).
-    func body(_ data: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer? {
+    mutating func body(_ data: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer? {
         guard !suppressesBody, framing != .none, data.readableBytes > 0 else { return nil }
         guard framing == .chunked else { return data }
         // One buffer per chunk (size line, bytes, CRLF) rather than three writes: the copy costs less than two more
-        // entries in the channel's pending writes.
-        var chunk = allocator.buffer(capacity: data.readableBytes + 20)
+        // entries in the channel's pending writes. The buffer is kept for the next chunk: once the channel has written
+        // this one and let it go it is ours alone, and `clear()` reuses it (one allocation per stream, not per event);
+        // while the channel still holds it, `clear()` allocates afresh and the bytes queued are never touched.
+        var chunk = spareChunk.take() ?? allocator.buffer(capacity: data.readableBytes + 20)
+        chunk.clear()
         chunk.writeHexadecimal(data.readableBytes)
-        chunk.writeStaticString("\r\n")
+        chunk.writeInteger(Self.crlf)
         chunk.writeImmutableBuffer(data)
-        chunk.writeStaticString("\r\n")
+        chunk.writeInteger(Self.crlf)
+        if chunk.capacity <= Self.spareChunkCapacity { spareChunk = chunk }
         return chunk
     }
+
+    /// The last chunk's buffer, for ``body(_:allocator:)`` to refill.
+    private var spareChunk: ByteBuffer?
+    /// A larger chunk's buffer is not kept: an exchange would hold it until its end.
+    private static let spareChunkCapacity = 4096
+    /// CR LF as one big-endian integer: one store instead of a static string's generic copy.
+    private static let crlf = UInt16(0x0D0A)
 
     /// The bytes that end the body: the last chunk of a chunked one.
     var end: StaticString? { framing == .chunked && !suppressesBody ? "0\r\n\r\n" : nil }
