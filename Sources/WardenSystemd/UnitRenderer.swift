@@ -118,7 +118,8 @@ public enum UnitRenderer {
             lines.add("Type", "notify", "ready once both listeners accept: `systemctl start` waits for it, and a reload never finds SIGHUP untrapped")
             lines.add("User", layout.gatewayUser)
             lines.add("Group", layout.gatewayUser)
-            lines.add("EnvironmentFile", "-" + deployment.vllm.envFile, "vLLM's key, injected upstream; read by systemd before privileges drop")
+            lines.add("LoadCredential", "\(gatewayKeyFileCredential):\(deployment.vllm.envFile)",
+                      "vLLM's key file, copied by systemd into a directory only this service reads; the gateway takes VLLM_API_KEY from it and nothing else (HF_TOKEN and the like stay vLLM's)")
             lines.add("ExecStart", "\(layout.wardenBinary) gateway --config \(layout.deploymentFile)")
             lines.add("ExecReload", "/bin/kill -HUP $MAINPID", "reloads keys, allow-list and limits without dropping connections")
             lines.add("Restart", "on-failure")

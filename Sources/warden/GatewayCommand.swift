@@ -1,4 +1,5 @@
 import ArgumentParser
+import FoundationEssentials
 import Logging
 import ServiceLifecycle
 import UnixSignals
@@ -22,7 +23,7 @@ struct GatewayCommand: AsyncParsableCommand {
         let server: GatewayServer
         do {
             let configuration = try GatewayConfiguration(deployment: deployment, deploymentPath: options.path,
-                                                         upstreamKey: ProcessEnvironment.value("VLLM_API_KEY"))
+                                                         upstreamKey: gatewayUpstreamKey(environment: ProcessEnvironment.value, readFile: ProcessEnvironment.text))
             server = try GatewayServer(configuration: configuration, logger: logger, notifier: .fromEnvironment())
             try await server.start()
         } catch let error as GatewaySetupError {
@@ -49,6 +50,11 @@ struct GatewayCommand: AsyncParsableCommand {
 enum ProcessEnvironment {
     static func value(_ name: String) -> String? {
         getenv(name).map { String(cString: $0) }
+    }
+
+    /// A small file's text (a credential), nil when it cannot be read.
+    static func text(_ path: String) -> String? {
+        FileManager.default.contents(atPath: path).map { String(decoding: $0, as: UTF8.self) }
     }
 }
 

@@ -15,7 +15,7 @@ enum UpstreamHealth {
         let models = await status(.HEAD, "/v1/models", host: host, port: port, authority: authority, key: upstreamKey, timeout: timeout, group: group)
         switch models {
         case .success(401):
-            return "vLLM refuses the gateway's key (\(upstreamKey == nil ? "none is set" : "VLLM_API_KEY differs")): give the gateway vLLM's VLLM_API_KEY (the env file both units read)"
+            return "vLLM refuses the gateway's key (\(upstreamKey == nil ? "none is set" : "VLLM_API_KEY differs")): give the gateway vLLM's VLLM_API_KEY (vllm.env_file: vllm.service reads it, the gateway's unit loads it as a credential; restart both after changing it)"
         case .success: return nil
         case .failure: return describe(models, "/v1/models", authority)
         }

@@ -132,9 +132,7 @@ enum SystemChecks {
             outcomes.append(.fail("\(path) is not readable by this process (uid \(host.effectiveUID))", hint: "`chgrp \(context.deployment.vllm.group) \(path)`"))
             return .combine(outcomes, passing: "")
         }
-        let key = String(decoding: bytes, as: UTF8.self).split(separator: "\n")
-            .first { $0.hasPrefix("VLLM_API_KEY=") }
-            .map { $0.dropFirst("VLLM_API_KEY=".count).trimming(["\"", "'", " "]) }
+        let key = environmentFileValue("VLLM_API_KEY", in: String(decoding: bytes, as: UTF8.self))
         switch key {
         case nil:
             outcomes.append(.fail("\(path) has no VLLM_API_KEY= line", hint: "add a key: `echo VLLM_API_KEY=$(openssl rand -hex 32) >> \(path)`"))
