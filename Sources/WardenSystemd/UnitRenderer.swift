@@ -122,6 +122,7 @@ public enum UnitRenderer {
                       "vLLM's key file, copied by systemd into a directory only this service reads; the gateway takes VLLM_API_KEY from it and nothing else (HF_TOKEN and the like stay vLLM's)")
             lines.add("ExecStart", "\(layout.wardenBinary) gateway --config \(layout.deploymentFile)")
             lines.add("ExecReload", "/bin/kill -HUP $MAINPID", "reloads keys, allow-list and limits without dropping connections")
+            lines.add("WatchdogSec", "30s", "the gateway pings every 15 s while each of its event loops still runs tasks; a stuck one gets it restarted")
             lines.add("Restart", "on-failure")
             lines.add("RestartSec", "2s")
             lines.add("TimeoutStopSec", String(gateway.drainTimeout + 15), "longer than gateway.drain_timeout (\(gateway.drainTimeout) s)")

@@ -69,7 +69,7 @@ struct GatewayDidNotStart: Error, CustomStringConvertible {
 /// with `$NOTIFY_SOCKET` set, and returns once the process says `READY=1`: readiness comes from this process, never
 /// from a port probe that another test's server could answer. Ports are chosen here; when another test took one in
 /// the moment between, the gateway exits naming the address, and is started again on fresh ports.
-func launchGateway(in scratch: ScratchDirectory, upstreamKey: String, name: String = "warden.yaml",
+func launchGateway(in scratch: ScratchDirectory, upstreamKey: String, name: String = "warden.yaml", environment: [String: String] = [:],
                    deployment: (_ port: Int, _ adminPort: Int) -> String) async throws -> LaunchedGateway {
     var log = ""
     for attempt in 1...3 {
@@ -77,7 +77,7 @@ func launchGateway(in scratch: ScratchDirectory, upstreamKey: String, name: Stri
         let config = try scratch.write(name, deployment(ports[0], ports[1]))
         // Abstract: a path under a long $TMPDIR could outgrow sun_path's 108 bytes.
         let notifications = try NotifySocket(path: "@warden-test-\(UUID().uuidString)")
-        let process = try startGatewayProcess(config: config, upstreamKey: upstreamKey, notifySocket: notifications.path)
+        let process = try startGatewayProcess(config: config, upstreamKey: upstreamKey, notifySocket: notifications.path, environment: environment)
         _ = try await eventually(timeout: .seconds(15)) { notifications.received("READY=1") || !process.isRunning }
         if process.isRunning, notifications.received("READY=1") {
             return LaunchedGateway(process: process, config: config, port: ports[0], adminPort: ports[1], notifications: notifications)
@@ -92,11 +92,11 @@ func launchGateway(in scratch: ScratchDirectory, upstreamKey: String, name: Stri
 
 /// Starts the built `warden gateway` with a deployment file, vLLM's key and `$NOTIFY_SOCKET` in its environment, as
 /// the unit does. Its standard error goes to `<config>.stderr`, for `explainingFailures`.
-func startGatewayProcess(config: String, upstreamKey: String, notifySocket: String) throws -> Process {
+func startGatewayProcess(config: String, upstreamKey: String, notifySocket: String, environment: [String: String] = [:]) throws -> Process {
     let process = Process()
     process.executableURL = BuiltProduct.directory.appendingPathComponent("warden")
     process.arguments = ["gateway", "--config", config]
-    process.environment = ["VLLM_API_KEY": upstreamKey, "PATH": "/usr/bin:/bin", "NOTIFY_SOCKET": notifySocket]
+    process.environment = ["VLLM_API_KEY": upstreamKey, "PATH": "/usr/bin:/bin", "NOTIFY_SOCKET": notifySocket].merging(environment) { $1 }
     process.standardOutput = FileHandle.nullDevice
     _ = FileManager.default.createFile(atPath: config + ".stderr", contents: nil)
     process.standardError = FileHandle(forWritingAtPath: config + ".stderr")

@@ -155,4 +155,30 @@ struct GatewayProcessTests {
             #expect(gateway.notifications.received("STOPPING=1"))
         }
     }
+
+    @Test("with WatchdogSec= set (WATCHDOG_USEC), the gateway pings WATCHDOG=1 at half the timeout; without it, never")
+    func watchdogPings() async throws {
+        let scratch = try ScratchDirectory()
+        let store = scratch.url.appendingPathComponent("keys.sqlite").path
+        _ = try KeyStore(path: store, create: true)
+        for (round, watchdog) in [(0, true), (1, false)] {
+            let gateway = try await launchGateway(in: scratch, upstreamKey: "upstream-key", name: "warden-\(round).yaml",
+                                                  environment: watchdog ? ["WATCHDOG_USEC": "400000"] : [:]) { port, adminPort in
+                """
+                vllm: {model: /models/qwen, served_model_name: qwen}
+                gateway: {listen: "127.0.0.1:\(port)", admin_listen: "127.0.0.1:\(adminPort)", key_store: \(store)}
+                """
+            }
+            defer { if gateway.process.isRunning { gateway.process.terminate() } }
+            let pings = { gateway.notifications.receive().filter { $0 == "WATCHDOG=1" }.count }
+            if watchdog {
+                #expect(try await eventually(timeout: .seconds(10)) { pings() >= 3 }, "every 200 ms")
+            } else {
+                try await Task.sleep(for: .milliseconds(600))
+                #expect(pings() == 0)
+            }
+            kill(gateway.process.processIdentifier, SIGTERM)
+            #expect(try await eventually(timeout: .seconds(15)) { !gateway.process.isRunning })
+        }
+    }
 }

@@ -151,6 +151,20 @@ public final class GatewayServer: Service, Sendable {
                         if reclaimed > 0 { self.core.logger.warning("reclaimed expired concurrency leases", metadata: ["count": "\(reclaimed)"]) }
                     }
                 }
+                if let timeout = self.notifier.watchdogTimeout {
+                    let heartbeat = EventLoopHeartbeat(loops: Array(self.group.makeIterator()))
+                    tasks.addTask {
+                        await self.watch(every: timeout / 2) {
+                            let stuck = heartbeat.tick()
+                            if stuck.isEmpty {
+                                self.tellServiceManager("WATCHDOG=1")
+                            } else {
+                                self.core.logger.error("event loops have not run a task for \(timeout / 2): withholding the watchdog ping; systemd restarts the gateway after WatchdogSec= without one",
+                                                       metadata: ["loops": "\(stuck)"])
+                            }
+                        }
+                    }
+                }
                 tasks.addTask {
                     for await _ in await self.hangupSignals().cancelOnGracefulShutdown() {
                         do {

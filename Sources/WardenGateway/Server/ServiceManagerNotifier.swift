@@ -11,14 +11,22 @@ public struct ServiceManagerNotifier: Sendable {
     /// The datagram socket systemd listens on: an absolute path, or `@name` in the abstract namespace.
     public let socketPath: String?
 
+    /// `WatchdogSec=`: systemd expects `WATCHDOG=1` at least this often (sent at half of it); nil when it is off.
+    public let watchdogTimeout: Duration?
+
     /// - Parameter socketPath: as `$NOTIFY_SOCKET` gives it; `nil` for a notifier that sends nothing.
-    public init(socketPath: String?) {
+    public init(socketPath: String?, watchdogTimeout: Duration? = nil) {
         self.socketPath = socketPath
+        self.watchdogTimeout = socketPath == nil ? nil : watchdogTimeout
     }
 
-    /// The socket systemd named in `$NOTIFY_SOCKET`, if any.
-    public static func fromEnvironment() -> ServiceManagerNotifier {
-        ServiceManagerNotifier(socketPath: getenv("NOTIFY_SOCKET").map { String(cString: $0) })
+    /// The socket systemd named in `$NOTIFY_SOCKET`, if any, and its watchdog (`$WATCHDOG_USEC`, when
+    /// `$WATCHDOG_PID` is absent or this process), as `sd_watchdog_enabled(3)` reads them.
+    public static func fromEnvironment(_ value: (String) -> String? = { getenv($0).map { String(cString: $0) } },
+                                       processID: Int32 = getpid()) -> ServiceManagerNotifier {
+        let forThisProcess = value("WATCHDOG_PID").map { Int32($0) == processID } ?? true
+        let timeout = forThisProcess ? value("WATCHDOG_USEC").flatMap(Int64.init).flatMap { $0 > 0 ? Duration.microseconds($0) : nil } : nil
+        return ServiceManagerNotifier(socketPath: value("NOTIFY_SOCKET"), watchdogTimeout: timeout)
     }
 
     /// A notifier that sends nothing (in-process servers, tests).
