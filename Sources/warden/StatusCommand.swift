@@ -23,7 +23,7 @@ struct StatusCommand: AsyncParsableCommand {
     }
 
     static func unit(_ name: String, runner: any CommandRunner) -> StatusReport.Unit {
-        guard let output = try? runner.run("systemctl", ["show", name, "-p", "LoadState,ActiveState,SubState,NRestarts"]), output.status == 0 else {
+        guard let output = try? runner.run("systemctl", ["show", name, "-p", "LoadState,ActiveState,SubState,NRestarts,StatusText"]), output.status == 0 else {
             return StatusReport.Unit(name: name, activeState: nil)
         }
         var fields: [String: String] = [:]
@@ -32,7 +32,8 @@ struct StatusCommand: AsyncParsableCommand {
             if pair.count == 2 { fields[pair[0]] = pair[1] }
         }
         guard fields["LoadState"] == "loaded" else { return StatusReport.Unit(name: name, activeState: nil) }
-        return StatusReport.Unit(name: name, activeState: fields["ActiveState"], subState: fields["SubState"], restarts: fields["NRestarts"].flatMap { Int($0) })
+        return StatusReport.Unit(name: name, activeState: fields["ActiveState"], subState: fields["SubState"], restarts: fields["NRestarts"].flatMap { Int($0) },
+                                 statusText: fields["StatusText"])
     }
 
     static func vllm(_ deployment: Deployment) -> StatusReport.VLLM {

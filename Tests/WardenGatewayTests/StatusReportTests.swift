@@ -31,6 +31,18 @@ struct StatusReportTests {
         #expect(StatusReport.Verdict.down.exitCode == 3 && StatusReport.Verdict.degraded.exitCode == 1)
     }
 
+    @Test("a unit's systemd status line (the gateway's STATUS=) is shown after its state, and in JSON")
+    func unitStatusText() {
+        let units: [StatusReport.Unit] = [.init(name: "warden-gateway.service", activeState: "active", subState: "running", restarts: 0,
+                                                statusText: "reloaded: 3 keys, 4 endpoints"),
+                                          .init(name: "vllm.service", activeState: "active", subState: "running", restarts: 0, statusText: "")]
+        let shown = report(units: units)
+        #expect(shown.text.contains("warden-gateway.service  active (running), 0 restarts: reloaded: 3 keys, 4 endpoints\n"))
+        #expect(shown.text.contains("vllm.service            active (running), 0 restarts\n"), "an empty status line adds nothing")
+        #expect(shown.json.serialized.contains(#""restarts":0,"status_text":"reloaded: 3 keys, 4 endpoints"}"#))
+        #expect(shown.json.serialized.contains(#""restarts":0,"status_text":null}"#))
+    }
+
     @Test("Prometheus samples are summed across label sets; comments and other names are ignored")
     func prometheus() {
         let text = "# HELP vllm:num_requests_running x\nvllm:num_requests_running{engine=\"0\"} 2\nvllm:num_requests_running{engine=\"1\"} 3.5\nvllm:num_requests_running_total 9\n"

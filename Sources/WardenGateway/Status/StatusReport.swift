@@ -10,11 +10,14 @@ public struct StatusReport: Sendable {
         public var activeState: String?
         public var subState: String?
         public var restarts: Int?
-        public init(name: String, activeState: String?, subState: String? = nil, restarts: Int? = nil) {
+        /// What the service last told systemd with `STATUS=` (the gateway's `listening on …`, `reloaded: …`).
+        public var statusText: String?
+        public init(name: String, activeState: String?, subState: String? = nil, restarts: Int? = nil, statusText: String? = nil) {
             self.name = name
             self.activeState = activeState
             self.subState = subState
             self.restarts = restarts
+            self.statusText = statusText.flatMap { $0.isEmpty ? nil : $0 }
         }
     }
 
@@ -113,7 +116,8 @@ public struct StatusReport: Sendable {
         var lines = ["status: \(verdict.rawValue.uppercased())"] + reasons.map { "  - \($0)" }
         lines.append("")
         for unit in units {
-            let state = unit.activeState.map { "\($0)" + (unit.subState.map { " (\($0))" } ?? "") + (unit.restarts.map { ", \($0) restarts" } ?? "") }
+            let state = unit.activeState.map { "\($0)" + (unit.subState.map { " (\($0))" } ?? "") + (unit.restarts.map { ", \($0) restarts" } ?? "")
+                + (unit.statusText.map { ": \($0)" } ?? "") }
             lines.append("\(unit.name.padding(24))\(state ?? "not installed (or no systemd)")")
         }
         let load = [("running", vllm.running), ("waiting", vllm.waiting)].compactMap { name, value in value.map { "\(Int($0)) \(name)" } }
@@ -151,7 +155,7 @@ public struct StatusReport: Sendable {
 
     private static func json(_ unit: Unit) -> JSONValue {
         .object([("name", .string(unit.name)), ("active_state", json(unit.activeState)), ("sub_state", json(unit.subState)),
-                 ("restarts", json(unit.restarts))])
+                 ("restarts", json(unit.restarts)), ("status_text", json(unit.statusText))])
     }
 
     private static func json(_ value: String?) -> JSONValue { value.map(JSONValue.string) ?? .null }
