@@ -119,10 +119,10 @@ public enum UnitRenderer {
             lines.add("User", layout.gatewayUser)
             lines.add("Group", layout.gatewayUser)
             lines.add("LoadCredential", "\(gatewayKeyFileCredential):\(deployment.vllm.envFile)",
-                      "vLLM's key file, copied by systemd into a directory only this service reads; the gateway takes VLLM_API_KEY from it and nothing else (HF_TOKEN and the like stay vLLM's)")
+                      "vLLM's key file, copied by systemd into a directory only this service reads; the gateway takes VLLM_API_KEY from it, and the file's other lines (HF_TOKEN) never enter its environment")
             lines.add("ExecStart", "\(layout.wardenBinary) gateway --config \(layout.deploymentFile)")
             lines.add("ExecReload", "/bin/kill -HUP $MAINPID", "reloads keys, allow-list and limits without dropping connections")
-            lines.add("WatchdogSec", "30s", "the gateway pings every 15 s while each of its event loops still runs tasks; a stuck one gets it restarted")
+            lines.add("WatchdogSec", "30s", "the gateway pings every 7.5 s while each of its event loops still runs tasks; a stuck one gets it restarted")
             lines.add("Restart", "on-failure")
             lines.add("RestartSec", "2s")
             lines.add("TimeoutStopSec", String(gateway.drainTimeout + 15), "longer than gateway.drain_timeout (\(gateway.drainTimeout) s)")

@@ -156,29 +156,44 @@ struct GatewayProcessTests {
         }
     }
 
-    @Test("with WatchdogSec= set (WATCHDOG_USEC), the gateway pings WATCHDOG=1 at half the timeout; without it, never")
+    @Test("with WatchdogSec= set (WATCHDOG_USEC), WATCHDOG=1 every quarter of it, through a drain until the process ends; without it, never")
     func watchdogPings() async throws {
+        let simulator = VLLMSimulator(configuration: SimulatorConfiguration(servedModelName: "qwen", apiKeys: ["upstream-key"],
+                                                                          interTokenLatency: .milliseconds(50), outputTokens: 30))
+        let simPort = try await simulator.start(host: "127.0.0.1", port: 0)
+        defer { Task { await simulator.shutdown() } }
         let scratch = try ScratchDirectory()
         let store = scratch.url.appendingPathComponent("keys.sqlite").path
-        _ = try KeyStore(path: store, create: true)
+        let (token, _) = try KeyStore(path: store, create: true).create(name: "watchdog")
         for (round, watchdog) in [(0, true), (1, false)] {
             let gateway = try await launchGateway(in: scratch, upstreamKey: "upstream-key", name: "warden-\(round).yaml",
                                                   environment: watchdog ? ["WATCHDOG_USEC": "400000"] : [:]) { port, adminPort in
                 """
                 vllm: {model: /models/qwen, served_model_name: qwen}
-                gateway: {listen: "127.0.0.1:\(port)", admin_listen: "127.0.0.1:\(adminPort)", key_store: \(store)}
+                gateway: {listen: "127.0.0.1:\(port)", admin_listen: "127.0.0.1:\(adminPort)", key_store: \(store),
+                          upstream: "http://127.0.0.1:\(simPort)", drain_timeout: 10s}
                 """
             }
             defer { if gateway.process.isRunning { gateway.process.terminate() } }
             let pings = { gateway.notifications.receive().filter { $0 == "WATCHDOG=1" }.count }
             if watchdog {
-                #expect(try await eventually(timeout: .seconds(10)) { pings() >= 3 }, "every 200 ms")
+                #expect(try await eventually(timeout: .seconds(10)) { pings() >= 3 }, "every 100 ms")
             } else {
                 try await Task.sleep(for: .milliseconds(600))
                 #expect(pings() == 0)
             }
+            // A 1.5 s stream in flight when SIGTERM comes: the drain waits for it, and the pings must go on meanwhile
+            // (systemd re-arms its timer on any ping, so the last one must not be the drain's first moment).
+            let stream = try TestHTTPConnection(port: gateway.port)
+            stream.post("/v1/completions", json: #"{"prompt":"x","stream":true}"#, headers: ["Authorization": "Bearer \(token.text)"])
+            _ = try stream.read(through: "data: ")
             kill(gateway.process.processIdentifier, SIGTERM)
+            #expect(try stream.readToClose().contains("data: [DONE]"))
             #expect(try await eventually(timeout: .seconds(15)) { !gateway.process.isRunning })
+            let messages = gateway.notifications.receive()
+            let stopping = try #require(messages.firstIndex { $0.hasPrefix("STOPPING=1") })
+            let duringDrain = messages[stopping...].filter { $0 == "WATCHDOG=1" }.count
+            #expect(watchdog ? duringDrain >= 5 : duringDrain == 0, "\(duringDrain) pings while draining")
         }
     }
 }

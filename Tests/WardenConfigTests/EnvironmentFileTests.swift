@@ -19,7 +19,26 @@ struct EnvironmentFileTests {
         #expect(environmentFileValue("HF_TOKEN", in: text) == "hf_secret")
         #expect(environmentFileValue("HF_HOME", in: text) == nil)
         #expect(environmentFileValue("VLLM_API_KEY", in: "#VLLM_API_KEY=commented\r\nVLLM_API_KEY=\"\"\r\n") == "")
-        #expect(environmentFileValue("K", in: "K=\"unbalanced") == "\"unbalanced")
+        #expect(environmentFileValue("K", in: "K=\"unbalanced") == "unbalanced", "a quote left open runs to the end of the file")
+    }
+
+    @Test("systemd 252's escapes, quotes and continuations: the key read is the one vLLM gets")
+    func systemdSyntax() {
+        let cases: [(String, String?)] = [
+            ("A=a\\\nb", "ab"),                                   // an escaped line break joins the lines
+            ("A=x\\y", "xy"),                                      // outside quotes a backslash escapes any character
+            (#"A="q\"uote\\ \n \$HOME""#, #"q"uote\ \n $HOME"#),   // inside double quotes only " \ ` $ are escaped
+            (#"A='single \ "x"'"#, #"single \ "x""#),                // single quotes are literal
+            (#"A="abc" # note"#, "abc# note"),                      // quoted and unquoted parts join
+            ("A=  spaced value   ", "spaced value"),
+            ("A=\"line one\nline two\"", "line one\nline two"),    // a quoted value may span lines
+            ("# a comment ending in a backslash \\\nA=swallowed", nil),
+            ("export A=1", nil),                                     // not an assignment to A
+            ("A", nil),
+            ("A=", ""),
+        ]
+        for (text, expected) in cases { #expect(environmentFileValue("A", in: text) == expected, "\(text)") }
+        #expect(environmentFileAssignments("A=1\n\n  ; c\nB = two words \nC='x'y\n").map { "\($0.name)=\($0.value)" } == ["A=1", "B=two words", "C=xy"])
     }
 
     @Test("the gateway's key: $VLLM_API_KEY first, else the credential's VLLM_API_KEY line, never its other lines")
@@ -30,6 +49,8 @@ struct EnvironmentFileTests {
         let both = credential.merging(["VLLM_API_KEY": "from-environment"]) { $1 }
         #expect(gatewayUpstreamKey(environment: { both[$0] }, readFile: { files[$0] }) == "from-environment")
         #expect(gatewayUpstreamKey(environment: { _ in nil }, readFile: { files[$0] }) == nil)
+        let emptied = credential.merging(["VLLM_API_KEY": ""]) { $1 }
+        #expect(gatewayUpstreamKey(environment: { emptied[$0] }, readFile: { files[$0] }) == "from-credential", "an empty variable is no key")
         #expect(gatewayUpstreamKey(environment: { credential[$0] }, readFile: { _ in nil }) == nil, "an unreadable credential is no key")
         #expect(gatewayUpstreamKey(environment: { credential[$0] }, readFile: { _ in "HF_TOKEN=hf_x\n" }) == nil)
     }

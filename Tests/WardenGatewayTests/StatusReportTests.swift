@@ -41,6 +41,8 @@ struct StatusReportTests {
         #expect(shown.text.contains("vllm.service            active (running), 0 restarts\n"), "an empty status line adds nothing")
         #expect(shown.json.serialized.contains(#""restarts":0,"status_text":"reloaded: 3 keys, 4 endpoints"}"#))
         #expect(shown.json.serialized.contains(#""restarts":0,"status_text":null}"#))
+        let stopped = report(units: [.init(name: "warden-gateway.service", activeState: "failed", subState: "failed", restarts: 1, statusText: "draining 3 in-flight requests")])
+        #expect(stopped.text.contains("warden-gateway.service  failed (failed), 1 restarts\n"), "systemd's last text outlives the process: not shown")
     }
 
     @Test("Prometheus samples are summed across label sets; comments and other names are ignored")

@@ -106,9 +106,9 @@ struct ClientResponse {
         // One buffer per chunk (size line, bytes, CRLF) rather than three writes: the copy costs less than two more
         // entries in the channel's pending writes. The buffer is kept for the next chunk: once the channel has written
         // this one and let it go it is ours alone, and `clear()` reuses it (one allocation per stream, not per event);
-        // while the channel still holds it, `clear()` allocates afresh and the bytes queued are never touched.
+        // while the channel still holds it, `clear` allocates afresh and the bytes queued are never touched.
         var chunk = spareChunk.take() ?? allocator.buffer(capacity: data.readableBytes + 20)
-        chunk.clear()
+        chunk.clear(minimumCapacity: data.readableBytes + 20)  // when still shared: a buffer this chunk's size, not the last one's
         chunk.writeHexadecimal(data.readableBytes)
         chunk.writeInteger(Self.crlf)
         chunk.writeImmutableBuffer(data)

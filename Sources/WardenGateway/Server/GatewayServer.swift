@@ -134,6 +134,8 @@ public final class GatewayServer: Service, Sendable {
 
     /// Runs until graceful shutdown: watches the key store and vLLM's health, reloads on SIGHUP, then drains.
     public func run() async throws {
+        let watchdog = startWatchdog()
+        defer { watchdog?.cancel() }
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { tasks in
                 tasks.addTask {
@@ -149,20 +151,6 @@ public final class GatewayServer: Service, Sendable {
                     await self.watch(every: .seconds(10)) {
                         let reclaimed = self.core.limits.expireLeases()
                         if reclaimed > 0 { self.core.logger.warning("reclaimed expired concurrency leases", metadata: ["count": "\(reclaimed)"]) }
-                    }
-                }
-                if let timeout = self.notifier.watchdogTimeout {
-                    let heartbeat = EventLoopHeartbeat(loops: Array(self.group.makeIterator()))
-                    tasks.addTask {
-                        await self.watch(every: timeout / 2) {
-                            let stuck = heartbeat.tick()
-                            if stuck.isEmpty {
-                                self.tellServiceManager("WATCHDOG=1")
-                            } else {
-                                self.core.logger.error("event loops have not run a task for \(timeout / 2): withholding the watchdog ping; systemd restarts the gateway after WatchdogSec= without one",
-                                                       metadata: ["loops": "\(stuck)"])
-                            }
-                        }
                     }
                 }
                 tasks.addTask {
@@ -182,6 +170,25 @@ public final class GatewayServer: Service, Sendable {
             self.beginDrain()
         }
         await drain()
+    }
+
+    /// Pings systemd's watchdog every quarter of `WatchdogSec=` while every event loop still runs tasks
+    /// (``EventLoopHeartbeat``), so one late answer is not yet fatal. The timer runs on an event loop, not in the Swift
+    /// concurrency pool, which blocking key-store work can hold up; and it runs through the drain, until ``run()``
+    /// returns: systemd re-arms its timer on any ping, and one sent as the drain began must not be the last.
+    private func startWatchdog() -> RepeatedTask? {
+        guard let timeout = notifier.watchdogTimeout else { return nil }
+        let heartbeat = EventLoopHeartbeat(loops: Array(group.makeIterator()))
+        let interval = TimeAmount(timeout / 4)
+        return group.next().scheduleRepeatedTask(initialDelay: interval, delay: interval) { _ in
+            let stuck = heartbeat.tick()
+            if stuck.isEmpty {
+                self.tellServiceManager("WATCHDOG=1", waitingForRoom: false)
+            } else {
+                self.core.logger.error("event loops have not run a task for \(timeout / 4): withholding the watchdog ping; systemd restarts the gateway after WatchdogSec= without one",
+                                       metadata: ["loops": "\(stuck)"])
+            }
+        }
     }
 
     /// The SIGHUP sequence ``start()`` trapped (tests that run without start get a fresh one).
@@ -257,9 +264,9 @@ public final class GatewayServer: Service, Sendable {
 
     /// Sends to systemd (``ServiceManagerNotifier``); a failure is logged, since a lost `READY=1` shows only as a
     /// start that times out.
-    private func tellServiceManager(_ assignments: String) {
+    private func tellServiceManager(_ assignments: String, waitingForRoom: Bool = true) {
         do {
-            try notifier.notify(assignments)
+            try notifier.notify(assignments, waitingForRoom: waitingForRoom)
         } catch {
             core.logger.warning("cannot notify systemd", metadata: ["error": "\(error)", "message": "\(assignments.prefix { $0 != "\n" })"])
         }

@@ -11,7 +11,7 @@ public struct ServiceManagerNotifier: Sendable {
     /// The datagram socket systemd listens on: an absolute path, or `@name` in the abstract namespace.
     public let socketPath: String?
 
-    /// `WatchdogSec=`: systemd expects `WATCHDOG=1` at least this often (sent at half of it); nil when it is off.
+    /// `WatchdogSec=`: systemd expects `WATCHDOG=1` at least this often (sent every quarter of it); nil when it is off.
     public let watchdogTimeout: Duration?
 
     /// - Parameter socketPath: as `$NOTIFY_SOCKET` gives it; `nil` for a notifier that sends nothing.
@@ -39,8 +39,9 @@ public struct ServiceManagerNotifier: Sendable {
 
     /// Sends newline-separated `KEY=value` assignments in one datagram; does nothing without a socket. Waits up to a
     /// second for room in systemd's queue (a container's `net.unix.max_dgram_qlen` is 10), as `sd_notify` waits: a
-    /// lost `READY=1` leaves the unit activating until `TimeoutStartSec=` kills it. Callers run off the event loops.
-    public func notify(_ assignments: String) throws(Failure) {
+    /// lost `READY=1` leaves the unit activating until `TimeoutStartSec=` kills it. `waitingForRoom: false` never
+    /// waits (a watchdog ping from an event loop: the next one follows soon).
+    public func notify(_ assignments: String, waitingForRoom: Bool = true) throws(Failure) {
         guard let socketPath else { return }
         guard var address = Self.address(socketPath) else {
             throw Failure(description: "$NOTIFY_SOCKET '\(socketPath)' is neither an absolute path nor an @abstract name that fits sun_path")
@@ -50,6 +51,7 @@ public struct ServiceManagerNotifier: Sendable {
         defer { close(descriptor) }
         var timeout = timeval(tv_sec: 1, tv_usec: 0)
         setsockopt(descriptor, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let flags = Int32(MSG_NOSIGNAL) | (waitingForRoom ? 0 : Int32(MSG_DONTWAIT))
         let length = socklen_t(MemoryLayout<sa_family_t>.size + address.pathLength)
         var message = assignments
         var sent = -1
@@ -57,7 +59,7 @@ public struct ServiceManagerNotifier: Sendable {
             sent = message.withUTF8 { bytes in
                 withUnsafePointer(to: &address.storage) {
                     $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                        sendto(descriptor, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL), $0, length)
+                        sendto(descriptor, bytes.baseAddress, bytes.count, flags, $0, length)
                     }
                 }
             }

@@ -10,14 +10,16 @@ public struct StatusReport: Sendable {
         public var activeState: String?
         public var subState: String?
         public var restarts: Int?
-        /// What the service last told systemd with `STATUS=` (the gateway's `listening on …`, `reloaded: …`).
+        /// What the service last told systemd with `STATUS=` (the gateway's `listening on …`, `reloaded: …`); only
+        /// while it runs, since systemd keeps the last text after the service has stopped or failed.
         public var statusText: String?
         public init(name: String, activeState: String?, subState: String? = nil, restarts: Int? = nil, statusText: String? = nil) {
             self.name = name
             self.activeState = activeState
             self.subState = subState
             self.restarts = restarts
-            self.statusText = statusText.flatMap { $0.isEmpty ? nil : $0 }
+            let running = ["active", "reloading", "deactivating"].contains(activeState ?? "")
+            self.statusText = running ? statusText.flatMap { $0.isEmpty ? nil : $0 } : nil
         }
     }
 
