@@ -140,12 +140,14 @@ public final class GatewayServer: Service, Sendable {
             await withTaskGroup(of: Void.self) { tasks in
                 tasks.addTask {
                     await self.watch(every: .seconds(1)) {
-                        do { try self.reloadKeysIfChanged() } catch {
-                            self.core.logger.error("cannot read the key store; keeping the keys loaded before", metadata: ["error": "\(error)"])
+                        await Self.offTheConcurrencyPool {
+                            do { try self.reloadKeysIfChanged() } catch {
+                                self.core.logger.error("cannot read the key store; keeping the keys loaded before", metadata: ["error": "\(error)"])
+                            }
                         }
                     }
                 }
-                tasks.addTask { await self.watch(every: .seconds(1)) { self.persistUsage() } }
+                tasks.addTask { await self.watch(every: .seconds(1)) { await Self.offTheConcurrencyPool { self.persistUsage() } } }
                 tasks.addTask { await self.watch(every: .seconds(2)) { await self.refreshUpstreamHealth() } }
                 tasks.addTask {
                     await self.watch(every: .seconds(10)) {
@@ -155,11 +157,13 @@ public final class GatewayServer: Service, Sendable {
                 }
                 tasks.addTask {
                     for await _ in await self.hangupSignals().cancelOnGracefulShutdown() {
-                        do {
-                            try self.reload()
-                        } catch {
-                            self.core.logger.error("reload failed; keeping the running configuration", metadata: ["error": "\(error)"])
-                            self.tellServiceManager("STATUS=reload failed, running the configuration loaded before: " + "\(error)".replacing("\n", with: " "))
+                        await Self.offTheConcurrencyPool {
+                            do {
+                                try self.reload()
+                            } catch {
+                                self.core.logger.error("reload failed; keeping the running configuration", metadata: ["error": "\(error)"])
+                                self.tellServiceManager("STATUS=reload failed, running the configuration loaded before: " + "\(error)".replacing("\n", with: " "))
+                            }
                         }
                     }
                 }
@@ -188,6 +192,16 @@ public final class GatewayServer: Service, Sendable {
                 self.core.logger.error("event loops have not run a task for \(timeout / 4): withholding the watchdog ping; systemd restarts the gateway after WatchdogSec= without one",
                                        metadata: ["loops": "\(stuck)"])
             }
+        }
+    }
+
+    /// Runs key-store work (SQLite, which may wait up to its busy timeout for another writer) on NIO's blocking-I/O
+    /// pool: on the Swift concurrency pool, two such waits would hold every thread of a 2-core host.
+    private static func offTheConcurrencyPool(_ work: @escaping @Sendable () -> Void) async {
+        do {
+            try await NIOThreadPool.singleton.runIfActive(work)
+        } catch {
+            work()  // cancelled while queued (the gateway is stopping): run here rather than skip a write
         }
     }
 
