@@ -27,7 +27,7 @@ struct AuditContext {
     var exposedBeyondLoopback: Bool {
         if !target.apiSockets.isEmpty { return target.apiSockets.contains { !$0.isLoopback } }
         guard let host = target.invocation?.host else { return target.invocation != nil }
-        return !["127.0.0.1", "::1", "localhost"].contains(host)
+        return !isLoopbackHost(host)
     }
 
     var systemdVersion: SystemdVersion {

@@ -7,7 +7,7 @@ public struct ListeningSocket: Sendable, Equatable, CustomStringConvertible {
     public var inode: UInt64
 
     /// Reachable only from this machine.
-    public var isLoopback: Bool { address.hasPrefix("127.") || address == "::1" || address == "::ffff:127.0.0.1" }
+    public var isLoopback: Bool { isLoopbackHost(address) }
     public var description: String { address.contains(":") ? "[\(address)]:\(port)" : "\(address):\(port)" }
 
     /// Every listening socket the host shows.

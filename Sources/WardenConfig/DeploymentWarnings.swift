@@ -5,10 +5,10 @@ extension Deployment {
     /// gateway at start, never fatal (each has a legitimate use, e.g. a firewall in front, a model copied later).
     public func warnings(pathExists: (String) -> Bool = { FileManager.default.fileExists(atPath: $0) }) -> [ConfigIssue] {
         var found: [ConfigIssue] = []
-        if let admin = ListenAddress(gateway.adminListen), !Self.isLoopback(admin.host) {
+        if let admin = ListenAddress(gateway.adminListen), !isLoopbackHost(admin.host) {
             found.append(ConfigIssue(path: "gateway.admin_listen", message: "\(gateway.adminListen) is reachable from other hosts, and the admin listener (metrics, readiness, ban control) takes no key: keep it on 127.0.0.1, or firewall the port"))
         }
-        if !Self.isLoopback(vllm.host) {
+        if !isLoopbackHost(vllm.host) {
             found.append(ConfigIssue(path: "vllm.host", message: "vLLM listens on \(vllm.host): clients that reach it directly bypass every key and limit of the gateway; keep 127.0.0.1 unless a firewall allows only the gateway"))
         }
         if vllm.isLocalModel, !pathExists(vllm.model) {
@@ -24,9 +24,5 @@ extension Deployment {
             }
         }
         return found + credentialsInUnit()
-    }
-
-    static func isLoopback(_ host: String) -> Bool {
-        host == "localhost" || host == "::1" || host.hasPrefix("127.")
     }
 }

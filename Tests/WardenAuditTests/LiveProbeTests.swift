@@ -107,6 +107,13 @@ struct LiveProbeTests {
         for name in ["gpu-box", "10.0.0.5", "::", "0.0.0.0", "::2", "localhost.example.com", "128.0.0.1"] {
             #expect(!isLoopbackHost(name), "\(name)")
         }
+        // Every check asks the same question: sockets from /proc/net/tcp*, the deployment's warnings.
+        for address in ["127.0.0.2", "::1", "::ffff:127.0.0.1"] { #expect(ListeningSocket(address: address, port: 8000, inode: 1).isLoopback, "\(address)") }
+        #expect(!ListeningSocket(address: "0.0.0.0", port: 8000, inode: 1).isLoopback)
+        for (host, warned) in [("127.0.0.2", false), ("LOCALHOST", false), ("0.0.0.0", true)] {
+            let deployment = try? Deployment.parse(yaml: "vllm: {model: /m, host: \"\(host)\"}")
+            #expect(deployment?.warnings(pathExists: { _ in true }).contains { $0.path == "vllm.host" } == warned, "\(host)")
+        }
     }
 
     @Test("--url must be http://host:port")

@@ -30,7 +30,7 @@ enum ExposureAudit {
     /// The Warden gateway's admin listener (metrics and readiness, no key) off loopback.
     static func gatewayAdmin(_ deployment: Deployment?) -> [Finding] {
         guard let deployment, let admin = ListenAddress(deployment.gateway.adminListen),
-              !["127.0.0.1", "::1", "localhost"].contains(admin.host) else { return [] }
+              !isLoopbackHost(admin.host) else { return [] }
         return [Finding("exposure.gateway-admin", .high, "the Warden gateway's admin listener is off loopback",
                         evidence: ["gateway.admin_listen: \(deployment.gateway.adminListen)", "it serves /metrics and readiness without a key"],
                         fix: "set gateway.admin_listen: 127.0.0.1:9091 and scrape through an SSH tunnel or a local agent",

@@ -10,7 +10,7 @@ enum SystemChecks {
                          hint: "another process listens there (an earlier vLLM? `ss -ltnp 'sport = :\(vllm.port)'`); stop it or change vllm.port",
                          transient: error.contains("in use"))  // an exiting vLLM frees it; a bad address never clears
         }
-        if !["127.0.0.1", "::1", "localhost"].contains(vllm.host) {
+        if !isLoopbackHost(vllm.host) {
             return .warn("\(vllm.host):\(vllm.port) is free, but vLLM would listen beyond loopback, bypassing the gateway",
                          hint: "set vllm.host: 127.0.0.1 and let clients in through warden gateway")
         }
