@@ -212,3 +212,13 @@ extension POSIXErrorCode {
     /// The code `errno` holds now (EIO for one Foundation does not name).
     static var current: POSIXErrorCode { POSIXErrorCode(rawValue: errno) ?? .EIO }
 }
+
+/// Runs a blocking test call (a socket read that waits for the server) on a thread of its own. An async test that
+/// blocks holds one of the Swift concurrency pool's threads (two on a 2-core host), and the whole suite blocks many:
+/// a server task the read waits on (a drain's polling) could then not run until the read gave up.
+public func offThePool<T: Sendable>(_ body: @escaping () throws -> T) async throws -> T {
+    nonisolated(unsafe) let body = body  // handed to one thread, used there alone
+    return try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Result(catching: body)) }.start()
+    }
+}
