@@ -99,8 +99,7 @@ enum Discovery {
         var environment = environmentDictionary(target.directives?.values("Environment").flatMap { shellWords($0) } ?? [])
         for file in target.environmentFiles {
             guard let bytes = host.readFile(file, limit: 1 << 20) else { continue }
-            let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n").map { $0.trimmed() }.filter { !$0.hasPrefix("#") }
-            environment.merge(environmentDictionary(lines.compactMap { shellWords($0).first })) { $1 }
+            for (name, value) in environmentFileAssignments(String(decoding: bytes, as: UTF8.self)) { environment[name] = value }
         }
         return environment
     }

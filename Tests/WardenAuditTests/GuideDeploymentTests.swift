@@ -71,6 +71,11 @@ struct GuideDeploymentTests {
         #expect(report.target.invocationSource == "/opt/vllm/start-vllm.sh (ExecStart=)")
         #expect(report.findings.contains { $0.id == "secrets.cmdline-key" && $0.evidence[0].contains("chan…") }, "$VLLM_API_KEY resolved from the EnvironmentFile")
         #expect(report.findings.contains { $0.id == "exposure.listen" })
+
+        // The key file read as systemd reads it: a `;` comment, spaces around `=`, a quoted value.
+        host.file("/etc/vllm/vllm.env", "; written by hand\nVLLM_API_KEY = \"changeme-vllm-key\"\n", mode: 0o644)
+        let handWritten = try Audit.run(host: host)
+        #expect(handWritten.findings.contains { $0.id == "secrets.cmdline-key" && $0.evidence[0].contains("chan…") }, "\(handWritten.findings.map(\.evidence))")
     }
 
     @Test("credentials in the unit's Environment= and a Hugging Face token on the command line are found, masked; cache settings are not")
